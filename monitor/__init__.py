@@ -1,0 +1,3 @@
+"""Local real-time compliance monitor for Mandarin service calls."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,171 @@
+"""faster-whisper (CTranslate2) transcriber, one utterance per decode.
+
+Why not `WhisperModel.transcribe()`: it pads every input to a 30 s window, so
+the encoder costs ~0.6 s even for a 1 s utterance. CTranslate2's encode and
+generate accept shorter mel inputs; encoding only the utterance plus ~1 s of
+padding gives the same text several times faster. Utterances of similar
+length are encoded and decoded together as one batch.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from monitor.asr.filters import SpeechFilter, why_not_speech
+from monitor.asr.model_files import resolve_model_dir
+from monitor.events import Transcript, Utterance
+from monitor.text import to_simplified
+
+SAMPLE_RATE = 16000
+FRAMES_PER_S = 100  # Whisper's mel hop is 10 ms
+MAX_FRAMES = 3000  # the model's 30 s window
+
+
+@dataclass(frozen=True)
+class AsrOptions:
+    """Recogniser settings."""
+
+    model_dir: str | None = None  # None: the embedded Whisper base
+    compute_type: str = "int8"
+    cpu_threads: int = 2
+    beam_size: int = 3
+    language: str = "zh"
+    # A simplified-Chinese prompt keeps the output simplified and in Mandarin.
+    initial_prompt: str = "以下是普通话的句子。"
+    hotwords: tuple[str, ...] = ()  # profile key phrases (company names) to steer spelling
+    pad_s: float = 1.0  # silence after the utterance inside the encoder window
+    min_frames: int = 300  # very short inputs confuse the encoder; pad to at least 3 s
+    batch_size: int = 8
+    batch_frame_slack: int = 200  # utterances this close in length share one batch
+    # Timestamps split an utterance that merged several sentences (noise between
+    # turns keeps the VAD open) into timed pieces at almost no extra cost.
+    timestamps: bool = True
+    speech_filter: SpeechFilter = field(default_factory=SpeechFilter)
+
+
+class WhisperTranscriber:
+    """Transcribes utterances with a CTranslate2 Whisper model on the CPU."""
+
+    def __init__(self, options: AsrOptions = AsrOptions()) -> None:
+        import ctranslate2
+        from faster_whisper.feature_extractor import FeatureExtractor
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import WhisperModel
+
+        self.opt = options
+        self.model_dir = resolve_model_dir(options.model_dir)
+        # WhisperModel gives us its tested tokenizer/feature set-up; we call its
+        # CTranslate2 model directly.
+        self._wm = WhisperModel(str(self.model_dir), device="cpu", compute_type=options.compute_type,
+                                cpu_threads=options.cpu_threads, num_workers=1)
+        self._ct2: ctranslate2.models.Whisper = self._wm.model
+        self._features: FeatureExtractor = self._wm.feature_extractor
+        self._tok = Tokenizer(self._wm.hf_tokenizer, self._ct2.is_multilingual, task="transcribe",
+                              language=options.language)
+        self._prompt = self._build_prompt()
+        self._prompt_texts = tuple(t for t in (options.initial_prompt, " ".join(options.hotwords)) if t)
+        self._lock = threading.Lock()  # one decode at a time per model instance
+
+    def _build_prompt(self) -> list[int]:
+        tok = self._tok
+        prompt = [tok.sot_prev]
+        if self.opt.hotwords:
+            prompt += tok.encode(" " + " ".join(self.opt.hotwords))
+        if self.opt.initial_prompt:
+            prompt += tok.encode(self.opt.initial_prompt)
+        prompt += list(tok.sot_sequence)
+        return prompt if self.opt.timestamps else prompt + [tok.no_timestamps]
+
+    def _mel(self, audio: np.ndarray, n_frames: int) -> np.ndarray:
+        need = n_frames * (SAMPLE_RATE // FRAMES_PER_S)
+        padded = np.zeros(need, dtype=np.float32)
+        padded[:min(len(audio), need)] = audio[:need]
+        feats = self._features(padded, padding=0)  # [80, frames]
+        out = np.zeros((feats.shape[0], n_frames), dtype=np.float32)
+        out[:, :min(n_frames, feats.shape[1])] = feats[:, :n_frames]
+        return out
+
+    def _frames_for(self, n_samples: int) -> int:
+        frames = int(np.ceil(n_samples / SAMPLE_RATE * FRAMES_PER_S + self.opt.pad_s * FRAMES_PER_S))
+        frames = max(self.opt.min_frames, frames)
+        frames += frames % 2  # the encoder's conv stride halves the frame count
+        return min(MAX_FRAMES, frames)
+
+    def _batches(self, utts: Sequence[Utterance]) -> list[list[int]]:
+        order = sorted(range(len(utts)), key=lambda i: len(utts[i].samples))
+        batches: list[list[int]] = []
+        for i in order:
+            frames = self._frames_for(len(utts[i].samples))
+            if batches:
+                head = self._frames_for(len(utts[batches[-1][0]].samples))
+                if len(batches[-1]) < self.opt.batch_size and frames - head <= self.opt.batch_frame_slack:
+                    batches[-1].append(i)
+                    continue
+            batches.append([i])
+        return batches
+
+    def transcribe(self, utterances: Sequence[Utterance]) -> list[Transcript]:
+        import ctranslate2
+
+        results: list[Transcript | None] = [None] * len(utterances)
+        for batch in self._batches(utterances):
+            n_frames = max(self._frames_for(len(utterances[i].samples)) for i in batch)
+            mel = np.stack([self._mel(utterances[i].samples, n_frames) for i in batch])
+            with self._lock:
+                enc = self._ct2.encode(ctranslate2.StorageView.from_array(mel), to_cpu=False)
+                max_new = min(200, 20 + int(n_frames / FRAMES_PER_S * 8))
+                outs = self._ct2.generate(
+                    enc, [self._prompt] * len(batch), beam_size=self.opt.beam_size,
+                    max_length=len(self._prompt) + max_new, return_scores=True,
+                    return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1],
+                    repetition_penalty=1.0, length_penalty=1.0, max_initial_timestamp_index=50)
+            for i, out in zip(batch, outs):
+                results[i] = self._to_transcripts(utterances[i], out)
+        return [t for r in results if r for t in r]
+
+    def _pieces(self, tokens: list[int], duration: float) -> list[tuple[float, float, list[int]]]:
+        """Split a timestamped token sequence into (start, end, text tokens) pieces."""
+        ts0 = self._tok.timestamp_begin
+        pieces: list[tuple[float, float, list[int]]] = []
+        start: float | None = None
+        text: list[int] = []
+        for t in tokens:
+            if t >= ts0:
+                stamp = (t - ts0) * 0.02
+                if start is None:
+                    start = stamp
+                elif text:
+                    pieces.append((start, stamp, text))
+                    start, text = None, []
+                else:
+                    start = stamp
+            elif t < self._tok.eot:
+                text.append(t)
+        if text:
+            pieces.append((start or 0.0, duration, text))
+        return pieces
+
+    def _to_transcripts(self, utt: Utterance, out) -> list[Transcript]:
+        tokens = list(out.sequences_ids[0])
+        n_text = sum(1 for t in tokens if t < self._tok.eot)
+        avg_logprob = float(out.scores[0]) * len(tokens) / (len(tokens) + 1) if n_text else -10.0
+        no_speech = float(out.no_speech_prob)
+        duration = utt.end - utt.start
+        pieces = self._pieces(tokens, duration) if self.opt.timestamps else \
+            [(0.0, duration, [t for t in tokens if t < self._tok.eot])]
+        if not pieces:
+            pieces = [(0.0, duration, [])]
+        found = []
+        for rel_start, rel_end, toks in pieces:
+            text = to_simplified(self._tok.decode(toks).strip())
+            reason = why_not_speech(text, avg_logprob, no_speech, self._prompt_texts, self.opt.speech_filter)
+            start = utt.start + min(max(0.0, rel_start), duration)
+            end = utt.start + min(max(rel_end, rel_start + 0.1), duration)
+            found.append(Transcript(role=utt.role, start=start, end=max(end, start), text=text,
+                                    speech=not reason, avg_logprob=round(avg_logprob, 3),
+                                    no_speech_prob=round(no_speech, 3), dropped_because=reason))
+        return found

@@ -1,0 +1,127 @@
+"""Typed events that cross stage boundaries.
+
+audio source -> AudioFrame -> VadSegmenter -> Utterance -> Transcriber -> Transcript
+-> RuleEngine -> Violation -> Alert -> sinks.  Every stream ends with EndOfStream.
+Times are seconds from pick-up (t = 0 at the start of the call).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+
+Role = Literal["agent", "caller"]
+ROLES: tuple[Role, Role] = ("agent", "caller")
+
+
+@dataclass(frozen=True)
+class AudioFrame:
+    """A block of 16 kHz mono float32 samples from one channel."""
+
+    role: Role
+    start: float
+    samples: np.ndarray  # float32, 16 kHz
+
+    @property
+    def end(self) -> float:
+        return self.start + len(self.samples) / 16000.0
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """A stretch of speech on one channel, closed by the VAD segmenter."""
+
+    role: Role
+    start: float
+    end: float
+    samples: np.ndarray  # float32, 16 kHz, includes pre-roll/padding
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What the transcriber heard in one utterance.
+
+    `speech` is False when the text was dropped as non-speech (empty, a known
+    hallucination, prompt echo, or too unlikely); rules only look at speech.
+    """
+
+    role: Role
+    start: float
+    end: float
+    text: str
+    speech: bool = True
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    dropped_because: str = ""
+
+    def to_dict(self) -> dict:
+        return {"channel": self.role, "start": round(self.start, 2), "end": round(self.end, 2),
+                "text": self.text}
+
+
+@dataclass(frozen=True)
+class ToneEvent:
+    """A call-progress tone (busy / disconnect / reorder) heard on one channel."""
+
+    role: Role
+    start: float
+    end: float
+    kind: str  # e.g. "busy_450", "reorder_480_620"
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """A call-control event from the softphone/PBX (or an events sidecar)."""
+
+    t: float
+    type: str  # "start" | "hangup"
+    by: Role | None = None
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    start: float
+    end: float
+    channel: Role
+    text: str
+    evidence: str
+    severity: str = "major"
+    deduction: float = 0.0
+    phrase: str | None = None
+    seed: str | None = None
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in asdict(self).items() if v is not None}
+        d["start"] = round(self.start, 2)
+        d["end"] = round(self.end, 2)
+        return d
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A violation as it leaves a desk for the supervisor hub."""
+
+    desk: str
+    call_id: str
+    rule: str
+    start: float
+    end: float
+    emitted: float  # seconds into the call when the desk sent it
+    text: str
+    evidence: str
+    phrase: str | None = None
+    severity: str = "major"
+    seq: int | None = None  # assigned by the hub
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class EndOfStream:
+    """Marks the end of a channel's audio or of a call."""
+
+    t: float
+    role: Role | None = None

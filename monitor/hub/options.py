@@ -1,0 +1,76 @@
+"""Hub settings."""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+
+@dataclass
+class HubOptions:
+    """Everything the hub can be told.
+
+    host/port:        where to listen; loopback unless told otherwise (port 0 = any free).
+    db:               SQLite file holding the alert log (created if missing).
+    token:            one token for both roles, unless console_token is also given, in
+                      which case `token` is for desks only.
+    console_token:    token for consoles (read + acknowledge).
+    desk_tokens:      extra desk tokens, token -> desk name it is bound to (None = any name).
+    console_tokens:   extra console tokens.
+    certfile/keyfile: PEM certificate (+ key, unless inside certfile): serve wss:// and https://.
+    max_message_bytes: largest frame a client may send; bigger closes it with 1009.
+    queue_size:       alerts buffered per console; when full the console is disconnected
+                      (close 4429) and must resume from its last seq: the store still has
+                      everything, so a slow console costs it a reconnect, never an alert.
+    ingest_queue:     alerts waiting to be committed; when full, desk handlers stop reading
+                      and TCP pushes back on the desks.
+    ping_interval:    keepalive ping every N s; a peer silent for ping_timeout is dropped.
+    allowed_origins:  extra browser Origins allowed to open a websocket or call the API
+                      (default: same origin only; "*" allows any).
+    hello_timeout:    seconds a new connection has to authenticate.
+    sync:             "normal" survives a hub crash/SIGKILL; "full" also a power loss.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    db: Path = Path("hub.sqlite3")
+    token: str | None = None
+    console_token: str | None = None
+    desk_tokens: dict[str, str | None] = field(default_factory=dict)
+    console_tokens: set[str] = field(default_factory=set)
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    max_message_bytes: int = 64 * 1024
+    queue_size: int = 2000
+    ingest_queue: int = 10000
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    allowed_origins: tuple[str, ...] = ()
+    hello_timeout: float = 10.0
+    sync: Literal["normal", "full"] = "normal"
+    max_errors: int = 20  # protocol errors tolerated per connection before closing it
+
+    @property
+    def tls(self) -> bool:
+        return self.certfile is not None
+
+    def resolved_tokens(self) -> tuple[dict[str, str | None], set[str]]:
+        """(desk tokens -> bound desk, console tokens) after applying token/console_token."""
+        desk = dict(self.desk_tokens)
+        console = set(self.console_tokens)
+        if self.token:
+            desk.setdefault(self.token, None)
+            if not self.console_token:
+                console.add(self.token)
+        if self.console_token:
+            console.add(self.console_token)
+        return desk, console
+
+    def is_loopback(self) -> bool:
+        if self.host in ("localhost", ""):
+            return self.host == "localhost"
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False

@@ -1,0 +1,518 @@
+"""The supervisor hub: one websockets server for desks and consoles, plus HTTP routes.
+
+Desks push alerts; each is committed to the store and only then acked. Consoles say the
+last seq they saw, get everything after it, then live alerts. A single writer task commits
+alerts in batches and fans each new one out to every live console in the same synchronous
+step, and a console's catch-up query and its registration for live alerts also happen
+without an await in between, so the history/live handover has no gap and no overlap.
+"""
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from .auth import Authenticator, bearer_token, origin_allowed
+from .options import HubOptions
+from .protocol import (
+    CLOSE_BAD_HELLO,
+    CLOSE_HELLO_TIMEOUT,
+    CLOSE_POLICY,
+    CLOSE_TOO_SLOW,
+    CLOSE_UNAUTHORIZED,
+    AckAlert,
+    AlertMsg,
+    AlertRecord,
+    Hello,
+    ProtocolError,
+    dumps,
+    error,
+    parse_message,
+)
+from .store import AlertStore, InsertResult, StoreError
+
+log = logging.getLogger("monitor.hub")
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# Fixed routes only: no path from a request ever reaches the filesystem.
+STATIC_ROUTES = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/index.html": ("index.html", "text/html; charset=utf-8"),
+    "/static/console.js": ("console.js", "text/javascript; charset=utf-8"),
+    "/static/console.css": ("console.css", "text/css; charset=utf-8"),
+}
+PAGE_HEADERS = [
+    ("Content-Security-Policy",
+     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+     "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+]
+CATCH_UP_PAGE = 500
+WRITE_BATCH = 512
+API_MAX_LIMIT = 1000
+
+
+class HubConfigError(RuntimeError):
+    """The hub cannot start with these options (one clear line for the user)."""
+
+
+@dataclass
+class _Pending:
+    desk: str
+    record: AlertRecord
+    done: asyncio.Future[InsertResult]
+
+
+class _Console:
+    """A subscribed console: a bounded queue of frames to send, drained by one task."""
+
+    def __init__(self, ws: ServerConnection, name: str, size: int) -> None:
+        self.ws = ws
+        self.name = name
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=size)
+        self.overflowed = False
+        self.sender: asyncio.Task | None = None
+
+    def offer(self, frame: str) -> bool:
+        """Queue a frame; on overflow stop the sender (the session then closes with 4429)."""
+        if self.overflowed:
+            return False
+        try:
+            self.queue.put_nowait(frame)
+            return True
+        except asyncio.QueueFull:
+            # Dropping the console (not the alert) is safe: the alert is in the store and
+            # the console resumes from its last seq when it reconnects.
+            self.overflowed = True
+            if self.sender is not None:
+                self.sender.cancel()
+            return False
+
+
+def _response(status: int, body: bytes, content_type: str,
+              extra: list[tuple[str, str]] | None = None) -> Response:
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
+                       ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"),
+                       ("Connection", "close")])
+    for k, v in extra or []:
+        headers[k] = v
+    return Response(status, http.HTTPStatus(status).phrase, headers, body)
+
+
+def _json(status: int, obj: dict, extra: list[tuple[str, str]] | None = None) -> Response:
+    return _response(status, dumps(obj).encode(), "application/json; charset=utf-8", extra)
+
+
+def _problem(status: int, message: str) -> Response:
+    extra = [("WWW-Authenticate", 'Bearer realm="monitor-hub"')] if status == 401 else None
+    return _json(status, {"error": message}, extra)
+
+
+def tls_context(certfile: Path, keyfile: Path | None) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(str(certfile), str(keyfile) if keyfile else None)
+    except FileNotFoundError as exc:
+        raise HubConfigError(f"cannot read TLS certificate/key {exc.filename}: no such file") \
+            from None
+    except PermissionError as exc:
+        raise HubConfigError(f"cannot read TLS certificate/key {exc.filename}: permission denied") \
+            from None
+    except (ssl.SSLError, OSError) as exc:
+        raise HubConfigError(f"cannot load TLS certificate {certfile}"
+                             f"{' / key ' + str(keyfile) if keyfile else ''}: {exc}") from None
+    return ctx
+
+
+class Hub:
+    """The hub. `async with Hub(options) as hub:` or `await hub.start()` / `await hub.close()`."""
+
+    def __init__(self, options: HubOptions) -> None:
+        self.options = options
+        self.store: AlertStore | None = None
+        self._auth: Authenticator | None = None
+        self._server: Server | None = None
+        self._writer: asyncio.Task | None = None
+        self._ingest: asyncio.Queue[_Pending] | None = None
+        self._consoles: set[_Console] = set()
+        self._static: dict[str, bytes] = {}
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        o = self.options
+        try:
+            self._auth = Authenticator(*o.resolved_tokens())
+        except ValueError as exc:
+            raise HubConfigError(str(exc)) from None
+        ctx = tls_context(o.certfile, o.keyfile) if o.certfile else None
+        for route, (name, _) in STATIC_ROUTES.items():
+            try:
+                self._static[route] = (STATIC_DIR / name).read_bytes()
+            except OSError as exc:
+                raise HubConfigError(f"console page file missing: {exc.filename}") from None
+        try:
+            self.store = AlertStore(o.db, o.sync)
+        except StoreError as exc:
+            raise HubConfigError(str(exc)) from None
+        self._ingest = asyncio.Queue(maxsize=o.ingest_queue)
+        self._writer = asyncio.create_task(self._write_loop(), name="hub-writer")
+        try:
+            self._server = await serve(
+                self._handler, o.host, o.port, ssl=ctx,
+                process_request=self._process_request,
+                max_size=o.max_message_bytes, max_queue=16,
+                ping_interval=o.ping_interval, ping_timeout=o.ping_timeout,
+                open_timeout=o.hello_timeout, close_timeout=5,
+                # Local network, small JSON: deflate would cost CPU and per-connection memory.
+                compression=None, server_header=None)
+        except OSError as exc:
+            await self._stop_writer()
+            self.store.close()
+            reason = exc.strerror or str(exc)
+            raise HubConfigError(f"cannot listen on {o.host}:{o.port}: {reason}") from None
+        if not o.is_loopback():
+            log.warning("listening on %s (not loopback)%s", o.host,
+                        "" if o.tls else " without TLS: tokens and alerts travel in clear")
+        log.info("hub listening on %s (db %s, last seq %d)", self.url, o.db,
+                 self.store.last_seq())
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()  # closes live connections with 1001 (going away)
+            await self._server.wait_closed()
+            self._server = None
+        await self._stop_writer()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    async def _stop_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            try:
+                await self._writer
+            except asyncio.CancelledError:
+                pass
+            self._writer = None
+        while self._ingest is not None and not self._ingest.empty():
+            p = self._ingest.get_nowait()
+            if not p.done.done():
+                p.done.set_exception(StoreError("hub is shutting down"))
+
+    async def __aenter__(self) -> "Hub":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        host = self.options.host if ":" not in self.options.host else f"[{self.options.host}]"
+        return f"{'wss' if self.options.tls else 'ws'}://{host}:{self.port}/ws"
+
+    @property
+    def http_url(self) -> str:
+        host = self.options.host if ":" not in self.options.host else f"[{self.options.host}]"
+        return f"{'https' if self.options.tls else 'http'}://{host}:{self.port}"
+
+    # -- storing and fan-out ---------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        assert self._ingest is not None and self.store is not None
+        while True:
+            batch = [await self._ingest.get()]
+            while len(batch) < WRITE_BATCH and not self._ingest.empty():
+                batch.append(self._ingest.get_nowait())
+            try:
+                results = self.store.insert_many((p.desk, p.record) for p in batch)
+            except StoreError as exc:
+                log.error("%s", exc)
+                for p in batch:
+                    if not p.done.done():
+                        p.done.set_exception(exc)
+                continue
+            # Same synchronous step as the commit: see the module docstring.
+            for p, res in zip(batch, results):
+                if not res.duplicate:
+                    self._broadcast(dumps(res.alert.to_message()))
+                if not p.done.done():
+                    p.done.set_result(res)
+
+    def _broadcast(self, frame: str) -> None:
+        for console in list(self._consoles):
+            if not console.offer(frame):
+                self._consoles.discard(console)
+
+    # -- websocket sessions ----------------------------------------------------------
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        try:
+            hello = await self._hello(ws)
+            if hello is None:
+                return
+            if hello.role == "desk":
+                await self._desk_session(ws, hello)
+            else:
+                await self._console_session(ws, hello)
+        except ConnectionClosed:
+            pass
+        except Exception:  # one client's surprise must never take the hub down
+            log.exception("connection from %s failed", ws.remote_address)
+            try:
+                await ws.close(1011, "internal error")
+            except Exception:
+                pass
+
+    async def _hello(self, ws: ServerConnection) -> Hello | None:
+        assert self._auth is not None
+        try:
+            raw = await asyncio.wait_for(ws.recv(), self.options.hello_timeout)
+        except TimeoutError:
+            await ws.close(CLOSE_HELLO_TIMEOUT, "no hello in time")
+            return None
+        try:
+            msg = parse_message(raw)
+        except ProtocolError as exc:
+            code = CLOSE_UNAUTHORIZED if exc.code == "missing_token" else CLOSE_BAD_HELLO
+            await ws.close(code, ("missing token" if code == CLOSE_UNAUTHORIZED
+                                  else f"bad hello: {exc.message}")[:120])
+            return None
+        if not isinstance(msg, Hello):
+            await ws.close(CLOSE_BAD_HELLO, "the first message must be a hello")
+            return None
+        res = self._auth.check(msg.role, msg.token, msg.desk)
+        if not res.ok:
+            log.warning("refused %s from %s: %s", msg.role, ws.remote_address, res.reason)
+            await ws.close(res.code, res.reason)
+            return None
+        return msg
+
+    async def _desk_session(self, ws: ServerConnection, hello: Hello) -> None:
+        assert self._ingest is not None and self.store is not None and hello.desk
+        desk = hello.desk
+        log.info("desk %s connected from %s", desk, ws.remote_address)
+        await ws.send(dumps({"type": "welcome", "role": "desk", "desk": desk,
+                             "last_seq": self.store.last_seq()}))
+        errors = 0
+        loop = asyncio.get_running_loop()
+        async for raw in ws:
+            try:
+                msg = parse_message(raw)
+                if not isinstance(msg, AlertMsg):
+                    raise ProtocolError("not_allowed", "a desk may only send alerts")
+            except ProtocolError as exc:
+                errors += 1
+                if exc.ref is not None:
+                    # The frame was readable but the alert is invalid: tell the desk to stop
+                    # resending it, or it would retry it forever.
+                    await ws.send(dumps({"type": "reject", "id": exc.ref, "code": exc.code,
+                                         "reason": exc.message}))
+                else:
+                    await ws.send(error(exc.code, exc.message))
+                if errors > self.options.max_errors:
+                    await ws.close(CLOSE_POLICY, "too many invalid messages")
+                    return
+                continue
+            pending = _Pending(desk, msg.record, loop.create_future())
+            await self._ingest.put(pending)  # bounded: waits (and stops reading) when full
+            try:
+                res = await pending.done
+            except StoreError as exc:
+                await ws.send(error("store_failed", f"not stored, resend later: {exc}",
+                                    ref=msg.record.id))
+                continue
+            await ws.send(dumps({"type": "ack", "id": msg.record.id, "seq": res.alert.seq,
+                                 "duplicate": res.duplicate}))
+        log.info("desk %s disconnected", desk)
+
+    async def _console_session(self, ws: ServerConnection, hello: Hello) -> None:
+        assert self.store is not None
+        console = _Console(ws, hello.name, self.options.queue_size)
+        log.info("console %s connected from %s (since %d)", hello.name, ws.remote_address,
+                 hello.since)
+        last_seq, last_ack_seq = self.store.last_seq(), self.store.last_ack_seq()
+        since = hello.since
+        if hello.tail is not None:
+            since = max(since, last_seq - hello.tail)
+        # Without ack_since, acks from this moment on are replayed: the alerts sent in the
+        # catch-up already carry their acked state as of the moment they are read.
+        ack_since = hello.ack_since if hello.ack_since is not None else last_ack_seq
+        await ws.send(dumps({"type": "welcome", "role": "console", "last_seq": last_seq,
+                             "last_ack_seq": last_ack_seq, "since": since}))
+        console.sender = asyncio.create_task(self._console_sender(console, since, ack_since))
+        reader = asyncio.create_task(self._console_reader(console))
+        try:
+            await asyncio.wait({console.sender, reader}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._consoles.discard(console)
+            for t in (console.sender, reader):
+                t.cancel()
+            await asyncio.gather(console.sender, reader, return_exceptions=True)
+        if console.overflowed:
+            log.warning("console %s too slow (%d queued): disconnected, it will resume",
+                        hello.name, console.queue.qsize())
+            await ws.close(CLOSE_TOO_SLOW, "too slow: reconnect and resume from your last seq")
+        log.info("console %s disconnected", hello.name)
+
+    async def _console_sender(self, console: _Console, last: int, ack_last: int) -> None:
+        assert self.store is not None
+        ws = console.ws
+        while True:
+            rows = self.store.fetch_after(last, CATCH_UP_PAGE)
+            acks = self.store.acks_after(ack_last, CATCH_UP_PAGE)
+            if not rows and not acks:
+                # No await since the empty fetch: nothing was committed in between, so the
+                # live stream continues exactly after `last`.
+                self._consoles.add(console)
+                console.offer(dumps({"type": "caught_up", "seq": last}))
+                break
+            for r in rows:
+                await ws.send(dumps(r.to_message()))
+                last = r.seq
+            for a in acks:
+                await ws.send(dumps(a.to_message()))
+                ack_last = a.ack_seq
+        while True:
+            await ws.send(await console.queue.get())
+
+    async def _console_reader(self, console: _Console) -> None:
+        assert self.store is not None
+        errors = 0
+        async for raw in console.ws:
+            try:
+                msg = parse_message(raw)
+                if not isinstance(msg, AckAlert):
+                    raise ProtocolError("not_allowed", "a console may only send ack_alert")
+            except ProtocolError as exc:
+                errors += 1
+                console.offer(error(exc.code, exc.message))
+                if errors > self.options.max_errors:
+                    await console.ws.close(CLOSE_POLICY, "too many invalid messages")
+                    return
+                continue
+            self._acknowledge(msg.seq, console.name, reply_to=console)
+
+    def _acknowledge(self, seq: int, by: str, reply_to: _Console | None = None) -> dict | None:
+        assert self.store is not None
+        try:
+            rec, new = self.store.ack(seq, by)
+        except StoreError as exc:
+            log.error("%s", exc)
+            if reply_to:
+                reply_to.offer(error("store_failed", "acknowledgement not stored"))
+            return None
+        if rec is None:
+            if reply_to:
+                reply_to.offer(error("no_such_alert", f"no alert with seq {seq}"))
+            return None
+        frame = dumps(rec.to_message())
+        if new:
+            self._broadcast(frame)
+        elif reply_to:
+            reply_to.offer(frame)
+        return {**rec.to_message(), "new": new}
+
+    # -- HTTP ------------------------------------------------------------------------
+
+    def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        path, _, query = request.path.partition("?")
+        headers = request.headers
+        origin_ok = origin_allowed(headers.get("Origin"), headers.get("Host"), self.options.tls,
+                                   self.options.allowed_origins)
+        if "websocket" in headers.get("Upgrade", "").lower():
+            if path not in ("/", "/ws"):
+                return _problem(404, "websocket endpoint is /ws")
+            if not origin_ok:
+                log.warning("refused websocket from origin %r", headers.get("Origin"))
+                return _problem(403, "origin not allowed")
+            return None  # go on with the websocket handshake
+        try:
+            return self._route(request.method, path, query, headers, origin_ok)
+        except Exception:
+            log.exception("HTTP %s %s failed", request.method, path)
+            return _problem(500, "internal error")
+
+    def _route(self, method: str, path: str, query: str, headers: Headers,
+               origin_ok: bool) -> Response:
+        if path in STATIC_ROUTES:
+            if method != "GET":
+                return _problem(405, "method not allowed")
+            name, ctype = STATIC_ROUTES[path]
+            return _response(200, self._static[path], ctype, PAGE_HEADERS)
+        if path == "/api/health":
+            return _json(200, {"ok": True})
+        if path not in ("/api/alerts", "/api/ack"):
+            return _problem(404, "not found")
+        if not origin_ok:
+            return _problem(403, "origin not allowed")
+        assert self._auth is not None and self.store is not None
+        res = self._auth.check("console", bearer_token(headers.get("Authorization")))
+        if not res.ok:
+            return _problem(res.http_status, res.reason)
+        params = parse_qs(query, keep_blank_values=True)
+        if path == "/api/alerts":
+            if method != "GET":
+                return _problem(405, "use GET")
+            since = _int_param(params, "since", 0)
+            limit = _int_param(params, "limit", CATCH_UP_PAGE)
+            if since is None or limit is None or limit < 1:
+                return _problem(400, "since and limit must be non-negative integers")
+            limit = min(limit, API_MAX_LIMIT)
+            rows = self.store.fetch_after(since, limit + 1)
+            alerts = [r.to_message() for r in rows[:limit]]
+            for a in alerts:
+                a.pop("type", None)
+            last = alerts[-1]["seq"] if alerts else since
+            return _json(200, {"alerts": alerts, "last_seq": last, "more": len(rows) > limit})
+        if method != "POST":
+            return _problem(405, "use POST")
+        seq = _int_param(params, "seq", None)
+        if seq is None:
+            return _problem(400, "seq must be a non-negative integer")
+        out = self._acknowledge(seq, "http")
+        if out is None:
+            return _problem(404, f"no alert with seq {seq}")
+        out.pop("type", None)
+        return _json(200, out)
+
+
+def _int_param(params: dict[str, list[str]], key: str, default: int | None) -> int | None:
+    values = params.get(key)
+    if not values:
+        return default
+    v = values[0]
+    if not v.isdigit() or len(v) > 18:
+        return None
+    return int(v)
+
+
+async def run_hub(options: HubOptions, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (or forever); raises HubConfigError on bad options."""
+    async with Hub(options):
+        await (stop.wait() if stop is not None else asyncio.Future())
+
+
+__all__ = ["Hub", "HubConfigError", "HubOptions", "run_hub"]

@@ -1,0 +1,199 @@
+"""Durable alert log in SQLite (WAL).
+
+`seq` is an AUTOINCREMENT key, so it only ever grows (never reused, even after a delete)
+and a console can resume from the last seq it saw. An alert is committed before the desk
+gets its ack. (desk, alert_id) is UNIQUE: a desk that resends after a lost ack is answered
+with the seq it already has instead of a second copy.
+
+Calls are synchronous and meant to run on the hub's event-loop thread: commits are small
+(WAL, no fsync per commit with sync="normal") and running them on the loop makes
+"commit, then fan out to consoles" atomic with respect to a console's catch-up query,
+which is what gives resume-without-gaps-or-duplicates without any locks.
+"""
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Literal
+
+from .protocol import AlertRecord
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    desk      TEXT NOT NULL,
+    alert_id  TEXT NOT NULL,
+    call_id   TEXT NOT NULL,
+    rule      TEXT NOT NULL,
+    start     REAL NOT NULL,
+    "end"     REAL NOT NULL,
+    emitted   REAL NOT NULL,
+    text      TEXT NOT NULL,
+    evidence  TEXT NOT NULL,
+    phrase    TEXT,
+    severity  TEXT NOT NULL,
+    received  REAL NOT NULL,      -- hub wall clock (unix seconds) when stored
+    acked_at  REAL,
+    acked_by  TEXT,
+    UNIQUE (desk, alert_id)
+);
+CREATE TABLE IF NOT EXISTS acks (
+    ack_seq   INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq       INTEGER NOT NULL UNIQUE REFERENCES alerts(seq),
+    by        TEXT NOT NULL,
+    at        REAL NOT NULL
+);
+"""
+
+_COLS = ('seq, desk, alert_id, call_id, rule, start, "end", emitted, text, evidence, phrase, '
+         'severity, received, acked_at, acked_by')
+
+
+class StoreError(RuntimeError):
+    """The database could not be opened or written."""
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    seq: int
+    desk: str
+    id: str
+    call_id: str
+    rule: str
+    start: float
+    end: float
+    emitted: float
+    text: str
+    evidence: str
+    phrase: str | None
+    severity: str
+    received: float
+    acked_at: float | None = None
+    acked_by: str | None = None
+
+    def to_message(self) -> dict:
+        """The `alert` frame consoles get (and /api/alerts returns)."""
+        d = {"type": "alert", "seq": self.seq, "id": self.id, "desk": self.desk,
+             "call_id": self.call_id, "rule": self.rule, "start": self.start, "end": self.end,
+             "emitted": self.emitted, "text": self.text, "evidence": self.evidence,
+             "severity": self.severity, "received": self.received}
+        if self.phrase is not None:
+            d["phrase"] = self.phrase
+        if self.acked_at is not None:
+            d["acked_at"] = self.acked_at
+            d["acked_by"] = self.acked_by
+        return d
+
+
+@dataclass(frozen=True)
+class AckRecord:
+    ack_seq: int
+    seq: int
+    by: str
+    at: float
+
+    def to_message(self) -> dict:
+        return {"type": "acked", "ack_seq": self.ack_seq, "seq": self.seq, "by": self.by,
+                "at": self.at}
+
+
+@dataclass(frozen=True)
+class InsertResult:
+    alert: StoredAlert
+    duplicate: bool
+
+
+class AlertStore:
+    """SQLite alert log; one instance per hub process."""
+
+    def __init__(self, path: Path | str, sync: Literal["normal", "full"] = "normal") -> None:
+        self.path = Path(path)
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves so a batch is one commit.
+            self._db = sqlite3.connect(str(self.path), isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL: a commit survives a crash or SIGKILL of the hub (it is in the WAL);
+            # FULL also survives power loss, at one fsync per batch.
+            self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open database {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def insert_many(self, desk_records: Iterable[tuple[str, AlertRecord]]) -> list[InsertResult]:
+        """Store alerts in one transaction; duplicates come back with their existing row."""
+        now = time.time()
+        out: list[InsertResult] = []
+        cur = self._db.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            for desk, r in desk_records:
+                cur.execute(
+                    'INSERT OR IGNORE INTO alerts (desk, alert_id, call_id, rule, start, "end", '
+                    'emitted, text, evidence, phrase, severity, received) '
+                    'VALUES (?,?,?,?,?,?,?,?,?,?,?,?)',
+                    (desk, r.id, r.call_id, r.rule, r.start, r.end, r.emitted, r.text,
+                     r.evidence, r.phrase, r.severity, now))
+                if cur.rowcount == 1:
+                    out.append(InsertResult(StoredAlert(
+                        cur.lastrowid, desk, r.id, r.call_id, r.rule, r.start, r.end,  # type: ignore[arg-type]
+                        r.emitted, r.text, r.evidence, r.phrase, r.severity, now), False))
+                else:
+                    row = cur.execute(f"SELECT {_COLS} FROM alerts WHERE desk=? AND alert_id=?",
+                                      (desk, r.id)).fetchone()
+                    out.append(InsertResult(StoredAlert(*row), True))
+            cur.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StoreError(f"cannot store alerts in {self.path}: {exc}") from None
+        return out
+
+    def fetch_after(self, seq: int, limit: int = 500) -> list[StoredAlert]:
+        rows = self._db.execute(f"SELECT {_COLS} FROM alerts WHERE seq > ? ORDER BY seq LIMIT ?",
+                                (seq, limit)).fetchall()
+        return [StoredAlert(*row) for row in rows]
+
+    def acks_after(self, ack_seq: int, limit: int = 500) -> list[AckRecord]:
+        rows = self._db.execute("SELECT ack_seq, seq, by, at FROM acks WHERE ack_seq > ? "
+                                "ORDER BY ack_seq LIMIT ?", (ack_seq, limit)).fetchall()
+        return [AckRecord(*row) for row in rows]
+
+    def ack(self, seq: int, by: str) -> tuple[AckRecord | None, bool]:
+        """Acknowledge alert `seq`. Returns (record, newly_acked); record None if no such seq."""
+        now = time.time()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            if self._db.execute("SELECT 1 FROM alerts WHERE seq=?", (seq,)).fetchone() is None:
+                self._db.execute("ROLLBACK")
+                return None, False
+            cur = self._db.execute("INSERT OR IGNORE INTO acks (seq, by, at) VALUES (?,?,?)",
+                                   (seq, by, now))
+            new = cur.rowcount == 1
+            if new:
+                self._db.execute("UPDATE alerts SET acked_at=?, acked_by=? WHERE seq=?",
+                                 (now, by, seq))
+            row = self._db.execute("SELECT ack_seq, seq, by, at FROM acks WHERE seq=?",
+                                   (seq,)).fetchone()
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StoreError(f"cannot store acknowledgement in {self.path}: {exc}") from None
+        return AckRecord(*row), new
+
+    def last_seq(self) -> int:
+        row = self._db.execute("SELECT MAX(seq) FROM alerts").fetchone()
+        return int(row[0] or 0)
+
+    def last_ack_seq(self) -> int:
+        row = self._db.execute("SELECT MAX(ack_seq) FROM acks").fetchone()
+        return int(row[0] or 0)
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])

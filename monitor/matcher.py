@@ -1,0 +1,173 @@
+"""Phrase matching that tolerates ASR homophone errors.
+
+Text is compared in toneless pinyin, syllable by syllable, so "中心通讯"
+still matches "中兴通讯" and "照领导" matches "找领导". An approximate
+substring alignment allows near-homophones (zh/z, in/ing, n/l ...) cheaply and
+a full substitution or a dropped/extra syllable only in long phrases.
+Negation syllables must match exactly: "我知道了" is not "我不知道".
+Exclusions are polite look-alikes ("不知道您现在方便吗"): a match inside an
+exclusion's span is dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from pypinyin import Style, pinyin
+
+from monitor.text import normalize
+
+NEGATIONS = frozenset({"bu", "mei", "bie", "wu", "fei"})
+_FUZZY_INITIALS = [{"z", "zh"}, {"c", "ch"}, {"s", "sh"}, {"n", "l"}, {"f", "h"}, {"r", "l"}, {"j", "q"}]
+_FUZZY_FINALS = [{"in", "ing"}, {"en", "eng"}, {"an", "ang"}, {"ian", "iang"}, {"uan", "uang"},
+                 {"i", "in"}, {"e", "en"}, {"ong", "eng"}, {"o", "ou"}, {"uo", "o"}]
+NEAR = 0.3
+FAR = 1.0
+INDEL = 1.0
+
+
+@lru_cache(maxsize=8192)
+def _readings(ch: str) -> frozenset[str]:
+    if not ("\u4e00" <= ch <= "\u9fff"):
+        return frozenset({ch.lower()})
+    return frozenset(pinyin(ch, style=Style.NORMAL, heteronym=True, errors="ignore")[0] or [ch])
+
+
+@lru_cache(maxsize=8192)
+def _split(syl: str) -> tuple[str, str]:
+    for ini in ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x",
+                "r", "z", "c", "s", "y", "w"):
+        if syl.startswith(ini) and len(syl) > len(ini):
+            return ini, syl[len(ini):]
+    return "", syl
+
+
+def _near(a: str, b: str) -> bool:
+    (ia, fa), (ib, fb) = _split(a), _split(b)
+    same_i = ia == ib or any(ia in g and ib in g for g in _FUZZY_INITIALS)
+    same_f = fa == fb or any(fa in g and fb in g for g in _FUZZY_FINALS)
+    return same_i and same_f and (ia == ib or fa == fb)
+
+
+@lru_cache(maxsize=65536)
+def _sub_cost(a: frozenset[str], b: frozenset[str]) -> float:
+    if a & b:
+        return 0.0
+    if any(_near(x, y) for x in a for y in b):
+        return NEAR
+    return FAR
+
+
+def syllables(text: str) -> list[frozenset[str]]:
+    return [_readings(ch) for ch in normalize(text)]
+
+
+def tolerance(n: int) -> float:
+    """Total cost a phrase of n syllables may differ by and still match."""
+    if n <= 3:
+        return NEAR + 0.05  # one near-homophone
+    if n <= 5:
+        return 2 * NEAR + 0.05
+    if n <= 7:
+        return FAR + 0.05  # one wrong or missing syllable
+    return FAR + 2 * NEAR + 0.05
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A phrase to look for; `name` is what a match reports (the norm's wording)."""
+
+    text: str
+    name: str
+    exclude: tuple[str, ...] = ()
+    _syl: tuple = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        syl = tuple(syllables(self.text))
+        if not syl:
+            raise ValueError(f"pattern {self.text!r} has no characters to match")
+        object.__setattr__(self, "_syl", syl)
+
+
+@dataclass(frozen=True)
+class Match:
+    name: str
+    pattern: str
+    start: int  # index into the normalised text
+    end: int
+    cost: float
+    matched: str
+
+
+def _align(pat: tuple, txt: list, max_cost: float) -> list[tuple[int, int, float]]:
+    """Approximate substring matches of pat in txt: (start, end, cost), best first per end."""
+    m, n = len(pat), len(txt)
+    inf = float("inf")
+    neg = [bool(NEGATIONS & p) for p in pat]
+    # prev[j]: cost of aligning pat[:i] ending at txt[:j]; start[j]: where it began.
+    prev = [0.0] * (n + 1)
+    pstart = list(range(n + 1))
+    for i in range(1, m + 1):
+        cur = [inf] * (n + 1)
+        cstart = [0] * (n + 1)
+        del_cost = inf if neg[i - 1] else INDEL
+        cur[0] = prev[0] + del_cost
+        cstart[0] = 0
+        for j in range(1, n + 1):
+            sub = _sub_cost(pat[i - 1], txt[j - 1])
+            if neg[i - 1] and sub > 0:
+                sub = inf
+            best, bs = prev[j - 1] + sub, pstart[j - 1]
+            if prev[j] + del_cost < best:  # phrase syllable missing from text
+                best, bs = prev[j] + del_cost, pstart[j]
+            if cur[j - 1] + INDEL < best:  # extra syllable in text
+                best, bs = cur[j - 1] + INDEL, cstart[j - 1]
+            cur[j], cstart[j] = best, bs
+        prev, pstart = cur, cstart
+    found = []
+    for j in range(1, n + 1):
+        if prev[j] <= max_cost:
+            found.append((pstart[j], j, prev[j]))
+    # Keep the cheapest match among overlapping candidates.
+    found.sort(key=lambda x: (x[2], x[1] - x[0]))
+    chosen: list[tuple[int, int, float]] = []
+    for s, e, c in found:
+        if all(e <= cs or s >= ce for cs, ce, _ in chosen):
+            chosen.append((s, e, c))
+    return sorted(chosen)
+
+
+class PhraseMatcher:
+    """Finds any of a list of patterns in text; compiled once."""
+
+    def __init__(self, patterns: list[Pattern]) -> None:
+        self.patterns = list(patterns)
+        self._excl = {p.text: [Pattern(x, "exclude") for x in p.exclude] for p in self.patterns}
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns)
+
+    def find(self, text: str) -> list[Match]:
+        norm = normalize(text)
+        txt = [_readings(ch) for ch in norm]
+        out: list[Match] = []
+        for p in self.patterns:
+            hits = _align(p._syl, txt, tolerance(len(p._syl)))
+            if not hits:
+                continue
+            spans = [(s, e) for x in self._excl[p.text] for s, e, _ in _align(x._syl, txt, tolerance(len(x._syl)))]
+            for s, e, c in hits:
+                if any(xs <= s and e <= xe for xs, xe in spans):
+                    continue
+                out.append(Match(p.name, p.text, s, e, round(c, 2), norm[s:e]))
+        # One report per phrase region: the best-scoring pattern wins.
+        out.sort(key=lambda m: (m.cost, -(m.end - m.start)))
+        kept: list[Match] = []
+        for mt in out:
+            if all(mt.end <= k.start or mt.start >= k.end for k in kept):
+                kept.append(mt)
+        return sorted(kept, key=lambda m: m.start)
+
+    def first(self, text: str) -> Match | None:
+        found = self.find(text)
+        return found[0] if found else None

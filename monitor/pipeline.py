@@ -1,0 +1,123 @@
+"""Batch scoring of one recorded call: the same stages the live path uses.
+
+load -> tones (caller) -> VAD per channel -> transcriber -> rule engine -> report.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from monitor.audio.files import AudioError, CallAudio, ChannelRoles, load_call
+from monitor.events import CallEvent, ToneEvent, Transcript, Utterance, Violation
+from monitor.phrasebook import Profile
+from monitor.rules import RuleEngine, RuleOptions
+from monitor.scoring import score
+from monitor.tones import detect_tones
+from monitor.vad import VadOptions, segment
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    roles: ChannelRoles = ChannelRoles()
+    vad: VadOptions = VadOptions()
+    rules: RuleOptions = RuleOptions()
+    use_events_sidecar: bool = True
+
+
+@dataclass
+class CallReport:
+    call: str
+    path: str
+    duration: float
+    profile: str
+    score: float
+    violations: list[Violation]
+    transcript: list[Transcript]
+    not_judged: list[str] = field(default_factory=list)
+    hangup_evidence: str = ""
+    tones: list[ToneEvent] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "call": self.call,
+            "duration": round(self.duration, 2),
+            "profile": self.profile,
+            "score": self.score,
+            "violations": [v.to_dict() for v in self.violations],
+            "transcript": [t.to_dict() for t in self.transcript if t.speech],
+            "not_judged": self.not_judged,
+            "hangup_evidence": self.hangup_evidence,
+            "tones": [{"channel": t.role, "start": round(t.start, 2), "end": round(t.end, 2), "kind": t.kind}
+                      for t in self.tones],
+        }
+
+
+def read_events_sidecar(audio_path: Path) -> list[CallEvent]:
+    """CALL.events.json beside the audio: [{"t": s, "type": "hangup", "by": "agent"|"caller"}, ...]."""
+    side = audio_path.with_name(audio_path.stem + ".events.json")
+    if not side.exists():
+        return []
+    try:
+        raw = json.loads(side.read_text(encoding="utf-8"))
+        if not isinstance(raw, list):
+            raise ValueError("must be a JSON list")
+        events = []
+        for i, e in enumerate(raw):
+            if not isinstance(e, dict) or not isinstance(e.get("t"), (int, float)) or not isinstance(e.get("type"), str):
+                raise ValueError(f"entry {i} needs a number 't' and a string 'type'")
+            by = e.get("by")
+            if by not in (None, "agent", "caller"):
+                raise ValueError(f"entry {i}: 'by' must be agent or caller")
+            events.append(CallEvent(t=float(e["t"]), type=e["type"], by=by))
+        return sorted(events, key=lambda e: e.t)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AudioError(f"{side.name}: bad events file ({exc})") from None
+
+
+def utterances_of(call: CallAudio, tones: list[ToneEvent], vad: VadOptions) -> list[Utterance]:
+    utts: list[Utterance] = []
+    for role, samples in call.channels.items():
+        # A busy tone looks like speech to webrtcvad; nothing after its onset is the caller talking.
+        masked = [(t.start, call.duration + 1.0) for t in tones if t.role == role]
+        utts.extend(segment(samples, role, vad, masked=masked))
+    return utts
+
+
+def judge(profile: Profile, options: RuleOptions, roles, transcripts: list[Transcript],
+          tones: list[ToneEvent], events: list[CallEvent], duration: float) -> RuleEngine:
+    """Feed everything to a rule engine in time order, as the live path would."""
+    engine = RuleEngine(profile, options, roles)
+    timeline: list[tuple[float, int, object]] = []
+    timeline += [(e.t, 0, e) for e in events]
+    timeline += [(t.end, 1, t) for t in tones]  # a tone is known once confirmed
+    timeline += [(t.start, 2, t) for t in transcripts]
+    for t, _, item in sorted(timeline, key=lambda x: (x[0], x[1])):
+        engine.tick(t)
+        if isinstance(item, CallEvent):
+            engine.on_call_event(item)
+        elif isinstance(item, ToneEvent):
+            engine.on_tone(item)
+        else:
+            engine.on_transcript(item)
+    engine.tick(duration)
+    engine.end(duration)
+    return engine
+
+
+def score_call(path: Path, profile: Profile, transcriber, options: ScoreOptions = ScoreOptions()) -> CallReport:
+    t0 = time.perf_counter()
+    call = load_call(path, options.roles)
+    events = read_events_sidecar(path) if options.use_events_sidecar else []
+    tones = detect_tones(call.channels["caller"], "caller") if "caller" in call.channels else []
+    utts = utterances_of(call, tones, options.vad)
+    transcripts = sorted(transcriber.transcribe(utts), key=lambda t: (t.start, t.role))
+    engine = judge(profile, options.rules, call.roles, transcripts, tones, events, call.duration)
+    violations = sorted(engine.violations, key=lambda v: (v.start, v.rule))
+    hangup = next((r for r in engine.rules if r.name == "hangup"), None)
+    return CallReport(call=path.name, path=str(path), duration=call.duration, profile=profile.name,
+                      score=score(violations), violations=violations, transcript=transcripts,
+                      not_judged=engine.not_judged, hangup_evidence=getattr(hangup, "evidence", ""),
+                      tones=tones, seconds=time.perf_counter() - t0)

@@ -1,0 +1,53 @@
+"""What every rule shares: the hooks the engine calls and a violation builder."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monitor.events import CallEvent, Role, ToneEvent, Transcript, Violation
+from monitor.phrasebook import Profile, RuleSettings
+
+
+@dataclass(frozen=True)
+class CallFacts:
+    """What a rule may know about the call besides the event stream."""
+
+    profile: Profile
+    direction: str  # "inbound" | "outbound"
+    roles: tuple[Role, ...]  # channels present; a mono file has only the agent
+
+
+class Rule:
+    """Base: every hook returns the violations it decided just now."""
+
+    name = "rule"
+
+    def __init__(self, facts: CallFacts) -> None:
+        self.facts = facts
+        self.profile = facts.profile
+
+    def on_transcript(self, tr: Transcript) -> list[Violation]:
+        return []
+
+    def on_tone(self, tone: ToneEvent) -> list[Violation]:
+        return []
+
+    def on_call_event(self, ev: CallEvent) -> list[Violation]:
+        return []
+
+    def tick(self, now: float) -> list[Violation]:
+        return []
+
+    def end(self, t_end: float) -> list[Violation]:
+        return []
+
+    def judgeable(self) -> bool:
+        return True
+
+
+def violation(rule: str, settings: RuleSettings, start: float, end: float, text: str, evidence: str,
+              channel: Role = "agent", phrase: str | None = None, severity: str | None = None,
+              deduction: float | None = None, seed: str | None = None) -> Violation:
+    return Violation(rule=rule, start=start, end=end, channel=channel, text=text, evidence=evidence,
+                     severity=severity or settings.severity,
+                     deduction=settings.deduction if deduction is None else deduction,
+                     phrase=phrase, seed=seed or settings.seed)

@@ -1,0 +1,37 @@
+"""forbidden: the agent said a phrase the norms forbid (服务忌语)."""
+from __future__ import annotations
+
+from monitor.events import Transcript, Violation
+from monitor.rules.base import Rule, violation
+from monitor.text import normalize
+
+# Long utterances (noise can merge sentences) get a time estimate for the phrase
+# from its position in the text, widened by this margin.
+LOCATE_ABOVE_S = 6.0
+LOCATE_MARGIN_S = 1.0
+
+
+class ForbiddenRule(Rule):
+    name = "forbidden"
+
+    def __init__(self, facts) -> None:
+        super().__init__(facts)
+        self.by_phrase = {e.phrase: e for e in self.profile.forbidden}
+
+    def on_transcript(self, tr: Transcript) -> list[Violation]:
+        if tr.role != "agent" or not tr.speech:
+            return []
+        out = []
+        n = max(1, len(normalize(tr.text)))
+        for m in self.profile.forbidden_matcher.find(tr.text):
+            entry = self.by_phrase[m.name]
+            start, end = tr.start, tr.end
+            if end - start > LOCATE_ABOVE_S:
+                dur = end - start
+                start, end = (max(tr.start, tr.start + dur * m.start / n - LOCATE_MARGIN_S),
+                              min(tr.end, tr.start + dur * m.end / n + LOCATE_MARGIN_S))
+            exact = "exact" if m.cost == 0 else f"sounds like it (pinyin distance {m.cost:g})"
+            out.append(violation(self.name, self.profile.forbidden_defaults, start, end, tr.text,
+                                 f"agent said “{m.matched}”: {exact}", phrase=entry.phrase,
+                                 severity=entry.severity, deduction=entry.deduction, seed=entry.seed))
+        return out

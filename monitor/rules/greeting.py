@@ -1,0 +1,60 @@
+"""greeting: the agent opens with the profile's greeting within the deadline."""
+from __future__ import annotations
+
+from monitor.events import Transcript, Violation
+from monitor.rules.base import CallFacts, Rule, violation
+
+
+class GreetingRule(Rule):
+    name = "greeting"
+
+    def __init__(self, facts: CallFacts) -> None:
+        super().__init__(facts)
+        p = self.profile
+        self.deadline = p.greeting_deadline_s
+        self.forms = p.greeting_outbound if facts.direction == "outbound" else p.greeting_inbound
+        self.first: Transcript | None = None  # first agent speech, if within the deadline
+        self.greeted = False
+        self.rude: str | None = None
+        self.late: Transcript | None = None
+        self.decided = False
+
+    def on_transcript(self, tr: Transcript) -> list[Violation]:
+        if self.decided or tr.role != "agent" or not tr.speech:
+            return []
+        if tr.start > self.deadline:
+            self.late = self.late or tr
+            return self.tick(tr.start)
+        if self.first is None:
+            self.first = tr
+            rude = self.profile.greeting_rude.first(tr.text)
+            greet = self.forms.first(tr.text)
+            # A rude word counts only as the opening word, before any greeting.
+            if rude and rude.start == 0 and (greet is None or greet.start > rude.start):
+                self.rude = rude.matched
+        if self.forms.first(tr.text):
+            self.greeted = True
+        return []
+
+    def tick(self, now: float) -> list[Violation]:
+        if self.decided or now <= self.deadline:
+            return []
+        self.decided = True
+        s = self.profile.greeting
+        if self.rude:
+            return [violation(self.name, s, 0.0, self.first.end, self.first.text,
+                              f"rude opening “{self.rude}” instead of a greeting")]
+        if self.greeted:
+            return []
+        if self.first is not None:
+            return [violation(self.name, s, 0.0, self.first.end, self.first.text,
+                              f"first words at {self.first.start:.1f} s carry no greeting")]
+        if self.late is not None:
+            ok = bool(self.forms.first(self.late.text))
+            why = (f"greeting came late, at {self.late.start:.1f} s (deadline {self.deadline:g} s)" if ok
+                   else f"no greeting; first agent words at {self.late.start:.1f} s")
+            return [violation(self.name, s, 0.0, self.late.end, self.late.text, why)]
+        return [violation(self.name, s, 0.0, now, "", f"the agent said nothing within {self.deadline:g} s")]
+
+    def end(self, t_end: float) -> list[Violation]:
+        return self.tick(max(t_end, self.deadline + 1e-3))

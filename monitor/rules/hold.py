@@ -1,0 +1,63 @@
+"""hold: before making the caller wait the agent asks (请您稍等); after, thanks them.
+
+A silence on both channels longer than the profile's limit is a hold. Without
+an ask in the agent's words just before it, it is a violation ("hold"); without
+thanks when the agent comes back, a minor one ("hold_return").
+"""
+from __future__ import annotations
+
+from monitor.events import ToneEvent, Transcript, Violation
+from monitor.rules.base import Rule, violation
+
+
+class HoldRule(Rule):
+    name = "hold"
+
+    def __init__(self, facts) -> None:
+        super().__init__(facts)
+        self.last_end: float | None = None  # end of the latest speech on either channel
+        self.agent: list[Transcript] = []
+        self.judged_gap: float | None = None  # start of the gap already judged
+        self.awaiting_thanks: float | None = None
+        self.caller_gone_at: float | None = None
+
+    def on_tone(self, tone: ToneEvent) -> list[Violation]:
+        if tone.role == "caller":
+            self.caller_gone_at = tone.start
+        return []
+
+    def tick(self, now: float) -> list[Violation]:
+        p = self.profile
+        if self.last_end is None or self.judged_gap == self.last_end:
+            return []
+        if self.caller_gone_at is not None and self.caller_gone_at <= now:
+            return []  # silence after the caller hung up is not a hold
+        gap_start = self.last_end
+        if now - gap_start <= p.hold_max_silence_s:
+            return []
+        self.judged_gap = gap_start
+        asked = [t for t in self.agent if gap_start - p.hold_ask_lookback_s <= t.end <= gap_start + 0.5
+                 and p.hold_ask.first(t.text)]
+        if asked:
+            self.awaiting_thanks = gap_start
+            return []
+        last_words = self.agent[-1].text if self.agent else ""
+        return [violation(self.name, p.hold, gap_start, now, last_words,
+                          f"{now - gap_start:.1f} s of silence on both sides without asking the caller to wait")]
+
+    def on_transcript(self, tr: Transcript) -> list[Violation]:
+        if not tr.speech:
+            return []
+        out = self.tick(tr.start)
+        if tr.role == "agent":
+            self.agent.append(tr)
+            del self.agent[:-10]
+            if self.awaiting_thanks is not None:
+                gap = self.awaiting_thanks
+                self.awaiting_thanks = None
+                if self.profile.hold_thanks and not self.profile.hold_thanks.first(tr.text):
+                    out.append(violation("hold_return", self.profile.hold, gap, tr.start, tr.text,
+                                         "after the wait the agent did not thank the caller (让您久等了)",
+                                         severity="minor", deduction=self.profile.hold.deduction / 2))
+        self.last_end = tr.end if self.last_end is None else max(self.last_end, tr.end)
+        return out

@@ -1,0 +1,347 @@
+"""Call-progress tone detection (busy / disconnect / reorder) on one channel.
+
+Why: when the caller hangs up first, the caller channel carries the exchange's
+busy tone until the recording ends, so a confirmed busy tone on the caller
+channel is the audio evidence that the *caller* ended the call.  The tone also
+fools webrtcvad into "speech", so `tone_spans()` lets the VAD ignore it.
+
+How: every `frame_s` a Hann-windowed frame is scored by how much of its
+telephone-band energy (200-4000 Hz) sits exactly at the tone frequencies
+(a single-bin DFT, i.e. Goertzel).  A tone is narrowband, so the share is ~1;
+speech spreads its energy over many harmonics and formants, noise over the
+whole band.  Runs of tone frames become bursts, and only bursts whose on/off
+durations repeat a known cadence for `min_cycles` bursts become an episode.
+The cadence check is what keeps a sustained vowel near 450 Hz, a dial tone
+(continuous 450 Hz) or a ringback tone (1 s on / 4 s off) from counting.
+
+The detector is pure and streaming: feed samples in order, in blocks of any
+size; frames sit at fixed sample positions, so the result does not depend on
+how the audio was split.  Times are seconds from the first sample fed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .events import Role, ToneEvent
+
+SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True)
+class TonePattern:
+    """A cadenced tone: all `freqs` sound together, `on_s` on / `off_s` off."""
+
+    kind: str
+    freqs: tuple[float, ...]
+    on_s: float
+    off_s: float
+
+
+PATTERNS: tuple[TonePattern, ...] = (
+    # ITU-T E.180 (China): busy / disconnect, and congestion.
+    TonePattern("busy_450", (450.0,), 0.35, 0.35),
+    TonePattern("congestion_450", (450.0,), 0.70, 0.70),
+    # North America (precise tone plan): busy and reorder (fast busy).
+    TonePattern("busy_480_620", (480.0, 620.0), 0.50, 0.50),
+    TonePattern("reorder_480_620", (480.0, 620.0), 0.25, 0.25),
+)
+
+
+@dataclass(frozen=True)
+class ToneOptions:
+    """Tuning of `ToneDetector`; the defaults fit 8 kHz and 16 kHz telephone audio."""
+
+    frame_s: float = 0.02  # hop between analysis frames: the timing resolution
+    window_s: float = 0.06  # long enough that 450 Hz and 480 Hz fall in separate bins
+    min_ratio: float = 0.7  # share of band energy at the tone frequencies (sum of them)
+    min_component: float = 0.15  # each component of a dual tone must hold this share
+    min_level_db: float = -50.0  # dBFS; quieter frames (line idle noise) are never tone
+    tolerance_s: float = 0.1  # allowed on/off deviation: max(tolerance_s, tolerance_frac * nominal)
+    tolerance_frac: float = 0.2
+    min_cycles: int = 2  # bursts with matching on/off before an episode is confirmed
+    max_dropout_s: float = 0.04  # tone-less frames bridged inside a burst (noise, codec)
+    min_burst_s: float = 0.08  # shorter blips are ignored rather than breaking a cadence
+    freq_tolerance: float = 0.02  # relative; exchanges and FDM links shift tones a little
+    max_harmonic: float = 0.05  # share allowed where a voice or instrument would add harmonics
+    band_hz: tuple[float, float] = (200.0, 4000.0)
+    patterns: tuple[TonePattern, ...] = PATTERNS
+
+
+@dataclass
+class _Burst:
+    start: float
+    end: float
+    truncated: bool = False  # cut off by the end of the stream
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class _Episode:
+    pattern: TonePattern
+    bursts: list[_Burst]
+
+
+@dataclass
+class _Family:
+    """Burst/cadence tracking for one set of frequencies (e.g. 450 Hz alone)."""
+
+    freqs: tuple[float, ...]
+    patterns: tuple[TonePattern, ...]
+    neighbours: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))  # FFT bins
+    burst_first: int | None = None  # frame index of the open burst's first tone frame
+    burst_last: int = -1
+    candidate: list[_Burst] = field(default_factory=list)
+    episode: _Episode | None = None
+    done: list[_Episode] = field(default_factory=list)
+
+
+class ToneDetector:
+    """Streaming detector of cadenced call-progress tones on one channel.
+
+    `feed()` returns episodes as soon as their cadence is confirmed (end = time
+    of confirmation); `flush()` ends the stream and returns every episode with
+    its true end (the end of its last burst).
+    """
+
+    def __init__(self, role: Role, options: ToneOptions = ToneOptions()) -> None:
+        self.role = role
+        self.options = options
+        o = options
+        self._hop = int(round(o.frame_s * SAMPLE_RATE))
+        self._win = int(round(o.window_s * SAMPLE_RATE))
+        window = np.hanning(self._win + 2)[1:-1]  # no zero end points: every sample counts
+        self._window = window.astype(np.float64)
+        self._wsq = float(np.sum(window**2))
+        freqs_hz = np.fft.rfftfreq(self._win, 1.0 / SAMPLE_RATE)
+        self._band = (freqs_hz >= o.band_hz[0]) & (freqs_hz <= o.band_hz[1])
+        self._min_power = 10.0 ** (o.min_level_db / 10.0)
+
+        by_freqs: dict[tuple[float, ...], list[TonePattern]] = {}
+        for p in o.patterns:
+            by_freqs.setdefault(p.freqs, []).append(p)
+        self._families = [_Family(f, tuple(ps), self._neighbour_bins(f, freqs_hz))
+                          for f, ps in by_freqs.items()]
+        self._probe_freqs = sorted({f for p in o.patterns for f in p.freqs})
+        self._col = {f: j for j, f in enumerate(self._probe_freqs)}
+        # Single-bin DFTs at each tone frequency and at +-1/2 and +-1 times the
+        # frequency tolerance (the Hann main lobe alone loses too much 2 % off),
+        # scaled so that a pure sinusoid's estimate equals its windowed energy.
+        # (FFT bins are too coarse here: 480 Hz would leak into a 450 Hz bin.)
+        self._offsets = np.array([-1.0, -0.5, 0.0, 0.5, 1.0]) * o.freq_tolerance
+        hz = np.outer(self._probe_freqs, 1.0 + self._offsets).reshape(-1)
+        n = np.arange(self._win)
+        probes = np.exp(-2j * np.pi * np.outer(n, hz) / SAMPLE_RATE)
+        self._probes = probes * window[:, None]
+        self._probe_scale = 2.0 * self._wsq / float(np.sum(window)) ** 2
+
+        self._buf = np.zeros(0, dtype=np.float64)
+        self._buf_start = 0  # absolute sample index of _buf[0]
+        self._next_frame = 0  # index of the next frame to analyse
+        self._fed = 0  # samples fed so far
+        self._flushed = False
+
+    def _neighbour_bins(self, freqs: tuple[float, ...], bin_hz: np.ndarray) -> np.ndarray:
+        """FFT bins where a periodic sound whose k-th harmonic (k <= 4) lies on a
+        tone frequency f would also have harmonics: f * (1 +- 1/k).  A vowel with
+        F0 = 225 Hz can put most of its energy on 450 Hz, never all of it; a
+        call-progress tone is a pure sinusoid and leaves these bins nearly empty."""
+        o = self.options
+        step = SAMPLE_RATE / self._win
+        guard = 3 * step  # outside the Hann main lobe of every tone component
+        mask = np.zeros(len(bin_hz), dtype=bool)
+        for f in freqs:
+            for k in (1, 2, 3, 4):
+                for n in (f * (1 - 1 / k), f * (1 + 1 / k)):
+                    if n < o.band_hz[0]:
+                        continue
+                    lo, hi = n * (1 - o.freq_tolerance) - step / 2, n * (1 + o.freq_tolerance) + step / 2
+                    mask |= (bin_hz >= lo) & (bin_hz <= hi)
+        for c in freqs:
+            mask &= np.abs(bin_hz - c) > guard + o.freq_tolerance * c
+        return np.flatnonzero(mask)
+
+    # ---- public API -------------------------------------------------------
+
+    def feed(self, samples: np.ndarray) -> list[ToneEvent]:
+        """Append 16 kHz mono samples; return episodes confirmed by them."""
+        if self._flushed:
+            raise RuntimeError("ToneDetector.feed() after flush()")
+        x = np.asarray(samples, dtype=np.float64).reshape(-1)
+        self._buf = np.concatenate([self._buf, x])
+        self._fed += len(x)
+        return self._analyse(final=False)
+
+    def flush(self) -> list[ToneEvent]:
+        """End of stream: return all episodes of the stream with their true ends."""
+        if not self._flushed:
+            self._analyse(final=True)
+            self._flushed = True
+            for fam in self._families:
+                if fam.burst_first is not None:
+                    self._close_burst(fam, truncated=True)
+                if fam.episode is not None:
+                    fam.done.append(fam.episode)
+                    fam.episode = None
+        episodes = [e for fam in self._families for e in fam.done]
+        events = [ToneEvent(self.role, e.bursts[0].start, e.bursts[-1].end, e.pattern.kind)
+                  for e in episodes]
+        return sorted(events, key=lambda ev: ev.start)
+
+    @property
+    def active(self) -> ToneEvent | None:
+        """The confirmed episode still going on, if any (end = audio analysed so far)."""
+        for fam in self._families:
+            if fam.episode is not None:
+                start = fam.episode.bursts[0].start
+                return ToneEvent(self.role, start, self._now(), fam.episode.pattern.kind)
+        return None
+
+    def tone_spans(self) -> list[tuple[float, float]]:
+        """Bursts (seconds) of confirmed episodes, including the bursts before
+        confirmation and the burst under way, so a VAD can ignore them."""
+        spans: list[tuple[float, float]] = []
+        for fam in self._families:
+            episodes = fam.done + ([fam.episode] if fam.episode is not None else [])
+            for e in episodes:
+                spans.extend((b.start, b.end) for b in e.bursts)
+            if fam.episode is not None and fam.burst_first is not None:
+                spans.append((self._frame_start_t(fam.burst_first), self._now()))
+        return sorted(spans)
+
+    # ---- framing and scoring ---------------------------------------------
+
+    def _now(self) -> float:
+        """Stream time up to which audio has been analysed."""
+        analysed = self._next_frame * self._hop + self._win - self._hop if self._next_frame else 0
+        return min(analysed, self._fed) / SAMPLE_RATE
+
+    def _frame_start_t(self, i: int) -> float:
+        # A frame stands for the hop-long slice around its window centre.
+        return (i * self._hop + (self._win - self._hop) // 2) / SAMPLE_RATE
+
+    def _frame_end_t(self, i: int) -> float:
+        return min((i + 1) * self._hop + (self._win - self._hop) // 2, self._fed) / SAMPLE_RATE
+
+    def _analyse(self, final: bool) -> list[ToneEvent]:
+        first = self._next_frame * self._hop - self._buf_start  # buffer offset of next frame
+        if final:
+            # Frames until every sample fed lies in some frame's slice; pad with silence.
+            centre = (self._win - self._hop) // 2
+            total = -(-(self._fed - centre) // self._hop) if self._fed > centre else 0
+            n_frames = max(0, total - self._next_frame)
+            short = first + (n_frames - 1) * self._hop + self._win - len(self._buf)
+            buf = np.concatenate([self._buf, np.zeros(max(0, short))])
+        else:
+            buf = self._buf
+            n_frames = max(0, (len(buf) - first - self._win) // self._hop + 1)
+        events: list[ToneEvent] = []
+        if n_frames:
+            idx = first + np.arange(n_frames)[:, None] * self._hop + np.arange(self._win)
+            on = self._score(buf[idx])
+            for k in range(n_frames):
+                i = self._next_frame
+                self._next_frame += 1
+                for fam, flags in zip(self._families, on):
+                    events.extend(self._step(fam, i, bool(flags[k])))
+            keep_from = self._next_frame * self._hop
+            self._buf = self._buf[keep_from - self._buf_start:]
+            self._buf_start = keep_from
+        return events
+
+    def _score(self, frames: np.ndarray) -> list[np.ndarray]:
+        """Per family, whether each frame is that tone."""
+        o = self.options
+        spec = np.fft.rfft(frames * self._window, axis=1)
+        band = 2.0 * np.sum(np.abs(spec[:, self._band]) ** 2, axis=1) / self._win
+        probe = np.abs(frames @ self._probes) ** 2 * self._probe_scale
+        probe = probe.reshape(len(frames), len(self._probe_freqs), -1).max(axis=2)
+        loud = band / self._wsq >= self._min_power
+        share = probe / np.maximum(band, 1e-20)[:, None]
+        result = []
+        for fam in self._families:
+            parts = share[:, [self._col[f] for f in fam.freqs]]
+            ok = loud & (parts.sum(axis=1) >= o.min_ratio)
+            if len(fam.freqs) > 1:  # every component must really be there
+                ok &= np.all(parts >= o.min_component, axis=1)
+            if len(fam.neighbours):
+                harm = np.abs(spec[:, fam.neighbours]).max(axis=1) ** 2 * self._probe_scale
+                ok &= harm <= o.max_harmonic * band
+            result.append(ok)
+        return result
+
+    # ---- bursts and cadence ----------------------------------------------
+
+    def _tol(self, nominal: float) -> float:
+        return max(self.options.tolerance_s, self.options.tolerance_frac * nominal)
+
+    def _on_ok(self, p: TonePattern, b: _Burst) -> bool:
+        d, tol = b.duration, self._tol(p.on_s)
+        # A burst cut by the end of the recording may be short, never too long.
+        return d <= p.on_s + tol and (b.truncated or d >= p.on_s - tol)
+
+    def _off_ok(self, p: TonePattern, gap: float) -> bool:
+        return abs(gap - p.off_s) <= self._tol(p.off_s)
+
+    def _fits(self, p: TonePattern, bursts: list[_Burst]) -> bool:
+        return all(self._on_ok(p, b) for b in bursts) and all(
+            self._off_ok(p, b.start - a.end) for a, b in zip(bursts, bursts[1:]))
+
+    def _step(self, fam: _Family, i: int, on: bool) -> list[ToneEvent]:
+        o = self.options
+        dropout = int(round(o.max_dropout_s / o.frame_s))
+        if on:
+            if fam.burst_first is None:
+                fam.burst_first = i
+            fam.burst_last = i
+        events: list[ToneEvent] = []
+        if fam.burst_first is not None and i - fam.burst_last > dropout:
+            events = self._close_burst(fam, truncated=False)
+        ep = fam.episode
+        if ep is not None:
+            t = self._frame_end_t(i)
+            silent_too_long = fam.burst_first is None and \
+                t - ep.bursts[-1].end > ep.pattern.off_s + self._tol(ep.pattern.off_s)
+            on_too_long = fam.burst_first is not None and \
+                t - self._frame_start_t(fam.burst_first) > ep.pattern.on_s + self._tol(ep.pattern.on_s)
+            if silent_too_long or on_too_long:  # the cadence stopped: the episode is over
+                fam.done.append(ep)
+                fam.episode = None
+        return events
+
+    def _close_burst(self, fam: _Family, truncated: bool) -> list[ToneEvent]:
+        assert fam.burst_first is not None
+        burst = _Burst(self._frame_start_t(fam.burst_first), self._frame_end_t(fam.burst_last),
+                       truncated)
+        fam.burst_first = None
+        if burst.duration < self.options.min_burst_s and not truncated:
+            return []
+        ep = fam.episode
+        if ep is not None:
+            if self._fits(ep.pattern, [ep.bursts[-1], burst]):
+                ep.bursts.append(burst)
+                return []
+            fam.done.append(ep)
+            fam.episode = None
+        chain = fam.candidate + [burst]
+        while chain and not any(self._fits(p, chain) for p in fam.patterns):
+            chain = chain[1:]
+        fam.candidate = chain
+        if len(chain) < self.options.min_cycles:
+            return []
+        pattern = next(p for p in fam.patterns if self._fits(p, chain))
+        fam.episode = _Episode(pattern, list(chain))
+        fam.candidate = []
+        return [ToneEvent(self.role, chain[0].start, self._now(), pattern.kind)]
+
+
+def detect_tones(samples: np.ndarray, role: Role,
+                 options: ToneOptions = ToneOptions()) -> list[ToneEvent]:
+    """Batch form: all episodes in a whole channel (16 kHz mono)."""
+    detector = ToneDetector(role, options)
+    detector.feed(samples)
+    return detector.flush()
