@@ -138,10 +138,16 @@ def _align(pat: tuple, txt: list, max_cost: float) -> list[tuple[int, int, float
 
 
 class PhraseMatcher:
-    """Finds any of a list of patterns in text; compiled once."""
+    """Finds any of a list of patterns in text; compiled once.
 
-    def __init__(self, patterns: list[Pattern]) -> None:
+    `lenient` matchers look for phrases whose presence is good news (greeting,
+    goodbye, asking to hold): a missed one makes a false alert, so phrases of
+    four or more syllables may also have one syllable quite wrong.
+    """
+
+    def __init__(self, patterns: list[Pattern], lenient: bool = False) -> None:
         self.patterns = list(patterns)
+        self.lenient = lenient
         self._excl = {p.text: [Pattern(x, "exclude") for x in p.exclude] for p in self.patterns}
 
     def __bool__(self) -> bool:
@@ -152,7 +158,8 @@ class PhraseMatcher:
         txt = [_readings(ch) for ch in norm]
         out: list[Match] = []
         for p in self.patterns:
-            hits = _align(p._syl, txt, tolerance(len(p._syl)))
+            n = len(p._syl)
+            hits = _align(p._syl, txt, tolerance(n) + (FAR if self.lenient and n >= 4 else 0.0))
             if not hits:
                 continue
             spans = [(s, e) for x in self._excl[p.text] for s, e, _ in _align(x._syl, txt, tolerance(len(x._syl)))]

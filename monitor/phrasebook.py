@@ -48,7 +48,7 @@ class Profile:
     hotwords: tuple[str, ...]
     greeting: RuleSettings
     greeting_deadline_s: float
-    greeting_inbound: PhraseMatcher
+    greeting_inbound: PhraseMatcher  # any one of these forms is a greeting
     greeting_outbound: PhraseMatcher
     greeting_rude: PhraseMatcher
     closing: RuleSettings
@@ -155,9 +155,9 @@ class _Reader:
                             deduction=self.number(t, table, "deduction", default_deduction, 0, 100))
 
 
-def _matcher(name: str, phrases, reader: _Reader, table: str, key: str) -> PhraseMatcher:
+def _matcher(name: str, phrases, reader: _Reader, table: str, key: str, lenient: bool = True) -> PhraseMatcher:
     try:
-        return PhraseMatcher([Pattern(p, name) for p in phrases])
+        return PhraseMatcher([Pattern(p, name) for p in phrases], lenient=lenient)
     except ValueError as exc:
         reader.fail(table, None, key, str(exc))
 
@@ -241,10 +241,15 @@ def _compile(path: Path, data: dict, r: _Reader) -> Profile:
         hotwords=r.strings(prof, "profile", "hotwords", required=False),
         greeting=r.rule(g, "greeting", scoring.get("greeting", 10)),
         greeting_deadline_s=r.number(g, "greeting", "deadline_s", 5.0, 0.5, 60),
-        greeting_inbound=_matcher("greeting", direction_forms, r, "greeting", "inbound"),
+        # The company name said at pick-up is part of the greeting form ("您好，中兴通讯"),
+        # so "<garbled 您好> + company" still counts.
+        greeting_inbound=_matcher("greeting", direction_forms + tuple(
+            f + c for f in direction_forms[:1] for c in r.strings(g, "greeting", "company", required=False)),
+            r, "greeting", "inbound"),
         greeting_outbound=_matcher("greeting", r.strings(g, "greeting", "outbound", required=False) or direction_forms,
                                    r, "greeting", "outbound"),
-        greeting_rude=_matcher("rude", r.strings(g, "greeting", "rude", required=False), r, "greeting", "rude"),
+        greeting_rude=_matcher("rude", r.strings(g, "greeting", "rude", required=False), r, "greeting", "rude",
+                               lenient=False),
         closing=r.rule(c, "closing", 10),
         closing_phrases=_matcher("closing", r.strings(c, "closing", "phrases"), r, "closing", "phrases"),
         closing_offer=_matcher("offer", r.strings(c, "closing", "offer_help", required=False), r, "closing", "offer_help"),

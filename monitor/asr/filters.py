@@ -1,11 +1,13 @@
-"""Deciding that recognised text is not speech.
+"""Cleaning recognised text and deciding that it is not speech.
 
 Whisper invents text on silence and noise (subtitle credits, "please like and
-subscribe"), repeats itself on noise, and on short unclear audio sometimes
-returns its own prompt. None of that may ever reach a rule.
+subscribe"), loops on noise ("再见见见见…"), and on short unclear audio may
+append or return its own prompt. None of that may ever reach a rule, but the
+real words around it should.
 """
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 
@@ -17,8 +19,10 @@ KNOWN_HALLUCINATIONS = (
     "请不吝点赞", "点赞订阅", "订阅转发", "打赏支持", "明镜与点点", "点点栏目",
     "谢谢观看", "感谢观看", "谢谢收看", "感谢收看", "下期再见", "下集再见", "我们下期",
     "欢迎订阅", "订阅我的频道", "优优独播剧场", "独播剧场", "本期视频", "请订阅",
-    "以下是普通话的句子", "以下是普通话", "普通话的句子",
+    "作词", "作曲", "编曲",
 )
+_RUN = re.compile(r"(.)\1{3,}")  # the same character four or more times
+_CLAUSE = re.compile(r"([^，。！？、；,.!?;\s]+)([，。！？、；,.!?;\s]*)")
 
 
 @dataclass(frozen=True)
@@ -28,8 +32,7 @@ class SpeechFilter:
     max_no_speech_prob: float = 0.6  # with a low log-prob (Whisper's own rule)
     no_speech_logprob: float = -0.8
     min_avg_logprob: float = -1.3  # below this the text is a guess whatever no_speech says
-    max_compression_ratio: float = 2.4  # repetitive loops compress well
-    min_chars: int = 1
+    max_compression_ratio: float = 2.4  # what is still repetitive after collapsing loops
 
 
 def compression_ratio(text: str) -> float:
@@ -37,19 +40,71 @@ def compression_ratio(text: str) -> float:
     return len(b) / max(1, len(zlib.compress(b)))
 
 
-def why_not_speech(text: str, avg_logprob: float, no_speech_prob: float, prompt_texts: tuple[str, ...] = (),
-                   f: SpeechFilter = SpeechFilter()) -> str:
-    """'' when the text may be used as speech, else the reason it is dropped."""
-    norm = normalize(text).lower()
-    if len(norm) < f.min_chars:
-        return "empty"
-    for h in KNOWN_HALLUCINATIONS:
-        if h in norm:
-            return "known hallucination"
+def collapse_loops(text: str) -> str:
+    """'再见见见见' -> '再见'; '让您久等了。让您久等了。…' -> '让您久等了。'."""
+    text = _RUN.sub(r"\1", text)
+    out: list[str] = []
+    last = None
+    for clause, sep in _CLAUSE.findall(text):
+        key = normalize(clause)
+        if key and key == last:
+            continue
+        last = key
+        out.append(clause + sep)
+    return "".join(out).strip()
+
+
+def _prompt_fragments(prompt_texts: tuple[str, ...]) -> list[str]:
+    """Pieces of the prompt the model may echo: the whole and its 4+ character slices."""
+    frags: set[str] = set()
     for p in prompt_texts:
-        pn = normalize(p).lower()
-        if pn and (norm in pn):
-            return "prompt echo"
+        n = normalize(p)
+        for size in range(len(n), 3, -1):
+            for i in range(0, len(n) - size + 1):
+                frags.add(n[i:i + size])
+    return sorted(frags, key=len, reverse=True)
+
+
+def clean(text: str, prompt_texts: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(text to use, reason it is not speech or '').
+
+    Prompt echoes and known inventions are cut out; if nothing but them (or
+    the hot words themselves) remains, the result is not speech.
+    """
+    text = collapse_loops(text)
+    norm = normalize(text).lower()
+    if not norm:
+        return "", "empty"
+    removed = ""
+    for frag, kind in [(h, "known hallucination") for h in KNOWN_HALLUCINATIONS] + \
+            [(p, "prompt echo") for p in _prompt_fragments(prompt_texts[:1])]:
+        if frag in norm:
+            removed = removed or kind
+            norm = norm.replace(frag, " ")
+            text = _strip_fragment(text, frag)
+    if removed:
+        text = collapse_loops(text)
+        norm = normalize(text).lower()
+    rest = norm.replace(" ", "")
+    hot = [normalize(h).lower() for h in prompt_texts[1:]]
+    # What survives next to an echo is usually debris of it: keep only real sentences.
+    if not rest or (removed and len(rest) < 3) or any(rest and rest in h for h in hot):
+        return text, removed or "prompt echo"
+    return text, ""
+
+
+def _strip_fragment(text: str, frag: str) -> str:
+    """Remove a normalised fragment from display text, ignoring punctuation inside it."""
+    pattern = r"[\s，。！？、,.!?]*".join(map(re.escape, frag))
+    return re.sub(pattern, "", text, flags=re.IGNORECASE).strip(" ，。,.")
+
+
+def why_not_speech(text: str, avg_logprob: float, no_speech_prob: float,
+                   f: SpeechFilter = SpeechFilter()) -> str:
+    """'' when cleaned text may be used as speech, else the reason it is dropped."""
+    norm = normalize(text)
+    if not norm:
+        return "empty"
     if no_speech_prob > f.max_no_speech_prob and avg_logprob < f.no_speech_logprob:
         return "no speech"
     if avg_logprob < f.min_avg_logprob:

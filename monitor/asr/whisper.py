@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from monitor.asr.filters import SpeechFilter, why_not_speech
+from monitor.asr.filters import SpeechFilter, clean, why_not_speech
 from monitor.asr.model_files import resolve_model_dir
 from monitor.events import Transcript, Utterance
 from monitor.text import to_simplified
@@ -38,12 +38,12 @@ class AsrOptions:
     initial_prompt: str = "以下是普通话的句子。"
     hotwords: tuple[str, ...] = ()  # profile key phrases (company names) to steer spelling
     pad_s: float = 1.0  # silence after the utterance inside the encoder window
-    min_frames: int = 300  # very short inputs confuse the encoder; pad to at least 3 s
+    min_frames: int = 600  # shorter inputs make the model loop or return nothing; pad to 6 s
     batch_size: int = 8
     batch_frame_slack: int = 200  # utterances this close in length share one batch
     # Timestamps split an utterance that merged several sentences (noise between
     # turns keeps the VAD open) into timed pieces at almost no extra cost.
-    timestamps: bool = True
+    timestamps: bool = False
     speech_filter: SpeechFilter = field(default_factory=SpeechFilter)
 
 
@@ -67,7 +67,8 @@ class WhisperTranscriber:
         self._tok = Tokenizer(self._wm.hf_tokenizer, self._ct2.is_multilingual, task="transcribe",
                               language=options.language)
         self._prompt = self._build_prompt()
-        self._prompt_texts = tuple(t for t in (options.initial_prompt, " ".join(options.hotwords)) if t)
+        # (prompt, *hot words): what the model may echo back instead of hearing speech.
+        self._prompt_texts = (options.initial_prompt, *options.hotwords)
         self._lock = threading.Lock()  # one decode at a time per model instance
 
     def _build_prompt(self) -> list[int]:
@@ -161,8 +162,8 @@ class WhisperTranscriber:
             pieces = [(0.0, duration, [])]
         found = []
         for rel_start, rel_end, toks in pieces:
-            text = to_simplified(self._tok.decode(toks).strip())
-            reason = why_not_speech(text, avg_logprob, no_speech, self._prompt_texts, self.opt.speech_filter)
+            text, reason = clean(to_simplified(self._tok.decode(toks).strip()), self._prompt_texts)
+            reason = reason or why_not_speech(text, avg_logprob, no_speech, self.opt.speech_filter)
             start = utt.start + min(max(0.0, rel_start), duration)
             end = utt.start + min(max(rel_end, rel_start + 0.1), duration)
             found.append(Transcript(role=utt.role, start=start, end=max(end, start), text=text,

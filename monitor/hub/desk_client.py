@@ -68,6 +68,7 @@ class DeskClient:
         self._task: asyncio.Task | None = None
         self.connected = False
         self.connects = 0
+        self.duplicates = 0  # acks saying the hub already had it (a resend after a lost ack)
         self.last_error: str | None = None
         self._update_events()
 
@@ -186,6 +187,7 @@ class DeskClient:
                     continue
                 if kind == "ack":
                     self._spool.remove(ref)
+                    self.duplicates += bool(msg.get("duplicate"))
                 elif kind == "reject":
                     log.error("hub rejected alert %s: %s", ref, msg.get("reason"))
                     self._spool.reject(ref, str(msg.get("reason", ""))[:500])

@@ -133,20 +133,22 @@ class AlertStore:
         try:
             cur.execute("BEGIN IMMEDIATE")
             for desk, r in desk_records:
+                # Look first instead of INSERT OR IGNORE: an ignored insert still uses up an
+                # AUTOINCREMENT value, and seqs should stay dense so gaps mean something.
+                row = cur.execute(f"SELECT {_COLS} FROM alerts WHERE desk=? AND alert_id=?",
+                                  (desk, r.id)).fetchone()
+                if row is not None:
+                    out.append(InsertResult(StoredAlert(*row), True))
+                    continue
                 cur.execute(
-                    'INSERT OR IGNORE INTO alerts (desk, alert_id, call_id, rule, start, "end", '
+                    'INSERT INTO alerts (desk, alert_id, call_id, rule, start, "end", '
                     'emitted, text, evidence, phrase, severity, received) '
                     'VALUES (?,?,?,?,?,?,?,?,?,?,?,?)',
                     (desk, r.id, r.call_id, r.rule, r.start, r.end, r.emitted, r.text,
                      r.evidence, r.phrase, r.severity, now))
-                if cur.rowcount == 1:
-                    out.append(InsertResult(StoredAlert(
-                        cur.lastrowid, desk, r.id, r.call_id, r.rule, r.start, r.end,  # type: ignore[arg-type]
-                        r.emitted, r.text, r.evidence, r.phrase, r.severity, now), False))
-                else:
-                    row = cur.execute(f"SELECT {_COLS} FROM alerts WHERE desk=? AND alert_id=?",
-                                      (desk, r.id)).fetchone()
-                    out.append(InsertResult(StoredAlert(*row), True))
+                out.append(InsertResult(StoredAlert(
+                    cur.lastrowid, desk, r.id, r.call_id, r.rule, r.start, r.end,  # type: ignore[arg-type]
+                    r.emitted, r.text, r.evidence, r.phrase, r.severity, now), False))
             cur.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._db.in_transaction:
@@ -172,10 +174,9 @@ class AlertStore:
             if self._db.execute("SELECT 1 FROM alerts WHERE seq=?", (seq,)).fetchone() is None:
                 self._db.execute("ROLLBACK")
                 return None, False
-            cur = self._db.execute("INSERT OR IGNORE INTO acks (seq, by, at) VALUES (?,?,?)",
-                                   (seq, by, now))
-            new = cur.rowcount == 1
+            new = self._db.execute("SELECT 1 FROM acks WHERE seq=?", (seq,)).fetchone() is None
             if new:
+                self._db.execute("INSERT INTO acks (seq, by, at) VALUES (?,?,?)", (seq, by, now))
                 self._db.execute("UPDATE alerts SET acked_at=?, acked_by=? WHERE seq=?",
                                  (now, by, seq))
             row = self._db.execute("SELECT ack_seq, seq, by, at FROM acks WHERE seq=?",

@@ -9,6 +9,18 @@ from __future__ import annotations
 from monitor.events import ToneEvent, Transcript, Violation
 from monitor.rules.base import Rule, violation
 
+# Audio the recogniser could not read but that the VAD heard for this long is
+# still someone talking (a hold is silence on both sides, not unclear words);
+# shorter unreadable bursts are noise.
+UNREAD_SPEECH_MIN_S = 1.0
+
+
+def is_activity(tr: Transcript) -> bool:
+    if tr.speech:
+        return True
+    return tr.dropped_because in ("no speech", "unlikely text", "repetition") and \
+        tr.end - tr.start >= UNREAD_SPEECH_MIN_S
+
 
 class HoldRule(Rule):
     name = "hold"
@@ -46,10 +58,10 @@ class HoldRule(Rule):
                           f"{now - gap_start:.1f} s of silence on both sides without asking the caller to wait")]
 
     def on_transcript(self, tr: Transcript) -> list[Violation]:
-        if not tr.speech:
+        if not is_activity(tr):
             return []
         out = self.tick(tr.start)
-        if tr.role == "agent":
+        if tr.role == "agent" and tr.speech:
             self.agent.append(tr)
             del self.agent[:-10]
             if self.awaiting_thanks is not None:

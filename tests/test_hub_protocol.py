@@ -1,0 +1,115 @@
+"""Message validation, token checks and the Origin rule, without a network."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_hub_support import body
+
+from monitor.events import Alert
+from monitor.hub.auth import Authenticator, bearer_token, origin_allowed
+from monitor.hub.protocol import (
+    AlertMsg,
+    Hello,
+    ProtocolError,
+    alert_body,
+    parse_message,
+)
+
+
+def msg(**kw: object) -> str:
+    return json.dumps(kw)
+
+
+def test_valid_messages_parse() -> None:
+    h = parse_message(msg(type="hello", role="console", token="t", since=5, name="sup-1"))
+    assert h == Hello(role="console", token="t", since=5, name="sup-1")
+    a = parse_message(msg(type="alert", id="desk-1:1", alert=body(3)))
+    assert isinstance(a, AlertMsg) and a.record.start == 3.0 and a.record.phrase == "找领导去"
+
+
+@pytest.mark.parametrize("raw,code", [
+    ("{not json", "bad_json"),
+    ("[1, 2]", "bad_schema"),
+    (b"\x00binary", "binary"),
+    (msg(type="nope"), "unknown_type"),
+    (msg(role="desk"), "bad_schema"),
+    (msg(type="hello", role="admin", token="t"), "bad_value"),
+    (msg(type="hello", role="desk", token="t"), "bad_schema"),            # no desk name
+    (msg(type="hello", role="desk", token="t", desk="../etc"), "bad_value"),
+    (msg(type="hello", role="desk", token="t", desk="x" * 65), "too_long"),
+    (msg(type="hello", role="console", token="t", since=-1), "bad_type"),
+    (msg(type="hello", role="console", token="t", since="5"), "bad_type"),
+    (msg(type="hello", role="console"), "missing_token"),
+    (msg(type="ack_alert"), "bad_schema"),
+    (msg(type="ack_alert", seq=True), "bad_type"),
+])
+def test_bad_messages_are_refused(raw: str | bytes, code: str) -> None:
+    with pytest.raises(ProtocolError) as exc:
+        parse_message(raw)
+    assert exc.value.code == code
+
+
+@pytest.mark.parametrize("field,value,code", [
+    ("start", "1.0", "bad_type"),
+    ("start", True, "bad_type"),
+    ("start", -1, "bad_value"),
+    ("end", 1e12, "bad_value"),
+    ("text", 5, "bad_type"),
+    ("text", "字" * 4001, "too_long"),
+    ("rule", "rule with spaces", "bad_value"),
+    ("call_id", None, "bad_schema"),
+])
+def test_bad_alert_fields_carry_the_alert_id(field: str, value: object, code: str) -> None:
+    b = body(1)
+    b[field] = value
+    with pytest.raises(ProtocolError) as exc:
+        parse_message(msg(type="alert", id="d:1", alert=b))
+    assert exc.value.code == code and exc.value.ref == "d:1"
+
+
+def test_nan_and_infinity_are_refused() -> None:
+    raw = '{"type":"alert","id":"d:1","alert":{"call_id":"c","rule":"r","start":NaN,' \
+          '"end":1,"emitted":1,"text":"t","evidence":"e"}}'
+    with pytest.raises(ProtocolError):
+        parse_message(raw)
+
+
+def test_alert_body_from_event_drops_desk_and_seq() -> None:
+    a = Alert("desk-9", "c1", "closing", 1.0, 2.0, 2.5, "好的", "no 再见", seq=7)
+    b = alert_body(a)
+    assert "desk" not in b and "seq" not in b and b["rule"] == "closing"
+
+
+def test_authenticator_roles_and_bound_desks() -> None:
+    auth = Authenticator({"dtok": None, "bound": "desk-3"}, {"ctok"})
+    assert auth.check("desk", "dtok", "any-desk").ok
+    assert auth.check("console", "ctok").ok
+    assert auth.check("console", "dtok").code == 4403
+    assert auth.check("desk", "ctok", "d").code == 4403
+    assert auth.check("desk", "wrong", "d").code == 4401
+    assert auth.check("console", "").code == 4401
+    assert auth.check("desk", "bound", "desk-3").ok
+    assert auth.check("desk", "bound", "desk-4").code == 4403
+    assert auth.check("console", "ctok\u00e9").code == 4401  # non-ASCII is just wrong
+    with pytest.raises(ValueError):
+        Authenticator({}, {"ctok"})
+
+
+def test_bearer_header() -> None:
+    assert bearer_token("Bearer abc") == "abc"
+    assert bearer_token("bearer  abc ") == "abc"
+    assert bearer_token("Basic abc") is None
+    assert bearer_token("Bearer") is None
+    assert bearer_token(None) is None
+
+
+def test_origin_rule() -> None:
+    assert origin_allowed(None, "127.0.0.1:8765", False, ())  # not a browser
+    assert origin_allowed("http://127.0.0.1:8765", "127.0.0.1:8765", False, ())
+    assert not origin_allowed("http://evil.example", "127.0.0.1:8765", False, ())
+    assert not origin_allowed("http://127.0.0.1:9999", "127.0.0.1:8765", False, ())
+    assert not origin_allowed("http://127.0.0.1:8765", "127.0.0.1:8765", True, ())  # scheme
+    assert origin_allowed("https://hub.local", "hub.local", True, ())  # default port
+    assert origin_allowed("http://wall.local", "127.0.0.1:8765", False, ("http://wall.local",))
+    assert not origin_allowed("null", "127.0.0.1:8765", False, ())
