@@ -18,7 +18,7 @@ from monitor.events import Role
 SAMPLE_RATE = 16000
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac",
                             ".au", ".aiff", ".aif", ".caf", ".wma", ".webm"})
-MAX_DURATION_S = 4 * 3600.0  # a service call longer than this is a wrong file, not a call
+MAX_DURATION_S = 2 * 3600.0  # a service call longer than this is a wrong file, not a call
 
 
 class AudioError(Exception):

@@ -1,0 +1,323 @@
+"""`monitor`: the one command-line entry point.
+
+Errors users can cause (bad files, bad profiles, bad options) print one line
+`monitor: error: ...` and exit non-zero; they never show a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from monitor import __version__
+
+DESCRIPTION = """\
+Local compliance monitor for Mandarin service calls. It cuts each side of a call into
+utterances (webrtcvad), transcribes them on this machine (faster-whisper, Whisper base by
+default), and checks them against the service norms of a phrasebook profile: greeting,
+forbidden phrases (服务忌语), goodbye, hold etiquette, and letting the caller hang up first.
+"""
+
+SCORE_EPILOG = """\
+examples:
+  monitor score calls/ --profile zte --out report.jsonl --csv report.csv
+  monitor score a.wav b.flac --profile my-norms.toml --transcript
+  monitor score calls/ --profile-map profiles.json --out report.jsonl
+
+Stereo recordings: channel 0 is the agent, 1 the caller (change with --agent-channel and
+--caller-channel). A mono file is scored for agent-side rules only (greeting, forbidden,
+closing); the report lists the rules it could not judge. A CALL.events.json file beside
+CALL.wav ([{"t": 31.2, "type": "hangup", "by": "caller"}]) decides who hung up first.
+
+exit status: 0 all calls scored, 1 some calls failed (the others are still in the
+report), 2 nothing could be scored (bad options, profile or inputs).
+"""
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; one line."""
+
+
+def _channel(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a channel number: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError("channel numbers start at 0")
+    return v
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {v}")
+    return v
+
+
+def add_asr_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("recogniser")
+    g.add_argument("--model", metavar="DIR", help="a CTranslate2 Whisper model directory "
+                   "(default: the embedded Whisper base, joined once into the cache)")
+    g.add_argument("--beam", type=_positive, default=3, help="beam size (default 3)")
+    g.add_argument("--threads", type=_positive, default=max(1, min(4, os.cpu_count() or 2)),
+                   help="CPU threads for the model (default: up to 4)")
+
+
+def _score_parser(sub) -> None:
+    p = sub.add_parser("score", help="score recorded calls into a report",
+                       description="Score recorded calls: violations, score and transcript per call.",
+                       epilog=SCORE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (folders expand to "
+                   "their WAV/FLAC/MP3/OGG files)")
+    p.add_argument("--profile", default="zte", help="phrasebook profile name (zte, unicom, jingyi, "
+                   "broadband) or a .toml file (default zte)")
+    p.add_argument("--profile-map", metavar="FILE", help="JSON object {\"call name\": \"profile\"} for a "
+                   "folder of calls under different norms; calls not in it use --profile")
+    p.add_argument("--out", metavar="FILE", help="write one JSON object per call (JSONL) here")
+    p.add_argument("--csv", metavar="FILE", help="also write one CSV row per violation here")
+    p.add_argument("--direction", choices=("inbound", "outbound"), default="inbound",
+                   help="who placed the calls (decides the expected greeting; default inbound)")
+    p.add_argument("--agent-channel", type=_channel, default=0, help="channel of the agent (default 0)")
+    p.add_argument("--caller-channel", type=_channel, default=1, help="channel of the caller (default 1)")
+    p.add_argument("--transcript", action="store_true", help="print each call's transcript too")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    add_asr_options(p)
+    p.set_defaults(func=cmd_score)
+
+
+def _phrasebook_parser(sub) -> None:
+    p = sub.add_parser("phrasebook", help="check, list or show phrasebook profiles",
+                       description="Phrasebook profiles are TOML files of the service norms "
+                       "(see phrasebook/*.toml). Every entry names its seed document and section.")
+    psub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = psub.add_parser("check", help="validate profile files; errors name file, line and field")
+    c.add_argument("files", nargs="+", metavar="FILE", help="profile .toml files or names")
+    c.set_defaults(func=cmd_phrasebook_check)
+    lst = psub.add_parser("list", help="list the built-in profiles")
+    lst.set_defaults(func=cmd_phrasebook_list)
+    show = psub.add_parser("show", help="show what a profile checks, with its seed sections")
+    show.add_argument("profile")
+    show.set_defaults(func=cmd_phrasebook_show)
+
+
+def _model_parser(sub) -> None:
+    p = sub.add_parser("model", help="prepare and verify the speech model",
+                       description="Join the embedded Whisper base model into the cache once and "
+                       "verify it (nothing is downloaded), or check a model directory.")
+    p.add_argument("--model", metavar="DIR", help="check this CTranslate2 Whisper model instead")
+    p.set_defaults(func=cmd_model)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="monitor", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"monitor {__version__}")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log details to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _score_parser(sub)
+    _phrasebook_parser(sub)
+    _model_parser(sub)
+    try:
+        from monitor.hub.cli import add_hub_commands
+    except ImportError:  # the hub's optional dependencies are missing
+        pass
+    else:
+        add_hub_commands(sub)
+    return parser
+
+
+# -- commands -------------------------------------------------------------------
+def _load_profile(ref: str):
+    from monitor.phrasebook import PhrasebookError, load_profile
+
+    try:
+        return load_profile(ref)
+    except PhrasebookError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _profile_map(path: str | None) -> dict[str, str]:
+    if not path:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read the profile map ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise UsageError(f"{path}: the profile map must be a JSON object of call name -> profile name")
+    return {Path(k).stem: v for k, v in data.items()}
+
+
+def _transcriber(args, profile):
+    from monitor.asr.model_files import ModelError
+    from monitor.asr.whisper import AsrOptions, WhisperTranscriber
+
+    try:
+        return WhisperTranscriber(AsrOptions(model_dir=args.model, beam_size=args.beam, cpu_threads=args.threads,
+                                             hotwords=profile.hotwords))
+    except ModelError as exc:
+        raise UsageError(str(exc)) from None
+    except RuntimeError as exc:  # CTranslate2 refuses a damaged model directory
+        raise UsageError(f"cannot load the speech model: {exc}") from None
+
+
+def cmd_score(args) -> int:
+    from monitor.audio.files import AudioError, ChannelRoles, expand_inputs
+    from monitor.pipeline import ScoreOptions, score_call
+    from monitor.report import JsonlWriter, print_call, print_summary, write_csv
+    from monitor.rules import RuleOptions
+
+    if args.agent_channel == args.caller_channel:
+        raise UsageError("--agent-channel and --caller-channel must differ")
+    default_profile = _load_profile(args.profile)
+    mapping = _profile_map(args.profile_map)
+    profiles = {default_profile.name: default_profile}
+    for name in sorted(set(mapping.values())):
+        if name not in profiles:
+            profiles[name] = _load_profile(name)
+    files, input_errors = expand_inputs(args.paths)
+    for err in input_errors:
+        print(f"monitor: error: {err}", file=sys.stderr)
+    if not files:
+        raise UsageError("no audio files to score")
+    options = ScoreOptions(roles=ChannelRoles(args.agent_channel, args.caller_channel),
+                           rules=RuleOptions(direction=args.direction))
+    writer = JsonlWriter(Path(args.out)) if args.out else None
+    transcribers: dict[str, object] = {}
+    reports, failed = [], [(e, e) for e in input_errors]
+    progress = _progress(files, args)
+    try:
+        for path in progress:
+            profile = profiles.get(mapping.get(path.stem, ""), default_profile)
+            key = " ".join(profile.hotwords)
+            if key not in transcribers:
+                transcribers[key] = _transcriber(args, profile)
+            try:
+                report = score_call(path, profile, transcribers[key], options)
+            except (AudioError, MemoryError) as exc:
+                msg = str(exc) if isinstance(exc, AudioError) else f"{path.name}: too large to load"
+                _note(progress, f"monitor: error: {msg}")
+                failed.append((path.name, msg))
+                if writer:
+                    writer.write_error(path.name, msg)
+                continue
+            reports.append(report)
+            if writer:
+                writer.write(report)
+            if not args.quiet:
+                _note(progress, None, report, args.transcript, print_call)
+    finally:
+        if writer:
+            writer.close()
+    if args.csv:
+        write_csv(Path(args.csv), reports)
+    print_summary(reports, failed, sys.stdout)
+    if args.out:
+        print(f"report: {args.out}" + (f", {args.csv}" if args.csv else ""))
+    if not reports:
+        return 2
+    return 1 if failed else 0
+
+
+def _progress(files, args):
+    if args.no_progress or not sys.stderr.isatty() or len(files) < 2:
+        return files
+    from tqdm import tqdm
+
+    return tqdm(files, unit="call", file=sys.stderr, dynamic_ncols=True)
+
+
+def _note(progress, line, report=None, transcript=False, printer=None):
+    """Print without tearing the progress bar."""
+    import io
+
+    buf = io.StringIO()
+    if report is not None:
+        printer(report, buf, transcript)
+    else:
+        buf.write(line + "\n")
+    text = buf.getvalue().rstrip("\n")
+    if hasattr(progress, "write"):
+        progress.write(text, file=sys.stdout if report is not None else sys.stderr)
+    else:
+        print(text, file=sys.stdout if report is not None else sys.stderr)
+
+
+def cmd_phrasebook_check(args) -> int:
+    from monitor.phrasebook import PhrasebookError, load_profile
+
+    bad = 0
+    for f in args.files:
+        try:
+            p = load_profile(f)
+        except PhrasebookError as exc:
+            print(f"monitor: error: {exc}", file=sys.stderr)
+            bad += 1
+            continue
+        print(f"{p.path.name}: ok (profile {p.name}: {len(p.forbidden)} forbidden phrases, "
+              f"greeting deadline {p.greeting_deadline_s:g} s, hold after {p.hold_max_silence_s:g} s)")
+    return 1 if bad else 0
+
+
+def cmd_phrasebook_list(args) -> int:
+    from monitor.phrasebook import list_profiles, load_profile
+
+    for name in list_profiles():
+        p = load_profile(name)
+        print(f"{name:<10} {p.description}  (seeds: {', '.join(p.seeds)})")
+    return 0
+
+
+def cmd_phrasebook_show(args) -> int:
+    p = _load_profile(args.profile)
+    print(f"profile {p.name}: {p.description}")
+    print(f"  greeting within {p.greeting_deadline_s:g} s: {' / '.join(x.text for x in p.greeting_inbound.patterns)}"
+          f"  [{p.greeting.seed}]")
+    print(f"  closing: {' / '.join(x.text for x in p.closing_phrases.patterns)}  [{p.closing.seed}]")
+    print(f"  hold over {p.hold_max_silence_s:g} s: ask {' / '.join(x.text for x in p.hold_ask.patterns)}"
+          f"  [{p.hold.seed}]")
+    print(f"  hangup: the caller hangs up first  [{p.hangup.seed}]")
+    print("  forbidden:")
+    for e in p.forbidden:
+        print(f"    {e.phrase:<24} -{e.deduction:g}  [{e.seed}]")
+    return 0
+
+
+def cmd_model(args) -> int:
+    from monitor.asr.model_files import ModelError, resolve_model_dir
+
+    try:
+        path = resolve_model_dir(args.model)
+    except ModelError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"model ready: {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"monitor: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("monitor: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Writing batch results: JSONL (one call per line), CSV, and a terminal summary."""
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+from typing import IO, Iterable
+
+from monitor.pipeline import CallReport
+
+CSV_FIELDS = ("call", "duration", "profile", "score", "rule", "start", "end", "channel", "phrase", "text",
+              "evidence", "severity")
+
+
+class JsonlWriter:
+    """Appends one JSON object per call and flushes it, so a crash loses nothing scored."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(path, "w", encoding="utf-8")
+
+    def write(self, report: CallReport) -> None:
+        self._f.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
+        self._f.flush()
+
+    def write_error(self, call: str, error: str) -> None:
+        self._f.write(json.dumps({"call": call, "error": error, "violations": []}, ensure_ascii=False) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def write_csv(path: Path, reports: Iterable[CallReport]) -> None:
+    """One row per violation; a call without violations gets one row with an empty rule."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8-sig", newline="") as f:  # BOM: Excel reads UTF-8 Chinese
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        w.writeheader()
+        for r in reports:
+            base = {"call": r.call, "duration": round(r.duration, 2), "profile": r.profile, "score": r.score}
+            if not r.violations:
+                w.writerow(base)
+            for v in r.violations:
+                w.writerow({**base, "rule": v.rule, "start": round(v.start, 2), "end": round(v.end, 2),
+                            "channel": v.channel, "phrase": v.phrase or "", "text": v.text,
+                            "evidence": v.evidence, "severity": v.severity})
+
+
+def _clock(t: float) -> str:
+    return f"{int(t // 60):d}:{t % 60:04.1f}"
+
+
+def print_call(r: CallReport, out: IO[str], show_transcript: bool = False) -> None:
+    out.write(f"\n{r.call}  profile {r.profile}  {_clock(r.duration)}  score {r.score:g}\n")
+    if not r.violations:
+        out.write("  no violations\n")
+    for v in r.violations:
+        what = f"“{v.phrase}” " if v.phrase else ""
+        said = f"  「{v.text}」" if v.text else ""
+        out.write(f"  {_clock(v.start):>7}  {v.rule:<13} {what}{v.evidence}{said}\n")
+    if r.not_judged:
+        out.write(f"  not judged (no caller channel): {', '.join(r.not_judged)}\n")
+    if show_transcript:
+        for t in r.transcript:
+            if t.speech:
+                out.write(f"    {_clock(t.start):>7} {t.role:<6} {t.text}\n")
+
+
+def print_summary(reports: list[CallReport], failed: list[tuple[str, str]], out: IO[str]) -> None:
+    by_rule = Counter(v.rule for r in reports for v in r.violations)
+    n = len(reports)
+    mean = sum(r.score for r in reports) / n if n else 0.0
+    out.write(f"\nscored {n} call(s)")
+    if failed:
+        out.write(f", {len(failed)} failed")
+    out.write(f"; mean score {mean:.1f}\n")
+    for rule, count in sorted(by_rule.items(), key=lambda x: (-x[1], x[0])):
+        calls = sum(1 for r in reports if any(v.rule == rule for v in r.violations))
+        out.write(f"  {rule:<13} {count:3d} violation(s) in {calls} call(s)\n")
+    for name, err in failed:
+        out.write(f"  FAILED {err}\n")
