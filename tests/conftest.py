@@ -21,3 +21,32 @@ def corpus_dir() -> Path:
         pytest.fail(f"corpus not found: {path} has no manifest.jsonl "
                     "(set MONITOR_CORPUS to the directory holding the dev calls)")
     return path
+
+
+SAMPLES = REPO / "samples"
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def whisper_factory():
+    """Real Whisper base transcribers, one per hot-word set, shared by the session (loading costs ~1 s)."""
+    from monitor.asr.whisper import AsrOptions, WhisperTranscriber
+
+    made: dict[tuple, WhisperTranscriber] = {}
+
+    def get(hotwords: tuple[str, ...] = ()) -> WhisperTranscriber:
+        if hotwords not in made:
+            made[hotwords] = WhisperTranscriber(AsrOptions(hotwords=hotwords, cpu_threads=2))
+        return made[hotwords]
+
+    return get
+
+
+def load_labels(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8"))

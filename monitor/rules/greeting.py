@@ -16,15 +16,13 @@ class GreetingRule(Rule):
         self.first: Transcript | None = None  # first agent speech, if within the deadline
         self.greeted = False
         self.rude: str | None = None
-        self.late: Transcript | None = None
         self.decided = False
 
     def on_transcript(self, tr: Transcript) -> list[Violation]:
         if self.decided or tr.role != "agent" or not tr.speech:
             return []
         if tr.start > self.deadline:
-            self.late = self.late or tr
-            return self.tick(tr.start)
+            return self.tick(tr.start)  # words after the deadline: judged on what came before
         if self.first is None:
             self.first = tr
             rude = self.profile.greeting_rude.first(tr.text)
@@ -49,11 +47,6 @@ class GreetingRule(Rule):
         if self.first is not None:
             return [violation(self.name, s, 0.0, self.first.end, self.first.text,
                               f"first words at {self.first.start:.1f} s carry no greeting")]
-        if self.late is not None:
-            ok = bool(self.forms.first(self.late.text))
-            why = (f"greeting came late, at {self.late.start:.1f} s (deadline {self.deadline:g} s)" if ok
-                   else f"no greeting; first agent words at {self.late.start:.1f} s")
-            return [violation(self.name, s, 0.0, self.late.end, self.late.text, why)]
         return [violation(self.name, s, 0.0, now, "", f"the agent said nothing within {self.deadline:g} s")]
 
     def end(self, t_end: float) -> list[Violation]:

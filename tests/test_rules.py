@@ -1,0 +1,202 @@
+"""Each rule on scripted calls: what an agent says, when, and how the call ends."""
+import pytest
+
+from monitor.events import CallEvent, ToneEvent
+from monitor.phrasebook import load_profile
+from monitor.pipeline import judge
+from monitor.rules import RuleEngine, RuleOptions
+from tests.scripted import agent, caller
+
+ZTE = load_profile("zte")
+JINGYI = load_profile("jingyi")
+UNICOM = load_profile("unicom")
+
+
+def run(profile, transcripts, duration=None, tones=None, events=(), roles=("agent", "caller"),
+        options=RuleOptions()):
+    """Judge a scripted call; by default the caller hangs up (busy tone) just after the last words."""
+    last = max(t.end for t in transcripts)
+    if tones is None:
+        tones = (ToneEvent("caller", last + 0.5, last + 1.6, "busy_450"),)
+    if duration is None:
+        duration = last + 2.5
+    return judge(profile, options, roles, sorted(transcripts, key=lambda t: t.start), list(tones),
+                 list(events), duration)
+
+
+def rules_of(engine):
+    return sorted(v.rule for v in engine.violations)
+
+
+def polite_call(*middle):
+    """Greeting, a question, the middle turns given, then goodbye right after them."""
+    t = max([5.0] + [m.end for m in middle]) + 1.0
+    return [agent(0.5, 2.3, "您好，中兴通讯！"), caller(3.0, 5.0, "我想问一下这个设备多少钱。"),
+            *middle, agent(t, t + 2.0, "感谢您的来电，再见！"), caller(t + 2.5, t + 4.0, "好的，再见。")]
+
+
+def test_a_polite_call_where_the_caller_hangs_up_first_has_no_violations():
+    assert rules_of(run(ZTE, polite_call(agent(6.0, 8.0, "好的，我帮您查一下。")))) == []
+
+
+# -- greeting ------------------------------------------------------------------
+def test_rude_opening_breaks_the_greeting():
+    e = run(ZTE, [agent(0.4, 1.6, "喂，说吧。")] + polite_call()[1:])
+    (v,) = e.violations
+    assert v.rule == "greeting" and "喂" in v.evidence and v.start == 0.0
+
+
+def test_opening_without_greeting_words_breaks_the_greeting():
+    e = run(ZTE, [agent(0.4, 1.6, "嗯，你讲。")] + polite_call()[1:])
+    assert rules_of(e) == ["greeting"]
+
+
+def test_greeting_after_the_deadline_is_late():
+    e = run(ZTE, [caller(3.0, 5.0, "喂？有人吗？"), agent(7.9, 12.3, "您好，中兴通讯，请问有什么可以帮您？"),
+                  caller(13.0, 15.0, "我想问一下这个设备多少钱。"), agent(16.0, 18.0, "感谢您的来电，再见！")])
+    (v,) = e.violations
+    assert v.rule == "greeting" and "said nothing within 5 s" in v.evidence
+
+
+def test_greeting_rule_fires_at_its_deadline_not_at_call_end():
+    engine = RuleEngine(ZTE)
+    assert engine.tick(4.9) == []
+    fired = engine.tick(5.01)
+    assert [v.rule for v in fired] == ["greeting"]
+    assert "said nothing" in fired[0].evidence
+
+
+def test_garbled_greeting_with_company_name_still_counts():
+    e = run(ZTE, [agent(0.6, 2.4, "以好中兴通讯。")] + polite_call()[1:])
+    assert "greeting" not in rules_of(e)
+
+
+def test_outbound_calls_expect_the_outbound_greeting():
+    calls = [agent(0.5, 3.0, "您好，请问是华为公司吗？我是中兴通讯小王。")] + polite_call()[1:]
+    assert "greeting" not in rules_of(run(ZTE, calls, options=RuleOptions(direction="outbound")))
+
+
+def test_noise_that_was_not_speech_does_not_count_as_the_first_words():
+    e = run(ZTE, [agent(0.2, 0.6, "字幕由Amara.org社区提供", speech=False, why="known hallucination")] + polite_call())
+    assert rules_of(e) == []
+
+
+# -- forbidden -----------------------------------------------------------------
+def test_forbidden_phrase_from_the_agent_is_reported_with_phrase_and_time():
+    e = run(ZTE, polite_call(agent(5.9, 8.3, "不可能，我们的设备没有问题。")))
+    (v,) = e.violations
+    assert (v.rule, v.phrase, v.start, v.end, v.channel) == ("forbidden", "不可能", 5.9, 8.3, "agent")
+    assert v.seed and "服务忌语" in v.seed
+
+
+def test_the_same_words_from_the_caller_are_not_a_violation():
+    e = run(ZTE, polite_call(caller(6.0, 9.0, "我不知道，你问我我问谁啊？")))
+    assert rules_of(e) == []
+
+
+def test_polite_look_alikes_are_not_violations():
+    e = run(JINGYI, [agent(0.4, 3.4, "您好，警翼数码客服部。"), agent(5.5, 7.8, "不知道您现在方便说话吗？"),
+                     agent(9.0, 11.0, "我知道了，我们马上就去做。"), agent(12.0, 14.0, "感谢您的来电，再见！")])
+    assert rules_of(e) == []
+
+
+def test_homophone_error_still_catches_the_phrase():
+    e = run(UNICOM, [agent(0.8, 3.7, "您好，请问有什么可以帮您？"), agent(7.3, 8.9, "你有意见照领到去。"),
+                     agent(10.0, 12.0, "好的，还有其他需要吗？没有的话，再见。")])
+    assert [(v.rule, v.phrase) for v in e.violations] == [("forbidden", "有意见找领导去")]
+
+
+def test_a_phrase_inside_a_long_merged_utterance_is_located_near_where_it_was_said():
+    e = run(JINGYI, [agent(0.5, 3.0, "您好，警翼数码客服部。"), caller(3.5, 9.5, "你好，我们这边的设备出了点问题。"),
+                     agent(10.0, 24.0, "请问您的设备型号是多少？好的我帮您查一下。这个型号的价格不知道。"),
+                     agent(25.0, 27.0, "感谢您的来电，再见！")])
+    (v,) = e.violations
+    assert v.start > 17.0 and v.end == 24.0
+
+
+# -- closing -------------------------------------------------------------------
+def test_ending_without_goodbye_breaks_the_closing():
+    calls = polite_call()[:-2] + [agent(6.0, 7.7, "好的，就这样吧。"), caller(8.5, 10.0, "嗯，好的，拜拜。")]
+    (v,) = run(ZTE, calls).violations
+    assert v.rule == "closing" and v.start == 6.0
+
+
+def test_unicom_also_expects_the_offer_of_more_help():
+    calls = [agent(0.5, 3.0, "您好，请问有什么可以帮您？"), caller(3.5, 5.0, "我想问一下这个设备多少钱。"),
+             agent(5.5, 8.0, "请问您的设备型号是多少？"), caller(8.5, 10.0, "型号是八一零零。"),
+             agent(10.5, 12.5, "感谢您的来电，再见！")]
+    assert rules_of(run(UNICOM, calls)) == ["closing_offer"]
+    calls[-1] = agent(10.5, 14.0, "好的，还有其他需要吗？没有的话，再见。")
+    assert rules_of(run(UNICOM, calls)) == []
+
+
+# -- hangup --------------------------------------------------------------------
+def test_busy_tone_on_the_caller_side_means_the_caller_hung_up_first():
+    e = run(ZTE, polite_call())
+    hangup = next(r for r in e.rules if r.name == "hangup")
+    assert rules_of(e) == [] and "busy_450" in hangup.evidence
+
+
+def test_recording_ending_while_the_caller_talks_means_the_agent_hung_up():
+    calls = polite_call()[:-1] + [caller(9.0, 11.5, "那个，我还有一个问题想问一下")]
+    (v,) = run(ZTE, calls, duration=11.53, tones=()).violations
+    assert v.rule == "hangup" and v.start == 11.53 and "still talking" in v.evidence
+
+
+def test_no_disconnect_tone_means_the_agent_hung_up():
+    (v,) = run(ZTE, polite_call(), duration=12.0, tones=()).violations
+    assert v.rule == "hangup" and "no disconnect tone" in v.evidence
+
+
+def test_call_control_event_beats_the_audio_evidence():
+    e = run(ZTE, polite_call(), tones=(), events=[CallEvent(t=10.5, type="hangup", by="caller")])
+    assert rules_of(e) == []
+    e = run(ZTE, polite_call(), events=[CallEvent(t=10.5, type="hangup", by="agent")])
+    (v,) = e.violations
+    assert v.rule == "hangup" and "call-control event" in v.evidence
+
+
+def test_mono_recording_cannot_judge_caller_side_rules():
+    engine = run(ZTE, [t for t in polite_call() if t.role == "agent"], tones=(), roles=("agent",))
+    assert rules_of(engine) == [] and engine.not_judged == ["hangup", "hold"]
+
+
+# -- hold ----------------------------------------------------------------------
+def test_long_silence_without_asking_to_wait_is_a_hold_violation():
+    calls = polite_call(caller(6.0, 8.0, "好的，谢谢。"), agent(21.0, 23.0, "对不起，让您久等了。"))
+    (v,) = run(ZTE, calls).violations
+    assert (v.rule, v.start, v.end) == ("hold", 8.0, 21.0)
+
+
+def test_asking_first_and_thanking_after_makes_a_proper_hold():
+    calls = polite_call(agent(6.0, 9.0, "请您稍等一下，我帮您查询。"), agent(22.0, 24.0, "对不起，让您久等了。"))
+    assert rules_of(run(ZTE, calls)) == []
+
+
+def test_coming_back_without_thanks_is_a_minor_hold_return_finding():
+    calls = polite_call(agent(6.0, 9.0, "请您稍等一下，我帮您查询。"), agent(22.0, 24.0, "查到了，是网络问题。"))
+    (v,) = run(ZTE, calls).violations
+    assert v.rule == "hold_return" and v.severity == "minor"
+
+
+def test_short_pauses_are_not_holds():
+    calls = polite_call(caller(6.0, 8.0, "好的"), agent(15.0, 17.0, "好的，我帮您查一下。"))
+    assert rules_of(run(ZTE, calls)) == []
+
+
+def test_unreadable_speech_still_breaks_a_silence_but_a_noise_blip_does_not():
+    talk = caller(10.0, 13.0, "???", speech=False, why="unlikely text")
+    blip = caller(10.0, 10.4, "嗯", speech=False, why="no speech")
+    base = polite_call(caller(6.0, 8.0, "好的"), agent(19.0, 21.0, "好的，我帮您查一下。"))
+    assert rules_of(run(ZTE, base + [talk])) == []
+    assert rules_of(run(ZTE, base + [blip])) == ["hold"]
+
+
+def test_silence_after_the_caller_hung_up_is_not_a_hold():
+    calls = polite_call()
+    assert rules_of(run(ZTE, calls, duration=60.0, tones=(ToneEvent("caller", 10.5, 11.6, "busy_450"),))) == []
+
+
+def test_rule_options_reject_unknown_rules():
+    with pytest.raises(ValueError):
+        RuleOptions(rules=("greeting", "smile"))
