@@ -191,17 +191,15 @@ def cmd_score(args) -> int:
     options = ScoreOptions(roles=ChannelRoles(args.agent_channel, args.caller_channel),
                            rules=RuleOptions(direction=args.direction))
     writer = JsonlWriter(Path(args.out)) if args.out else None
-    transcribers: dict[str, object] = {}
+    transcriber = None  # one model for all profiles; each profile only changes the hot words
     reports, failed = [], [(e, e) for e in input_errors]
     progress = _progress(files, args)
     try:
         for path in progress:
             profile = profiles.get(mapping.get(path.stem, ""), default_profile)
-            key = " ".join(profile.hotwords)
-            if key not in transcribers:
-                transcribers[key] = _transcriber(args, profile)
+            transcriber = transcriber or _transcriber(args, profile)
             try:
-                report = score_call(path, profile, transcribers[key], options)
+                report = score_call(path, profile, transcriber.with_hotwords(profile.hotwords), options)
             except (AudioError, MemoryError) as exc:
                 msg = str(exc) if isinstance(exc, AudioError) else f"{path.name}: too large to load"
                 _note(progress, f"monitor: error: {msg}")

@@ -156,7 +156,7 @@ def test_bad_certificate_is_a_clear_error(tmp_path: Path) -> None:
     bogus.write_text("not a certificate\n")
 
     async def scenario() -> None:
-        with pytest.raises(HubConfigError, match="no such file"):
+        with pytest.raises(HubConfigError, match="missing.pem: No such file"):
             await Hub(options(tmp_path, certfile=tmp_path / "missing.pem")).start()
         with pytest.raises(HubConfigError, match="cannot load TLS certificate"):
             await Hub(options(tmp_path, certfile=bogus)).start()

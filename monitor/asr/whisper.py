@@ -8,6 +8,8 @@ length are encoded and decoded together as one batch.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +72,16 @@ class WhisperTranscriber:
         # (prompt, *hot words): what the model may echo back instead of hearing speech.
         self._prompt_texts = (options.initial_prompt, *options.hotwords)
         self._lock = threading.Lock()  # one decode at a time per model instance
+
+    def with_hotwords(self, hotwords: tuple[str, ...]) -> "WhisperTranscriber":
+        """The same loaded model steered by other hot words (another profile's company)."""
+        if tuple(hotwords) == self.opt.hotwords:
+            return self
+        other = copy.copy(self)
+        other.opt = dataclasses.replace(self.opt, hotwords=tuple(hotwords))
+        other._prompt = other._build_prompt()
+        other._prompt_texts = (other.opt.initial_prompt, *other.opt.hotwords)
+        return other
 
     def _build_prompt(self) -> list[int]:
         tok = self._tok

@@ -120,19 +120,22 @@ def _problem(status: int, message: str) -> Response:
 
 
 def tls_context(certfile: Path, keyfile: Path | None) -> ssl.SSLContext:
+    for f in (certfile, keyfile):
+        if f is not None:
+            try:
+                Path(f).open("rb").close()  # ssl's own errors do not name the file
+            except OSError as exc:
+                raise HubConfigError(f"cannot read TLS file {f}: {exc.strerror}") from None
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         ctx.load_cert_chain(str(certfile), str(keyfile) if keyfile else None)
-    except FileNotFoundError as exc:
-        raise HubConfigError(f"cannot read TLS certificate/key {exc.filename}: no such file") \
-            from None
-    except PermissionError as exc:
-        raise HubConfigError(f"cannot read TLS certificate/key {exc.filename}: permission denied") \
-            from None
     except (ssl.SSLError, OSError) as exc:
+        what = getattr(exc, "reason", None) or exc
         raise HubConfigError(f"cannot load TLS certificate {certfile}"
-                             f"{' / key ' + str(keyfile) if keyfile else ''}: {exc}") from None
+                             f"{' / key ' + str(keyfile) if keyfile else ''}: not a PEM "
+                             f"certificate with its private key, or they do not match ({what})"
+                             ) from None
     return ctx
 
 
@@ -148,6 +151,7 @@ class Hub:
         self._ingest: asyncio.Queue[_Pending] | None = None
         self._consoles: set[_Console] = set()
         self._static: dict[str, bytes] = {}
+        self._port = options.port
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -183,6 +187,7 @@ class Hub:
             self.store.close()
             reason = exc.strerror or str(exc)
             raise HubConfigError(f"cannot listen on {o.host}:{o.port}: {reason}") from None
+        self._port = self.port
         if not o.is_loopback():
             log.warning("listening on %s (not loopback)%s", o.host,
                         "" if o.tls else " without TLS: tokens and alerts travel in clear")
@@ -225,8 +230,10 @@ class Hub:
 
     @property
     def port(self) -> int:
-        assert self._server is not None
-        return self._server.sockets[0].getsockname()[1]
+        """The port actually bound (useful with port 0); kept after close()."""
+        if self._server is not None:
+            self._port = self._server.sockets[0].getsockname()[1]
+        return self._port
 
     @property
     def url(self) -> str:

@@ -108,7 +108,10 @@ function addAlert(a, live) {
   btn.addEventListener("click", () => acknowledge(a.seq, btn));
   ackCell.append(btn);
   tr.append(ackCell);
-  if (live) tr.classList.add("fresh");
+  if (live) {
+    tr.classList.add("fresh");
+    tr.addEventListener("animationend", () => tr.classList.remove("fresh"), { once: true });
+  }
 
   // Newest first: seqs arrive in increasing order, so a new row goes on top.
   $("alert-rows").prepend(tr);

@@ -1,0 +1,166 @@
+"""The web console in a real headless Chromium (Debian's /usr/bin/chromium).
+
+Fails (does not skip) when Chromium or Playwright is missing: the console page is a
+first-class interface and must be tested in a browser.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import threading
+import urllib.request
+from pathlib import Path
+from typing import Any, Coroutine
+
+import pytest
+from test_hub_support import CONSOLE_TOKEN, body, desk_ws, options, push
+
+from monitor.hub.options import HubOptions
+from monitor.hub.server import Hub
+
+pytestmark = pytest.mark.timeout(90)
+
+CHROMIUM = os.environ.get("MONITOR_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+class HubThread:
+    """A hub on its own event loop in a thread, so Playwright's sync API can drive the test."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.hub: Hub | None = None
+
+    def call(self, coro: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self, opts: HubOptions) -> Hub:
+        self.hub = Hub(opts)
+        self.call(self.hub.start())
+        return self.hub
+
+    def stop_hub(self) -> None:
+        if self.hub is not None:
+            self.call(self.hub.close())
+            self.hub = None
+
+    def close(self) -> None:
+        self.stop_hub()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def require_browser() -> Any:
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's browser with "
+                    "`apt-get install -y chromium` (listed in scripts/apt-packages.txt)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("Playwright for Python is missing: pip install -r "
+                    "scripts/requirements-hub.txt (never `playwright install`)")
+    return sync_playwright
+
+
+def api_alerts(http_url: str) -> list[dict]:
+    req = urllib.request.Request(f"{http_url}/api/alerts",
+                                 headers={"Authorization": f"Bearer {CONSOLE_TOKEN}"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.loads(r.read())["alerts"]
+
+
+def test_console_page_live_filter_ack_and_resume(tmp_path: Path) -> None:
+    sync_playwright = require_browser()
+    from playwright.sync_api import expect
+
+    ht = HubThread()
+    try:
+        hub = ht.start(options(tmp_path))
+        port, http_url = hub.port, hub.http_url
+        desk1 = ht.call(desk_ws(hub.url, "desk-1"))
+        desk2 = ht.call(desk_ws(hub.url, "desk-2"))
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 700})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{http_url}/#token={CONSOLE_TOKEN}")
+            status = page.locator("#status")
+            expect(status).to_have_attribute("data-state", "online", timeout=10000)
+            assert "token" not in page.url  # moved out of the address bar
+            expect(page.locator("#login")).to_be_hidden()
+            page.evaluate("window.__sameDocument = 42")
+            rows = page.locator("#alert-rows tr")
+
+            # 1. A pushed alert appears without a reload, with desk, rule and the words.
+            ht.call(push(desk1, "a:1", body(1, text="我不知道，你找领导去", phrase="找领导去")))
+            expect(rows).to_have_count(1)
+            first = rows.nth(0)
+            expect(first.locator("td.desk")).to_have_text("desk-1")
+            expect(first.locator("td.rule")).to_have_text("forbidden")
+            expect(first.locator("td.text")).to_have_text("我不知道，你找领导去")
+            expect(first.locator("td.text .phrase")).to_have_text("找领导去")
+            ht.call(push(desk2, "b:1", body(2, rule="greeting", text="喂，哪位",
+                                            phrase=None, evidence="rude opening")))
+            expect(rows).to_have_count(2)
+            expect(rows.nth(0).locator("td.desk")).to_have_text("desk-2")  # newest first
+
+            # 2. Filters by desk and by rule.
+            visible = page.locator("#alert-rows tr:not([hidden])")
+            page.select_option("#desk-filter", "desk-1")
+            expect(visible).to_have_count(1)
+            expect(visible.nth(0).locator("td.desk")).to_have_text("desk-1")
+            page.select_option("#desk-filter", "")
+            page.select_option("#rule-filter", "greeting")
+            expect(visible).to_have_count(1)
+            expect(visible.nth(0).locator("td.text")).to_have_text("喂，哪位")
+            page.select_option("#rule-filter", "")
+            expect(visible).to_have_count(2)
+
+            # 3. Acknowledge: the row shows it and the hub stored it.
+            row_a = page.locator('#alert-rows tr[data-seq="1"]')
+            row_a.locator("button.ack-btn").click()
+            expect(row_a).to_have_class(re.compile(r"\backed\b"))
+            expect(row_a.locator(".acked-by")).to_contain_text("web")
+            assert api_alerts(http_url)[0]["acked_by"] == "web"
+            page.check("#unacked-only")
+            expect(visible).to_have_count(1)
+            page.uncheck("#unacked-only")
+
+            # 4. The hub goes away and comes back on the same port: the page reconnects by
+            #    itself, resumes after its last seq (no duplicates) and shows new alerts.
+            ht.stop_hub()
+            expect(status).to_have_attribute("data-state", "offline", timeout=5000)
+            hub = ht.start(options(tmp_path, port=port))
+            desk1 = ht.call(desk_ws(hub.url, "desk-1"))
+            ht.call(push(desk1, "a:2", body(3, rule="closing", text="好的", phrase=None)))
+            expect(status).to_have_attribute("data-state", "online", timeout=15000)
+            expect(rows).to_have_count(3, timeout=10000)
+            expect(rows.nth(0).locator("td.rule")).to_have_text("closing")
+            expect(row_a).to_have_class(re.compile(r"\backed\b"))
+            assert page.evaluate("window.__sameDocument") == 42  # never reloaded
+            page.screenshot(path=str(tmp_path / "console.png"), full_page=True)
+            shutil.copy(tmp_path / "console.png", "/tmp/hub-console.png")
+            assert errors == []
+
+            # 5. Without a token the page asks for one; a wrong one is refused clearly.
+            other = browser.new_page()
+            other.goto(http_url + "/")
+            expect(other.locator("#login")).to_be_visible()
+            other.fill("#token-input", "wrong-token")
+            other.click("#login button")
+            expect(other.locator("#login-error")).to_contain_text("invalid token")
+            other.fill("#token-input", CONSOLE_TOKEN)
+            other.click("#login button")
+            expect(other.locator("#status")).to_have_attribute("data-state", "online")
+            expect(other.locator("#alert-rows tr")).to_have_count(3)
+            browser.close()
+    finally:
+        ht.close()
