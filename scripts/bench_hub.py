@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import socket
 import sqlite3
@@ -144,7 +143,7 @@ async def run_once(args: argparse.Namespace, kill: bool) -> dict:
             elif kind == "caught_up":
                 st.caught_up.set()
 
-    watchers = [asyncio.create_task(watch(c, s)) for c, s in zip(consoles, stats)]
+    watchers = [asyncio.create_task(watch(c, s)) for c, s in zip(consoles, stats, strict=True)]
     desks = [DeskClient(url, DESK_TOKEN, f"desk-{i:03d}", work / f"desk-{i:03d}.spool",
                         window=50, backoff_min=0.05, backoff_max=0.5)
              for i in range(args.desks)]
@@ -205,7 +204,7 @@ async def run_once(args: argparse.Namespace, kill: bool) -> dict:
     await asyncio.gather(*watchers, return_exceptions=True)
     desk_connects = sum(d.connects for d in desks)
     resent_dups = sum(d.duplicates for d in desks)
-    for c, s in zip(consoles, stats):
+    for c, s in zip(consoles, stats, strict=True):
         s.reconnects = c.connects - 1
     for d in desks:
         await d.close()
@@ -263,7 +262,8 @@ def report(r: dict, args: argparse.Namespace) -> bool:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--desks", type=int, default=200)
     p.add_argument("--consoles", type=int, default=10)
     p.add_argument("--rate", type=float, default=500.0, help="alerts per second, all desks")

@@ -23,6 +23,7 @@ from test_hub_support import (
     recv_type,
     run,
 )
+from websockets.exceptions import InvalidMessage, InvalidStatus
 
 from monitor.hub.console_client import ConsoleClient
 from monitor.hub.desk_client import DeskClient
@@ -112,8 +113,9 @@ def test_console_page_and_unknown_paths(tmp_path: Path) -> None:
             assert (await afetch(hub.http_url + "/static/../store.py"))[0] == 404
             assert (await afetch(hub.http_url + "/nope"))[0] == 404
             assert (await afetch(hub.http_url + "/api/health"))[0] == 200
-            with pytest.raises(Exception):
+            with pytest.raises(InvalidStatus) as exc:
                 await raw(hub.http_url.replace("http", "ws") + "/elsewhere")
+            assert exc.value.response.status_code == 404
     run(scenario())
 
 
@@ -142,7 +144,7 @@ def test_tls_wss_and_https(tmp_path: Path) -> None:
             # An untrusting client fails the handshake; plain ws:// to a TLS port fails too.
             with pytest.raises(ssl.SSLCertVerificationError):
                 await raw(hub.url, ssl=ssl.create_default_context())
-            with pytest.raises(Exception):
+            with pytest.raises((InvalidMessage, ConnectionError, EOFError)):
                 await raw(hub.url.replace("wss://", "ws://"))
             ws = await raw(hub.url, {"type": "hello", "role": "console", "token": CONSOLE_TOKEN},
                            ssl=trust)

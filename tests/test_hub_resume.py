@@ -14,8 +14,8 @@ from test_hub_support import (
     desk_ws,
     options,
     push,
-    recv_json,
     raw,
+    recv_json,
     recv_type,
     run,
 )
@@ -144,4 +144,39 @@ def test_acknowledgements_reach_every_console(tmp_path: Path) -> None:
             alerts = {f["seq"]: f for f in frames if f["type"] == "alert"}
             assert alerts[2]["acked_by"] == "console" and "acked_at" not in alerts[1]
             assert [f["seq"] for f in frames if f["type"] == "acked"] == [2]
+    run(scenario())
+
+
+def test_a_replaced_hub_database_restarts_the_console_from_zero(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        from monitor.hub.console_client import ConsoleClient
+        hub = Hub(options(tmp_path, db=tmp_path / "first.sqlite3"))
+        await hub.start()
+        port = hub.port
+        d = await desk_ws(hub.url)
+        for i in range(3):
+            await push(d, f"d:{i}", body(i))
+        client = ConsoleClient(hub.url, "console-token-for-tests-0001", backoff_min=0.05,
+                               backoff_max=0.2)
+        frames = client.frames()
+        seqs = []
+        while len(seqs) < 3:
+            f = await asyncio.wait_for(frames.__anext__(), 5)
+            if f["type"] == "alert":
+                seqs.append(f["seq"])
+        await hub.close()
+        # A new, empty database behind the same address: its seq 1 is a new alert.
+        async with Hub(options(tmp_path, db=tmp_path / "second.sqlite3", port=port)) as hub2:
+            d = await desk_ws(hub2.url)
+            await push(d, "new:1", body(9))
+            kinds = []
+            while True:
+                f = await asyncio.wait_for(frames.__anext__(), 5)
+                kinds.append(f["type"])
+                if f["type"] == "alert":
+                    assert f["seq"] == 1 and f["id"] == "new:1"
+                    break
+            assert "reset" in kinds
+            await client.close()
+            await frames.aclose()
     run(scenario())

@@ -15,7 +15,7 @@ from monitor.text import normalize
 
 # Whisper's well-known inventions on Mandarin non-speech (normalised form, substrings).
 KNOWN_HALLUCINATIONS = (
-    "字幕由amara", "amaraorg", "字幕提供", "字幕by", "字幕制作", "字幕志愿者", "中文字幕",
+    "字幕由amaraorg社区提供", "amaraorg社区提供", "社区提供", "字幕由amara", "amaraorg", "字幕提供", "字幕by", "字幕制作", "字幕志愿者", "中文字幕",
     "请不吝点赞", "点赞订阅", "订阅转发", "打赏支持", "明镜与点点", "点点栏目",
     "谢谢观看", "感谢观看", "谢谢收看", "感谢收看", "下期再见", "下集再见", "我们下期",
     "欢迎订阅", "订阅我的频道", "优优独播剧场", "独播剧场", "本期视频", "请订阅",
@@ -76,7 +76,8 @@ def clean(text: str, prompt_texts: tuple[str, ...] = ()) -> tuple[str, str]:
     if not norm:
         return "", "empty"
     removed = ""
-    for frag, kind in [(h, "known hallucination") for h in KNOWN_HALLUCINATIONS] + \
+    # Longest first, so a whole invented sentence goes before its pieces.
+    for frag, kind in [(h, "known hallucination") for h in sorted(KNOWN_HALLUCINATIONS, key=len, reverse=True)] + \
             [(p, "prompt echo") for p in _prompt_fragments(prompt_texts[:1])]:
         if frag in norm:
             removed = removed or kind

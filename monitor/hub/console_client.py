@@ -40,13 +40,15 @@ class ConsoleClient:
         self.dedupe = dedupe
         self.backoff_min, self.backoff_max = backoff_min, backoff_max
         self.ping_interval, self.open_timeout, self.max_size = ping_interval, open_timeout, max_size
+        self.epoch: str | None = None  # the hub database our seqs belong to
         self.connects = 0
         self.last_error: str | None = None
         self._ws: ClientConnection | None = None
         self._closing = asyncio.Event()
 
     async def frames(self) -> AsyncIterator[dict]:
-        """Yield alert/acked/caught_up/error frames forever (until close())."""
+        """Yield alert/acked/caught_up/error frames, plus "disconnected" (with the retry
+        delay) and "reset" (the hub's database changed; seqs start over), until close()."""
         delay = self.backoff_min
         while not self._closing.is_set():
             try:
@@ -59,6 +61,8 @@ class ConsoleClient:
                              "since": self.last_seq, "name": self.name}
                     if self.last_ack_seq is not None:
                         hello["ack_since"] = self.last_ack_seq
+                    if self.epoch is not None:
+                        hello["epoch"] = self.epoch
                     await ws.send(dumps(hello))
                     self.connects += 1
                     async for raw in ws:
@@ -67,6 +71,14 @@ class ConsoleClient:
                         if kind == "welcome":
                             delay = self.backoff_min
                             self.last_error = None
+                            self.epoch = msg.get("epoch")
+                            if msg.get("reset"):
+                                # Another database answers (it was replaced): start over,
+                                # and tell the consumer its view is from the old one.
+                                self.last_seq = msg["since"]
+                                if self.last_ack_seq is not None:
+                                    self.last_ack_seq = 0
+                                yield {"type": "reset", "since": self.last_seq}
                             continue
                         if kind == "alert":
                             seq = msg.get("seq", 0)

@@ -50,6 +50,7 @@ class HubOptions:
     hello_timeout: float = 10.0
     sync: Literal["normal", "full"] = "normal"
     max_errors: int = 20  # protocol errors tolerated per connection before closing it
+    max_connections: int = 5000  # open websockets beyond this get HTTP 503
 
     @property
     def tls(self) -> bool:

@@ -3,14 +3,17 @@
 Client -> hub
   {"type": "hello", "role": "desk", "token": T, "desk": "desk-07"}
   {"type": "hello", "role": "console", "token": T, "since": 0, "ack_since": 0, "name": "sup-1",
-   "tail": 1000}     (ack_since: replay acks after it, default: acks from now on;
-                      tail: a view that only shows the newest N may skip older history)
+   "tail": 1000, "epoch": E}   (ack_since: replay acks after it, default: acks from now on;
+                               tail: a view showing only the newest N may skip older history;
+                               epoch: the hub database `since` refers to)
   {"type": "alert", "id": "<desk-unique id>", "alert": {call_id, rule, start, end, emitted,
                                                       text, evidence, phrase?, severity?}}
   {"type": "ack_alert", "seq": N}                       (console: acknowledge an alert)
 
 Hub -> client
-  {"type": "welcome", "role": ..., "desk"?: ..., "last_seq": N, "last_ack_seq": M}
+  {"type": "welcome", "role": ..., "desk"?: ..., "last_seq": N, "last_ack_seq": M,
+   "epoch": E, "since": S, "reset": bool}   (console: S is where its stream starts; reset
+                     is true when the hello named another epoch: forget the old seqs)
   {"type": "ack", "id": ..., "seq": N, "duplicate": bool}   (desk: alert is stored)
   {"type": "reject", "id": ..., "reason": ...}              (desk: alert can never be stored)
   {"type": "alert", "seq": N, "id": ..., "desk": ..., ...}  (console)
@@ -73,6 +76,7 @@ class Hello:
     ack_since: int | None = None  # console role: last ack_seq seen (None: no ack replay)
     name: str = "console"  # console role: label recorded on acknowledgements
     tail: int | None = None  # console role: start no earlier than the newest `tail` alerts
+    epoch: str | None = None  # console role: the hub epoch `since` belongs to
 
 
 @dataclass(frozen=True)
@@ -201,7 +205,8 @@ def parse_message(raw: str | bytes) -> ClientMessage:
                      since=_seq(obj, "since", 0) or 0,
                      ack_since=_seq(obj, "ack_since"),
                      name=_str(obj, "name", 64, required=False, pattern=NAME_RE) or "console",
-                     tail=_seq(obj, "tail"))
+                     tail=_seq(obj, "tail"),
+                     epoch=_str(obj, "epoch", 64, required=False, pattern=ID_RE))
     if kind == "alert":
         alert_id = _str(obj, "id", 128, pattern=ID_RE)
         return AlertMsg(parse_alert_body(alert_id, obj.get("alert")))  # type: ignore[arg-type]

@@ -255,14 +255,15 @@ class Hub:
                 batch.append(self._ingest.get_nowait())
             try:
                 results = self.store.insert_many((p.desk, p.record) for p in batch)
-            except StoreError as exc:
-                log.error("%s", exc)
+            except Exception as exc:  # keep the writer alive: desks get an error and resend
+                log.error("%s", exc, exc_info=not isinstance(exc, StoreError))
+                exc = exc if isinstance(exc, StoreError) else StoreError(str(exc))
                 for p in batch:
                     if not p.done.done():
                         p.done.set_exception(exc)
                 continue
             # Same synchronous step as the commit: see the module docstring.
-            for p, res in zip(batch, results):
+            for p, res in zip(batch, results, strict=True):
                 if not res.duplicate:
                     self._broadcast(dumps(res.alert.to_message()))
                 if not p.done.done():
@@ -361,14 +362,19 @@ class Hub:
         log.info("console %s connected from %s (since %d)", hello.name, ws.remote_address,
                  hello.since)
         last_seq, last_ack_seq = self.store.last_seq(), self.store.last_ack_seq()
-        since = hello.since
+        since, ack_since = hello.since, hello.ack_since
+        reset = hello.epoch is not None and hello.epoch != self.store.epoch
+        if reset:
+            since, ack_since = 0, 0  # its seqs are from another database: start over
         if hello.tail is not None:
             since = max(since, last_seq - hello.tail)
         # Without ack_since, acks from this moment on are replayed: the alerts sent in the
         # catch-up already carry their acked state as of the moment they are read.
-        ack_since = hello.ack_since if hello.ack_since is not None else last_ack_seq
+        if ack_since is None:
+            ack_since = last_ack_seq
         await ws.send(dumps({"type": "welcome", "role": "console", "last_seq": last_seq,
-                             "last_ack_seq": last_ack_seq, "since": since}))
+                             "last_ack_seq": last_ack_seq, "since": since,
+                             "epoch": self.store.epoch, "reset": reset}))
         console.sender = asyncio.create_task(self._console_sender(console, since, ack_since))
         reader = asyncio.create_task(self._console_reader(console))
         try:
@@ -455,6 +461,9 @@ class Hub:
             if not origin_ok:
                 log.warning("refused websocket from origin %r", headers.get("Origin"))
                 return _problem(403, "origin not allowed")
+            if self._server is not None and \
+                    len(self._server.connections) > self.options.max_connections:
+                return _problem(503, "too many connections")
             return None  # go on with the websocket handshake
         try:
             return self._route(request.method, path, query, headers, origin_ok)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Literal
@@ -39,6 +40,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     acked_by  TEXT,
     UNIQUE (desk, alert_id)
 );
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS acks (
     ack_seq   INTEGER PRIMARY KEY AUTOINCREMENT,
     seq       INTEGER NOT NULL UNIQUE REFERENCES alerts(seq),
@@ -119,6 +121,12 @@ class AlertStore:
             self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(SCHEMA)
+            # The epoch names this database: seqs only mean something within one epoch, so
+            # a console that last saw another epoch (database replaced) starts from 0.
+            self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)",
+                             (uuid.uuid4().hex,))
+            self.epoch: str = self._db.execute(
+                "SELECT value FROM meta WHERE key='epoch'").fetchone()[0]
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open database {self.path}: {exc}") from None
 

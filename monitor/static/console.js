@@ -10,6 +10,7 @@ const state = {
   token: null,
   lastSeq: 0,                   // newest alert seq received
   lastAckSeq: null,             // newest ack seq received (null until the first welcome)
+  epoch: null,                  // which hub database the seqs belong to
   ws: null,
   backoff: 500,
   refused: false,
@@ -161,6 +162,14 @@ function acknowledge(seq, btn) {
 function onFrame(msg) {
   switch (msg.type) {
     case "welcome":
+      if (msg.reset) {
+        // The hub's database was replaced: our seqs mean nothing there. Start over.
+        for (const tr of state.rows.values()) tr.remove();
+        state.rows.clear();
+        state.lastAckSeq = null;
+      }
+      state.epoch = msg.epoch;
+      state.lastSeq = Math.max(msg.reset ? 0 : state.lastSeq, msg.since);
       if (state.lastAckSeq === null) state.lastAckSeq = msg.last_ack_seq;
       break;
     case "alert":
@@ -194,6 +203,7 @@ function connect() {
     const hello = { type: "hello", role: "console", token: state.token, name: "web",
                     since: state.lastSeq, tail: MAX_ROWS };
     if (state.lastAckSeq !== null) hello.ack_since = state.lastAckSeq;
+    if (state.epoch) hello.epoch = state.epoch;
     ws.send(JSON.stringify(hello));
     setStatus("catching up…", false);
   };

@@ -1,0 +1,34 @@
+"""Whisper's inventions never reach the rules; the real words around them do."""
+import pytest
+
+from monitor.asr.filters import clean, collapse_loops, why_not_speech
+
+PROMPT = ("以下是普通话的句子。", "中兴通讯")
+
+
+@pytest.mark.parametrize("text", ["字幕由Amara.org社区提供", "请不吝点赞 订阅 转发 打赏支持明镜与点点栏目",
+                                  "谢谢观看", "以下是普通话的句子。", "普通话的句子", "中兴通讯。",
+                                  "作词 作曲 作曲 作曲"])
+def test_hallucinations_and_prompt_echoes_are_not_speech(text):
+    _, reason = clean(text, PROMPT)
+    assert reason in ("known hallucination", "prompt echo")
+
+
+def test_an_echo_appended_to_real_words_is_cut_off():
+    text, reason = clean("您好 警翼数码客服部以下是普通话的句子。", PROMPT)
+    assert reason == "" and text == "您好 警翼数码客服部"
+
+
+@pytest.mark.parametrize("loop, kept", [
+    ("感谢您的来电再见见见见见见见见", "感谢您的来电再见"),
+    ("让您久等了。让您久等了。让您久等了。", "让您久等了。"),
+])
+def test_decoding_loops_collapse_to_what_was_said(loop, kept):
+    assert collapse_loops(loop) == kept
+
+
+def test_low_confidence_and_no_speech_are_dropped():
+    assert why_not_speech("好的", avg_logprob=-1.0, no_speech_prob=0.9) == "no speech"
+    assert why_not_speech("好的", avg_logprob=-2.0, no_speech_prob=0.1) == "unlikely text"
+    assert why_not_speech("好的，我帮您查一下。", avg_logprob=-0.2, no_speech_prob=0.1) == ""
+    assert why_not_speech("", avg_logprob=-0.2, no_speech_prob=0.1) == "empty"

@@ -1,0 +1,146 @@
+"""`monitor` as a quality team uses it: score a folder, read the report, survive bad input."""
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+EVALUATE = REPO.parent / "shared" / "tools" / "evaluate.py"
+
+
+def monitor(*args, cwd=REPO):
+    exe = REPO / ".venv" / "bin" / "monitor"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "monitor.cli"]
+    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def scored_samples(tmp_path_factory, samples_dir):
+    out = tmp_path_factory.mktemp("report")
+    r = monitor("score", samples_dir, "--profile-map", samples_dir / "profiles.json",
+                "--out", out / "report.jsonl", "--csv", out / "report.csv")
+    return r, out
+
+
+def test_scoring_the_sample_folder_reports_every_call(scored_samples):
+    r, out = scored_samples
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in (out / "report.jsonl").read_text().splitlines()]
+    assert sorted(d["call"] for d in lines) == ["demo-zte.flac", "jingyi-rude.flac", "tel-unicom.wav"]
+    for d in lines:
+        assert {"call", "duration", "profile", "score", "violations", "transcript"} <= set(d)
+        assert 0 <= d["score"] <= 100
+        for v in d["violations"]:
+            assert {"rule", "start", "end", "channel", "text", "evidence"} <= set(v)
+            if v["rule"] == "forbidden":
+                assert v["phrase"]
+    assert "scored 3 call(s)" in r.stdout
+
+
+def test_sample_violations_match_their_labels(scored_samples, samples_dir):
+    _, out = scored_samples
+    report = {d["call"]: d for d in map(json.loads, (out / "report.jsonl").read_text().splitlines())}
+    demo = {(v["rule"], v.get("phrase")) for v in report["demo-zte.flac"]["violations"]}
+    assert demo == {("forbidden", "我也没办法"), ("closing", None), ("hangup", None)}
+    rude = {v["rule"] for v in report["jingyi-rude.flac"]["violations"]}
+    assert rude == {"greeting", "forbidden"}
+    ev = subprocess.run([sys.executable, str(EVALUATE), str(samples_dir), str(out / "report.jsonl"), "--json"],
+                        capture_output=True, text=True)
+    assert ev.returncode == 0, ev.stderr
+    assert json.loads(ev.stdout)["micro"]["f1"] == 1.0
+
+
+def test_csv_has_one_row_per_violation(scored_samples):
+    r, out = scored_samples
+    rows = list(csv.DictReader(open(out / "report.csv", encoding="utf-8-sig")))
+    jsonl = [json.loads(line) for line in (out / "report.jsonl").read_text().splitlines()]
+    assert len(rows) == sum(max(1, len(d["violations"])) for d in jsonl)
+    assert {"call", "rule", "start", "phrase", "evidence"} <= set(rows[0])
+
+
+def test_an_unreadable_file_is_reported_and_the_rest_are_still_scored(tmp_path, samples_dir):
+    shutil.copy(samples_dir / "jingyi-rude.flac", tmp_path / "good.flac")
+    (tmp_path / "broken.wav").write_bytes(b"RIFF....WAVEjunk" * 10)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    r = monitor("score", tmp_path, "--profile", "jingyi", "--out", tmp_path / "r.jsonl")
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if line.startswith("monitor: error:")]
+    assert len(errors) == 2 and "Traceback" not in r.stderr
+    lines = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert {d["call"] for d in lines if "error" not in d} == {"good.flac"}
+    assert {d["call"] for d in lines if "error" in d} == {"broken.wav", "empty.wav"}
+
+
+def test_mono_file_is_scored_for_agent_rules_only(tmp_path, samples_dir):
+    x, rate = sf.read(samples_dir / "jingyi-rude.flac")
+    sf.write(tmp_path / "mono.wav", x[:, 0], rate)
+    r = monitor("score", tmp_path / "mono.wav", "--profile", "jingyi", "--out", tmp_path / "r.jsonl")
+    assert r.returncode == 0, r.stderr
+    (d,) = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert d["not_judged"] == ["hangup", "hold"]
+    assert {v["rule"] for v in d["violations"]} == {"greeting", "forbidden"}
+    assert "not judged" in r.stdout
+
+
+def test_events_sidecar_decides_who_hung_up(tmp_path, samples_dir):
+    shutil.copy(samples_dir / "demo-zte.flac", tmp_path / "call.flac")
+    (tmp_path / "call.events.json").write_text(json.dumps([{"t": 39.0, "type": "hangup", "by": "caller"}]))
+    r = monitor("score", tmp_path / "call.flac", "--out", tmp_path / "r.jsonl")
+    (d,) = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert "hangup" not in {v["rule"] for v in d["violations"]}
+    assert "call-control event" in d["hangup_evidence"]
+    (tmp_path / "call.events.json").write_text("{not json")
+    r = monitor("score", tmp_path / "call.flac")
+    assert r.returncode == 2 and "call.events.json: bad events file" in r.stderr
+
+
+def test_a_folder_without_audio_is_an_error(tmp_path):
+    r = monitor("score", tmp_path)
+    assert r.returncode == 2
+    assert "no audio files in this folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_broken_profile_names_file_line_and_problem(tmp_path, samples_dir):
+    text = (REPO / "phrasebook" / "zte.toml").read_text(encoding="utf-8")
+    bad = tmp_path / "mine.toml"
+    bad.write_text(text.replace('phrase = "我没空"', 'phrase = 42'), encoding="utf-8")
+    line = next(i for i, l in enumerate(bad.read_text(encoding="utf-8").splitlines(), 1) if "phrase = 42" in l)
+    r = monitor("score", samples_dir / "demo-zte.flac", "--profile", bad)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"monitor: error: mine.toml:{line}: forbidden[4].phrase: must be a non-empty string"
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda t: t.replace("[greeting]", "[greeting"), "TOML syntax error"),
+    (lambda t: t.replace('deadline_s = 5.0', 'deadline_s = "soon"'), "greeting.deadline_s: must be a number"),
+    (lambda t: t.replace('phrase = "不可能"', 'phrase = "不可能"\ncolour = "red"'), "unknown field"),
+    (lambda t: t.replace('phrase = "不可能"', 'phrase = "我没空"'), "duplicate phrase"),
+    (lambda t: t.replace('[hold]', '[holdx]'), "hold: table is missing"),
+])
+def test_phrasebook_check_reports_each_kind_of_error(tmp_path, change, expected):
+    bad = tmp_path / "p.toml"
+    bad.write_text(change((REPO / "phrasebook" / "zte.toml").read_text(encoding="utf-8")), encoding="utf-8")
+    r = monitor("phrasebook", "check", bad)
+    assert r.returncode == 1 and expected in r.stderr
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("monitor: error: p.toml")
+
+
+def test_phrasebook_check_accepts_the_shipped_profiles():
+    r = monitor("phrasebook", "check", *sorted((REPO / "phrasebook").glob("*.toml")))
+    assert r.returncode == 0 and r.stdout.count(": ok") == 4
+
+
+def test_unknown_profile_name_lists_the_known_ones(samples_dir):
+    r = monitor("score", samples_dir / "demo-zte.flac", "--profile", "nokia")
+    assert r.returncode == 2 and "known: broadband, jingyi, unicom, zte" in r.stderr
+
+
+def test_help_explains_the_commands():
+    r = monitor("score", "--help")
+    assert r.returncode == 0 and "--profile-map" in r.stdout and "exit status" in r.stdout
