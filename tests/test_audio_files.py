@@ -92,3 +92,19 @@ def test_folders_expand_to_their_audio_files_and_empty_folders_are_reported(tmp_
     files, errors = expand_inputs([tmp_path / "calls", tmp_path / "empty", tmp_path / "nope.wav"])
     assert [f.name for f in files] == ["a.flac", "b.wav"]
     assert len(errors) == 2 and "no audio files" in errors[0] and "no such file" in errors[1]
+
+
+def test_a_huge_file_is_refused_before_it_is_read(tmp_path):
+    """A 3-hour recording is not a call; it must not be loaded into memory."""
+    import struct
+
+    rate, seconds = 8000, 3 * 3600
+    data_bytes = rate * seconds * 2
+    header = (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVEfmt " +
+              struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", data_bytes))
+    path = tmp_path / "huge.wav"
+    with open(path, "wb") as f:
+        f.write(header)
+        f.truncate(len(header) + data_bytes)  # sparse: costs no disk
+    with pytest.raises(AudioError, match="too long for one call"):
+        load_call(path)

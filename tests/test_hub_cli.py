@@ -137,3 +137,12 @@ def test_terminal_view_stops_on_a_refused_token(tmp_path: Path) -> None:
             with pytest.raises(ConsoleRefused, match="invalid token"):
                 await run_console(hub.url, "wrong-token", out=io.StringIO(), err=io.StringIO())
     run(scenario())
+
+
+def test_a_second_hub_on_the_same_database_is_refused(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with Hub(options(tmp_path)):
+            p = await asyncio.to_thread(cli, "--port", "0", "--db", str(tmp_path / "hub.sqlite3"),
+                                        "--token", DESK_TOKEN)
+            assert "another hub is using it" in one_error_line(p, "hub")
+    run(scenario())

@@ -53,6 +53,16 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < v < 86400:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"must be more than 0 s and under a day, not {text}")
+    return v
+
+
 def _seq(text: str) -> int:
     try:
         v = int(text)
@@ -99,7 +109,7 @@ def add_hub_commands(subparsers: argparse._SubParsersAction) -> None:
                         "disconnected and resumes from its last seq (default 2000)")
     p.add_argument("--max-message-bytes", type=_positive_int, default=64 * 1024,
                    help="largest message a client may send (default 65536)")
-    p.add_argument("--ping-interval", type=float, default=20.0,
+    p.add_argument("--ping-interval", type=_seconds, default=20.0,
                    help="keepalive ping interval in seconds (default 20)")
     p.add_argument("--sync", choices=("normal", "full"), default="normal",
                    help="normal: alerts survive a hub crash; full: also a power cut (slower)")

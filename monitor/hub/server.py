@@ -191,8 +191,8 @@ class Hub:
         if not o.is_loopback():
             log.warning("listening on %s (not loopback)%s", o.host,
                         "" if o.tls else " without TLS: tokens and alerts travel in clear")
-        log.info("hub listening on %s (db %s, last seq %d)", self.url, o.db,
-                 self.store.last_seq())
+        log.info("hub listening on %s (db %s, last seq %d); console page %s/#token=...",
+                 self.url, o.db, self.store.last_seq(), self.http_url)
 
     async def close(self) -> None:
         if self._server is not None:

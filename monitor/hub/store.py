@@ -114,12 +114,16 @@ class AlertStore:
         self.path = Path(path)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves so a batch is one commit.
-            self._db = sqlite3.connect(str(self.path), isolation_level=None)
+            self._db = sqlite3.connect(str(self.path), isolation_level=None, timeout=0.5)
+            # One hub per database: a second hub would fan out only its own commits, and its
+            # consoles could skip past alerts the other one stored. EXCLUSIVE (set before
+            # WAL) holds the file lock for the life of the connection; the OS drops it if
+            # the hub dies, so a restart after a crash is not blocked.
+            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL: a commit survives a crash or SIGKILL of the hub (it is in the WAL);
             # FULL also survives power loss, at one fsync per batch.
             self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
-            self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(SCHEMA)
             # The epoch names this database: seqs only mean something within one epoch, so
             # a console that last saw another epoch (database replaced) starts from 0.
@@ -127,8 +131,11 @@ class AlertStore:
                              (uuid.uuid4().hex,))
             self.epoch: str = self._db.execute(
                 "SELECT value FROM meta WHERE key='epoch'").fetchone()[0]
+            self._db.execute("BEGIN IMMEDIATE")  # take the write lock now, not at 1st alert
+            self._db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open database {self.path}: {exc}") from None
+            hint = " (another hub is using it)" if "locked" in str(exc) else ""
+            raise StoreError(f"cannot open database {self.path}: {exc}{hint}") from None
 
     def close(self) -> None:
         self._db.close()
