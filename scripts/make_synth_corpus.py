@@ -556,11 +556,17 @@ def build(plan: Plan, speech: Speech, bank: list, seed: int) -> tuple[np.ndarray
     else:
         violations.append({"rule": "hangup", "start": r2(end / SR), "end": r2(end / SR)})
 
+    tel = plan.condition.endswith("8k")
+    band = signal.butter(4, [300, 3400], btype="bandpass", fs=SR, output="sos")
+    if tel:  # the SNR holds in the telephone band (most brown noise and hum lie below it)
+        x = signal.sosfiltfilt(band, x, axis=0)
     if plan.snr_db is not None:
         for role, c in ch.items():
             speech_rms = np.sqrt(np.mean(x[active[:, c], c] ** 2))
             nz = make_noise(plan.noise[role], rng, end, bank)
-            x[:, c] += nz * speech_rms / 10 ** (plan.snr_db / 20)
+            if tel:
+                nz = signal.sosfiltfilt(band, nz)
+            x[:, c] += nz * speech_rms / (np.sqrt(np.mean(nz**2)) * 10 ** (plan.snr_db / 20))
     sos = signal.butter(2, 2000, fs=SR, output="sos")
     floor = signal.sosfilt(sos, rng.normal(size=x.shape), axis=0)
     x += floor * 10 ** (FLOOR_DBFS / 20) / np.sqrt(np.mean(floor**2, axis=0))
@@ -568,7 +574,6 @@ def build(plan: Plan, speech: Speech, bank: list, seed: int) -> tuple[np.ndarray
     if peak > 0.99:  # loud noise peaks: scale the call rather than clip
         x *= 0.99 / peak
 
-    tel = plan.condition.endswith("8k")
     audio_name = f"{plan.call_id}.wav" if tel else f"{plan.call_id}.flac"
     label = {
         "call_id": plan.call_id,

@@ -1,6 +1,7 @@
 """Untrusted input: malformed, wrongly typed and oversized frames; duplicate alerts."""
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -106,4 +107,24 @@ def test_alert_fields_are_stored_as_sent(tmp_path: Path) -> None:
                       "phrase", "severity"):
                 assert a[k] == b[k], k
             assert a["desk"] == "desk-5" and a["id"] == "desk-5:1" and a["received"] > 0
+    run(scenario())
+
+
+def test_keepalive_drops_a_silent_peer(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with Hub(options(tmp_path, ping_interval=0.2, ping_timeout=0.3,
+                               close_timeout=0.3)) as hub:
+            c = await console_ws(hub.url)
+            assert (await recv_json(c))["type"] == "caught_up"
+            assert len(hub._consoles) == 1
+            c.transport.pause_reading()  # a frozen client: never answers the hub's pings
+            for _ in range(50):
+                if not hub._consoles:
+                    break
+                await asyncio.sleep(0.05)
+            assert not hub._consoles  # the hub noticed and let it go
+            live = await console_ws(hub.url)  # a responsive one stays
+            await asyncio.sleep(0.8)
+            assert len(hub._consoles) == 1
+            await live.close()
     run(scenario())

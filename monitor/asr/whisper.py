@@ -40,12 +40,12 @@ class AsrOptions:
     initial_prompt: str = "以下是普通话的句子。"
     hotwords: tuple[str, ...] = ()  # profile key phrases (company names) to steer spelling
     pad_s: float = 1.0  # silence after the utterance inside the encoder window
-    min_frames: int = 600  # shorter inputs make the model loop or return nothing; pad to 6 s
+    min_frames: int = 600  # shorter inputs make the model loop or return nothing: at least 6 s
+    # Encoder inputs are rounded up to whole buckets of this many mel frames. An
+    # utterance then gets the same input whether it is decoded alone (live) or
+    # batched with others of its bucket (batch), so both give the same text.
+    bucket_frames: int = 200
     batch_size: int = 8
-    batch_frame_slack: int = 200  # utterances this close in length share one batch
-    # Timestamps split an utterance that merged several sentences (noise between
-    # turns keeps the VAD open) into timed pieces at almost no extra cost.
-    timestamps: bool = False
     speech_filter: SpeechFilter = field(default_factory=SpeechFilter)
 
 
@@ -90,8 +90,7 @@ class WhisperTranscriber:
             prompt += tok.encode(" " + " ".join(self.opt.hotwords))
         if self.opt.initial_prompt:
             prompt += tok.encode(self.opt.initial_prompt)
-        prompt += list(tok.sot_sequence)
-        return prompt if self.opt.timestamps else prompt + [tok.no_timestamps]
+        return prompt + list(tok.sot_sequence) + [tok.no_timestamps]
 
     def _mel(self, audio: np.ndarray, n_frames: int) -> np.ndarray:
         need = n_frames * (SAMPLE_RATE // FRAMES_PER_S)
@@ -103,30 +102,24 @@ class WhisperTranscriber:
         return out
 
     def _frames_for(self, n_samples: int) -> int:
-        frames = int(np.ceil(n_samples / SAMPLE_RATE * FRAMES_PER_S + self.opt.pad_s * FRAMES_PER_S))
-        frames = max(self.opt.min_frames, frames)
-        frames += frames % 2  # the encoder's conv stride halves the frame count
-        return min(MAX_FRAMES, frames)
+        frames = n_samples / SAMPLE_RATE * FRAMES_PER_S + self.opt.pad_s * FRAMES_PER_S
+        bucket = self.opt.bucket_frames
+        frames = max(self.opt.min_frames, int(np.ceil(frames / bucket)) * bucket)
+        return min(MAX_FRAMES, frames + frames % 2)  # the encoder's conv stride halves the frames
 
     def _batches(self, utts: Sequence[Utterance]) -> list[list[int]]:
-        order = sorted(range(len(utts)), key=lambda i: len(utts[i].samples))
-        batches: list[list[int]] = []
-        for i in order:
-            frames = self._frames_for(len(utts[i].samples))
-            if batches:
-                head = self._frames_for(len(utts[batches[-1][0]].samples))
-                if len(batches[-1]) < self.opt.batch_size and frames - head <= self.opt.batch_frame_slack:
-                    batches[-1].append(i)
-                    continue
-            batches.append([i])
-        return batches
+        by_bucket: dict[int, list[int]] = {}
+        for i, u in enumerate(utts):
+            by_bucket.setdefault(self._frames_for(len(u.samples)), []).append(i)
+        size = self.opt.batch_size
+        return [ids[k:k + size] for _, ids in sorted(by_bucket.items()) for k in range(0, len(ids), size)]
 
     def transcribe(self, utterances: Sequence[Utterance]) -> list[Transcript]:
         import ctranslate2
 
         results: list[Transcript | None] = [None] * len(utterances)
         for batch in self._batches(utterances):
-            n_frames = max(self._frames_for(len(utterances[i].samples)) for i in batch)
+            n_frames = self._frames_for(len(utterances[batch[0]].samples))
             mel = np.stack([self._mel(utterances[i].samples, n_frames) for i in batch])
             with self._lock:
                 enc = self._ct2.encode(ctranslate2.StorageView.from_array(mel), to_cpu=False)
@@ -135,50 +128,17 @@ class WhisperTranscriber:
                     enc, [self._prompt] * len(batch), beam_size=self.opt.beam_size,
                     max_length=len(self._prompt) + max_new, return_scores=True,
                     return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1],
-                    repetition_penalty=1.0, length_penalty=1.0, max_initial_timestamp_index=50)
+                    repetition_penalty=1.0, length_penalty=1.0)
             for i, out in zip(batch, outs):
-                results[i] = self._to_transcripts(utterances[i], out)
-        return [t for r in results if r for t in r]
+                results[i] = self._to_transcript(utterances[i], out)
+        return [r for r in results if r is not None]
 
-    def _pieces(self, tokens: list[int], duration: float) -> list[tuple[float, float, list[int]]]:
-        """Split a timestamped token sequence into (start, end, text tokens) pieces."""
-        ts0 = self._tok.timestamp_begin
-        pieces: list[tuple[float, float, list[int]]] = []
-        start: float | None = None
-        text: list[int] = []
-        for t in tokens:
-            if t >= ts0:
-                stamp = (t - ts0) * 0.02
-                if start is None:
-                    start = stamp
-                elif text:
-                    pieces.append((start, stamp, text))
-                    start, text = None, []
-                else:
-                    start = stamp
-            elif t < self._tok.eot:
-                text.append(t)
-        if text:
-            pieces.append((start or 0.0, duration, text))
-        return pieces
-
-    def _to_transcripts(self, utt: Utterance, out) -> list[Transcript]:
-        tokens = list(out.sequences_ids[0])
-        n_text = sum(1 for t in tokens if t < self._tok.eot)
-        avg_logprob = float(out.scores[0]) * len(tokens) / (len(tokens) + 1) if n_text else -10.0
+    def _to_transcript(self, utt: Utterance, out) -> Transcript:
+        tokens = [t for t in out.sequences_ids[0] if t < self._tok.eot]
+        avg_logprob = float(out.scores[0]) * len(tokens) / (len(tokens) + 1) if tokens else -10.0
         no_speech = float(out.no_speech_prob)
-        duration = utt.end - utt.start
-        pieces = self._pieces(tokens, duration) if self.opt.timestamps else \
-            [(0.0, duration, [t for t in tokens if t < self._tok.eot])]
-        if not pieces:
-            pieces = [(0.0, duration, [])]
-        found = []
-        for rel_start, rel_end, toks in pieces:
-            text, reason = clean(to_simplified(self._tok.decode(toks).strip()), self._prompt_texts)
-            reason = reason or why_not_speech(text, avg_logprob, no_speech, self.opt.speech_filter)
-            start = utt.start + min(max(0.0, rel_start), duration)
-            end = utt.start + min(max(rel_end, rel_start + 0.1), duration)
-            found.append(Transcript(role=utt.role, start=start, end=max(end, start), text=text,
-                                    speech=not reason, avg_logprob=round(avg_logprob, 3),
-                                    no_speech_prob=round(no_speech, 3), dropped_because=reason))
-        return found
+        text, reason = clean(to_simplified(self._tok.decode(tokens).strip()), self._prompt_texts)
+        reason = reason or why_not_speech(text, avg_logprob, no_speech, self.opt.speech_filter)
+        return Transcript(role=utt.role, start=utt.start, end=utt.end, text=text, speech=not reason,
+                          avg_logprob=round(avg_logprob, 3), no_speech_prob=round(no_speech, 3),
+                          dropped_because=reason)

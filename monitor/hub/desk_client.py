@@ -156,6 +156,9 @@ class DeskClient:
             except (OSError, TimeoutError, InvalidHandshake, InvalidURI, ValueError,
                     ConnectionError) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # never let delivery stop for good: log, back off, retry
+                log.exception("desk %s: unexpected error in the sender", self.desk)
+                self.last_error = f"{type(exc).__name__}: {exc}"
             finally:
                 self.connected = False
             if self._closing.is_set():
@@ -182,6 +185,8 @@ class DeskClient:
         async def read_acks() -> None:
             async for raw in ws:
                 msg = json.loads(raw)
+                if not isinstance(msg, dict):
+                    continue
                 kind, ref = msg.get("type"), msg.get("id", msg.get("ref"))
                 if kind in ("ack", "reject") and not isinstance(ref, str):
                     continue

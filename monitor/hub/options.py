@@ -29,6 +29,8 @@ class HubOptions:
     allowed_origins:  extra browser Origins allowed to open a websocket or call the API
                       (default: same origin only; "*" allows any).
     hello_timeout:    seconds a new connection has to authenticate.
+    close_timeout:    seconds a peer gets to finish a close (or answer a failed ping)
+                      before its TCP connection is dropped.
     sync:             "normal" survives a hub crash/SIGKILL; "full" also a power loss.
     """
 
@@ -48,6 +50,7 @@ class HubOptions:
     ping_timeout: float = 20.0
     allowed_origins: tuple[str, ...] = ()
     hello_timeout: float = 10.0
+    close_timeout: float = 5.0
     sync: Literal["normal", "full"] = "normal"
     max_errors: int = 20  # protocol errors tolerated per connection before closing it
     max_connections: int = 5000  # open websockets beyond this get HTTP 503

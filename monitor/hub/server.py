@@ -179,7 +179,7 @@ class Hub:
                 process_request=self._process_request,
                 max_size=o.max_message_bytes, max_queue=16,
                 ping_interval=o.ping_interval, ping_timeout=o.ping_timeout,
-                open_timeout=o.hello_timeout, close_timeout=5,
+                open_timeout=o.hello_timeout, close_timeout=o.close_timeout,
                 # Local network, small JSON: deflate would cost CPU and per-connection memory.
                 compression=None, server_header=None)
         except OSError as exc:
