@@ -13,6 +13,7 @@ from monitor.audio.files import AudioError, CallAudio, ChannelRoles, load_call
 from monitor.events import CallEvent, ToneEvent, Transcript, Utterance, Violation
 from monitor.phrasebook import Profile
 from monitor.rules import RuleEngine, RuleOptions
+from monitor.rules.engine import timeline_key
 from monitor.scoring import score
 from monitor.tones import ToneDetector
 from monitor.vad import VadOptions, segment
@@ -99,18 +100,8 @@ def judge(profile: Profile, options: RuleOptions, roles, transcripts: list[Trans
           tones: list[ToneEvent], events: list[CallEvent], duration: float) -> RuleEngine:
     """Feed everything to a rule engine in time order, as the live path would."""
     engine = RuleEngine(profile, options, roles)
-    timeline: list[tuple[float, int, object]] = []
-    timeline += [(e.t, 0, e) for e in events]
-    timeline += [(t.end, 1, t) for t in tones]  # a tone is known once confirmed
-    timeline += [(t.start, 2, t) for t in transcripts]
-    for t, _, item in sorted(timeline, key=lambda x: (x[0], x[1])):
-        engine.tick(t)
-        if isinstance(item, CallEvent):
-            engine.on_call_event(item)
-        elif isinstance(item, ToneEvent):
-            engine.on_tone(item)
-        else:
-            engine.on_transcript(item)
+    for item in sorted([*events, *tones, *transcripts], key=timeline_key):
+        engine.feed(item)
     engine.tick(duration)
     engine.end(duration)
     return engine

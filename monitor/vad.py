@@ -109,8 +109,16 @@ class VadSegmenter:
         return np.concatenate(self._utt_frames)
 
     def mask(self, start: float, end: float) -> None:
-        """Treat [start, end) as non-speech (e.g. a call-progress tone)."""
+        """Treat [start, end) as non-speech (e.g. a call-progress tone).
+
+        Live, a tone is confirmed about a second after it began; an utterance the
+        tone itself opened (starting within the pre-roll of `start`) is dropped.
+        """
         self._masked.append((start, end))
+        if self._in_speech and self._utt_start >= start - self.opt.pre_roll_s - 1e-9:
+            self._in_speech = False
+            self._utt_frames = []
+            self._silence_run = 0
 
     def feed(self, samples: np.ndarray) -> list[Utterance]:
         """Append audio; returns utterances closed by it."""

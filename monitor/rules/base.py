@@ -20,6 +20,7 @@ class Rule:
     """Base: every hook returns the violations it decided just now."""
 
     name = "rule"
+    order_free = False  # judges each transcript on its own (may see words early, live)
 
     def __init__(self, facts: CallFacts) -> None:
         self.facts = facts

@@ -23,6 +23,24 @@ _RULE_CLASSES = {"greeting": GreetingRule, "forbidden": ForbiddenRule, "closing"
                  "hangup": HangupRule, "hold": HoldRule}
 
 
+TimelineItem = CallEvent | ToneEvent | Transcript
+
+
+def timeline_time(item: TimelineItem) -> float:
+    """When an item becomes known: events at their time, tones once confirmed, words at their start."""
+    if isinstance(item, CallEvent):
+        return item.t
+    if isinstance(item, ToneEvent):
+        return item.end
+    return item.start
+
+
+def timeline_key(item: TimelineItem) -> tuple[float, int, float]:
+    """Order of the timeline: by time; at equal times events, then tones, then words."""
+    kind = 0 if isinstance(item, CallEvent) else 1 if isinstance(item, ToneEvent) else 2
+    return timeline_time(item), kind, 0.0 if kind < 2 else (0.0 if item.role == "agent" else 1.0)
+
+
 @dataclass(frozen=True)
 class RuleOptions:
     direction: str = "inbound"  # "inbound" | "outbound"
@@ -63,6 +81,23 @@ class RuleEngine:
 
     def tick(self, now: float) -> list[Violation]:
         return self._collect([v for r in self.rules for v in r.tick(now)])
+
+    def on_partial(self, tr: Transcript) -> list[Violation]:
+        """Words heard before their utterance is over (or before earlier ones are done).
+
+        Only rules that judge one transcript on its own may look at it; they must
+        not report the same finding again when the final transcript arrives.
+        """
+        return self._collect([v for r in self.rules if r.order_free for v in r.on_transcript(tr)])
+
+    def feed(self, item: "TimelineItem") -> list[Violation]:
+        """One item of the call's timeline, after ticking the clock to its time."""
+        found = self.tick(timeline_time(item))
+        if isinstance(item, CallEvent):
+            return found + self.on_call_event(item)
+        if isinstance(item, ToneEvent):
+            return found + self.on_tone(item)
+        return found + self.on_transcript(item)
 
     def end(self, t_end: float) -> list[Violation]:
         if self.ended:

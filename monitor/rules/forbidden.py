@@ -13,10 +13,14 @@ LOCATE_MARGIN_S = 1.0
 
 class ForbiddenRule(Rule):
     name = "forbidden"
+    order_free = True
 
     def __init__(self, facts) -> None:
         super().__init__(facts)
         self.by_phrase = {e.phrase: e for e in self.profile.forbidden}
+        # (phrase, utterance start): live, the same words are seen in partial and
+        # final transcripts of one utterance; they are one finding.
+        self.reported: set[tuple[str, float]] = set()
 
     def on_transcript(self, tr: Transcript) -> list[Violation]:
         if tr.role != "agent" or not tr.speech:
@@ -25,6 +29,10 @@ class ForbiddenRule(Rule):
         n = max(1, len(normalize(tr.text)))
         for m in self.profile.forbidden_matcher.find(tr.text):
             entry = self.by_phrase[m.name]
+            key = (entry.phrase, round(tr.start, 3))
+            if key in self.reported:
+                continue
+            self.reported.add(key)
             start, end = tr.start, tr.end
             if end - start > LOCATE_ABOVE_S:
                 dur = end - start

@@ -1,0 +1,1 @@
+"""Live monitoring: the batch core fed as audio arrives."""

@@ -1,0 +1,173 @@
+"""One call, live: the batch stages fed block by block, with no I/O and no clock.
+
+The runner (monitor/live/desk.py) feeds audio blocks per channel, sends the
+utterances this returns to the recogniser, and hands the transcripts back.
+Transcripts reach the rule engine in the same order batch scoring uses (by
+start time, up to a watermark below which nothing is still being heard or
+transcribed), so a replayed recording raises the same violations as `monitor
+score`. Rules that judge one transcript alone (forbidden phrases) also see
+words as soon as they are recognised, including pieces of an utterance that
+is still going on, so the alert does not wait for the agent to stop talking.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from monitor.events import CallEvent, Role, ToneEvent, Transcript, Utterance, Violation
+from monitor.phrasebook import Profile
+from monitor.rules import RuleEngine, RuleOptions
+from monitor.rules.engine import TimelineItem, timeline_key, timeline_time
+from monitor.tones import ToneDetector
+from monitor.vad import VadOptions, VadSegmenter
+
+SAMPLE_RATE = 16000
+TONE_SLACK_S = 0.3  # utterances starting this close to a tone onset (pre-roll included) are the tone
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """How a live call is followed."""
+
+    vad: VadOptions = field(default_factory=VadOptions)
+    rules: RuleOptions = field(default_factory=RuleOptions)
+    partial_every_s: float = 1.5  # re-transcribe a long open agent utterance this often
+    partial_min_s: float = 2.0  # ... once it has gone on this long
+
+
+@dataclass(frozen=True)
+class Work:
+    """Audio for the recogniser. `partial`: a piece of an utterance still going on."""
+
+    utterance: Utterance
+    partial: bool = False
+
+
+class CallSession:
+    def __init__(self, call_id: str, profile: Profile, roles: tuple[Role, ...] = ("agent", "caller"),
+                 options: LiveOptions = LiveOptions()) -> None:
+        self.call_id = call_id
+        self.profile = profile
+        self.roles = roles
+        self.opt = options
+        self.vad = {r: VadSegmenter(r, options.vad) for r in roles}
+        self.tones = ToneDetector("caller") if "caller" in roles else None
+        self.engine = RuleEngine(profile, options.rules, roles)
+        self._heard = {r: 0.0 for r in roles}  # audio seconds fed per channel
+        self._pending: dict[tuple[Role, float], Utterance] = {}  # at the recogniser
+        self._timeline: list[tuple[tuple, int, TimelineItem]] = []  # waiting for the watermark
+        self._order = itertools.count()
+        self._partial_at: dict[Role, float] = {}
+        self.tone_events: list[ToneEvent] = []
+        self.transcripts: list[Transcript] = []
+        self.finished = False
+        self.ended = False
+
+    # -- audio in -------------------------------------------------------------------
+    def feed(self, role: Role, samples: np.ndarray) -> tuple[list[Work], list[Violation]]:
+        """A block of 16 kHz audio of one channel; returns (work for the recogniser, violations)."""
+        if self.finished:
+            raise RuntimeError("call already finished")
+        found: list[Violation] = []
+        if role == "caller" and self.tones is not None:
+            for tone in self.tones.feed(samples):
+                self._on_tone(tone)
+        utts = self.vad[role].feed(samples)
+        self._heard[role] += len(samples) / SAMPLE_RATE
+        work = [self._submit(u) for u in utts if not self._is_tone(u)]
+        work += self._partials(role)
+        found += self.release()
+        return work, found
+
+    def event(self, ev: CallEvent) -> list[Violation]:
+        self._push(ev)
+        return self.release()
+
+    def finish(self) -> list[Work]:
+        """End of audio: the last open utterances go to the recogniser."""
+        self.finished = True
+        return [self._submit(u) for r in self.roles for u in self.vad[r].flush() if not self._is_tone(u)]
+
+    def close(self, t_end: float | None = None) -> list[Violation]:
+        """Everything is transcribed: judge what only the end of the call decides."""
+        if self.ended:
+            return []
+        t_end = self.duration if t_end is None else t_end
+        found = self.release(final=True)
+        found += self.engine.tick(t_end)
+        found += self.engine.end(t_end)
+        self.ended = True
+        return found
+
+    # -- recogniser results -----------------------------------------------------------
+    def transcribed(self, work: Work, tr: Transcript) -> list[Violation]:
+        if work.partial:
+            return self.engine.on_partial(tr) if not self._is_tone(work.utterance) else []
+        key = (work.utterance.role, work.utterance.start)
+        if self._pending.pop(key, None) is None:
+            return []  # cancelled: it turned out to be a tone
+        self.transcripts.append(tr)
+        found = self.engine.on_partial(tr)  # forbidden words: no need to wait for the watermark
+        self._push(tr)
+        return found + self.release()
+
+    # -- ordering -----------------------------------------------------------------------
+    @property
+    def duration(self) -> float:
+        return max(self._heard.values(), default=0.0)
+
+    @property
+    def watermark(self) -> float:
+        """Time up to which every word has been transcribed and every tone confirmed."""
+        marks = []
+        for r in self.roles:
+            v = self.vad[r]
+            marks.append(v.open_since if v.in_speech else self._heard[r])
+        marks += [u.start for u in self._pending.values()]
+        return min(marks) if marks else 0.0
+
+    def release(self, final: bool = False) -> list[Violation]:
+        mark = float("inf") if final else self.watermark
+        found: list[Violation] = []
+        while self._timeline and (final or timeline_time(self._timeline[0][2]) <= mark):
+            _, _, item = heapq.heappop(self._timeline)
+            found += self.engine.feed(item)
+        if not final:
+            found += self.engine.tick(mark)
+        return found
+
+    def _push(self, item: TimelineItem) -> None:
+        heapq.heappush(self._timeline, (timeline_key(item), next(self._order), item))
+
+    # -- helpers ------------------------------------------------------------------------
+    def _submit(self, u: Utterance) -> Work:
+        self._pending[(u.role, u.start)] = u
+        self._partial_at.pop(u.role, None)
+        return Work(u)
+
+    def _partials(self, role: Role) -> list[Work]:
+        if role != "agent":  # only the agent's words can break a rule early
+            return []
+        v = self.vad[role]
+        if not v.in_speech:
+            return []
+        since = v.open_since
+        now = self._heard[role]
+        last = self._partial_at.get(role, since + self.opt.partial_min_s - self.opt.partial_every_s)
+        if now - since < self.opt.partial_min_s or now - last < self.opt.partial_every_s:
+            return []
+        self._partial_at[role] = now
+        return [Work(Utterance(role=role, start=since, end=now, samples=v.open_samples()), partial=True)]
+
+    def _on_tone(self, tone: ToneEvent) -> None:
+        self.tone_events.append(tone)
+        self.vad["caller"].mask(tone.start, float("inf"))
+        for key in [k for k in self._pending if k[0] == "caller" and k[1] >= tone.start - TONE_SLACK_S]:
+            del self._pending[key]
+        self._push(tone)
+
+    def _is_tone(self, u: Utterance) -> bool:
+        return u.role == "caller" and any(u.start >= t.start - TONE_SLACK_S for t in self.tone_events)
