@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     _score_parser(sub)
     _phrasebook_parser(sub)
     _model_parser(sub)
+    from monitor.live.cli import add_live_commands
+
+    add_live_commands(sub)
     try:
         from monitor.hub.cli import add_hub_commands
     except ImportError:  # the hub's optional dependencies are missing

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -214,6 +215,8 @@ async def run_once(args: argparse.Namespace, kill: bool) -> dict:
     db = sqlite3.connect(hub.db)
     stored = db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0]
     db.close()
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
 
     sent_ids = set(sent_at)
     per_console = []
@@ -233,7 +236,7 @@ async def run_once(args: argparse.Namespace, kill: bool) -> dict:
         "p50_ms": percentile(all_lat, 50) * 1000, "p99_ms": percentile(all_lat, 99) * 1000,
         "max_ms": max(all_lat) * 1000 if all_lat else float("nan"),
         "mean_ms": statistics.fmean(all_lat) * 1000 if all_lat else float("nan"),
-        "hub_cpu_s": hub.cpu_seconds, "workdir": str(work),
+        "hub_cpu_s": hub.cpu_seconds,
     }
 
 
@@ -275,6 +278,8 @@ def main() -> int:
     p.add_argument("--kill-at", type=float, default=0.5, help="fraction of the run")
     p.add_argument("--down", type=float, default=2.0, help="seconds the hub stays down")
     p.add_argument("--p99-target", type=float, default=200.0)
+    p.add_argument("--keep", action="store_true",
+                   help="keep the work directory (hub db, log, desk spools)")
     args = p.parse_args()
     if args.desks < 1 or args.consoles < 1 or args.rate <= 0 or args.duration <= 0:
         p.error("desks, consoles, rate and duration must be positive")

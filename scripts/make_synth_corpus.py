@@ -5,7 +5,7 @@ DEVELOPMENT-ONLY TOOL, like make_samples.py (whose TTS and audio helpers it reus
 monitor does not need it. It writes a directory in exactly the layout of
 ../shared/corpus/dev: stereo calls (channel 0 agent, 1 caller, t = 0 at pick-up),
 `<id>.json` labels, `manifest.jsonl`, plus `profiles.json` ({call_id: profile}) for
-`monitor score --profile-map`. Every sentence here is written for this set: greetings,
+`monitor score --profile-map` and `synth_meta.json` (noise kinds and voices per call). Every sentence here is written for this set: greetings,
 carrier sentences for the forbidden phrases, look-alikes, caller lines and goodbyes differ
 from the dev set, and so do the voices (speed/pitch) and the noise, which is synthesised
 (pink/brown noise, TTS babble, mains hum, an office mix), never taken from the corpus.
@@ -30,8 +30,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass, field, replace
-from fractions import Fraction
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -532,7 +531,6 @@ def build(plan: Plan, speech: Speech, bank: list, seed: int) -> tuple[np.ndarray
     ch = {"agent": 0, "caller": 1}
     active = np.zeros((end, 2), bool)
     utterances, violations = [], []
-    first_agent = next(i for i, (t, _, _) in enumerate(placed) if t.role == "agent")
     for i, (turn, s, audio) in enumerate(placed):
         c = ch[turn.role]
         x[s:s + len(audio), c] += audio
@@ -550,7 +548,6 @@ def build(plan: Plan, speech: Speech, bank: list, seed: int) -> tuple[np.ndarray
         if turn.hold_violation:
             nxt = placed[i + 1][1]
             violations.append({"rule": "hold", "start": u1, "end": r2(nxt / SR)})
-    assert not placed[first_agent][0].greeting_bad or plan.opening != "ok"
     if by == "caller":
         x[hangup_t:, 1] += ms.busy_tone(end - hangup_t)
     else:
@@ -589,7 +586,6 @@ def build(plan: Plan, speech: Speech, bank: list, seed: int) -> tuple[np.ndarray
         "violations": sorted(violations, key=lambda v: (v["start"], v["rule"])),
         "audio": audio_name,
         "third_party_audio": False,
-        "synthetic": {"noise": plan.noise, "voices": {k: [v.speed, v.pitch] for k, v in plan.voices.items()}},
     }
     return x.astype(np.float32), label
 
@@ -616,12 +612,15 @@ def main(argv: list | None = None) -> int:
     speech = Speech(tts)
     bank = babble_bank(tts)
     plans = make_plans(a.n, a.seed)
-    manifest, profiles = [], {}
+    manifest, profiles, meta = [], {}, {}
     for k, plan in enumerate(plans):
         x, label = build(plan, speech, bank, a.seed * 1000 + k)
         write(x, label, a.out)
         manifest.append({"call_id": plan.call_id, "audio": label["audio"], "labels": f"{plan.call_id}.json"})
         profiles[plan.call_id] = plan.profile
+        meta[plan.call_id] = {"noise": plan.noise, "snr_db": plan.snr_db, "opening": plan.opening,
+                              "hold": plan.hold, "hangup": plan.hangup,
+                              "voices": {r: [v.speed, v.pitch] for r, v in plan.voices.items()}}
         print(f"{label['audio']}: {plan.profile:9s} {plan.condition:8s} {label['duration']:5.1f} s  "
               f"{', '.join(v['rule'] + ('=' + v['phrase'] if 'phrase' in v else '') for v in label['violations']) or '-'}",
               flush=True)
@@ -629,6 +628,8 @@ def main(argv: list | None = None) -> int:
                                           encoding="utf-8")
     (a.out / "profiles.json").write_text(json.dumps(profiles, ensure_ascii=False, indent=1) + "\n",
                                          encoding="utf-8")
+    # how each call was made (noise kinds, voices ...), outside the labels so those keep the dev format
+    (a.out / "synth_meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"{len(plans)} calls in {a.out} ({time.time() - t0:.0f} s)")
     return 0
 
