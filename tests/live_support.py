@@ -1,0 +1,87 @@
+"""Running real processes for the live tests: a PulseAudio server, the hub, the desk."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MONITOR = [str(REPO / ".venv" / "bin" / "monitor")] if (REPO / ".venv" / "bin" / "monitor").exists() \
+    else [sys.executable, "-m", "monitor.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+@contextmanager
+def pulse_null_sinks(tmp: Path, sinks=("callsink",)):
+    """A private PulseAudio server with stereo null sinks; yields the env to reach it."""
+    exe = shutil.which("pulseaudio")
+    if not exe:
+        raise RuntimeError("pulseaudio is not installed (scripts/apt-packages.txt lists it; run scripts/setup.sh)")
+    sock = tmp / "native"
+    conf = tmp / "pa.pa"
+    lines = [f"load-module module-native-protocol-unix auth-anonymous=1 socket={sock}"]
+    lines += [f"load-module module-null-sink sink_name={s} channels=2 rate=16000" for s in sinks]
+    lines += ["load-module module-always-sink"]
+    conf.write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "PULSE_RUNTIME_PATH": str(tmp), "PULSE_SERVER": f"unix:{sock}", "HOME": str(tmp)}
+    proc = subprocess.Popen([exe, "-n", "-F", str(conf), "--exit-idle-time=-1", "--daemonize=no",
+                             "--log-target=stderr"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 15
+        while not sock.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"pulseaudio did not start: {proc.stderr.read().decode()[-500:]}")
+            time.sleep(0.1)
+        yield env
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextmanager
+def hub_process(tmp: Path, token: str = "hub-token-for-live-tests"):
+    port = free_port()
+    proc = subprocess.Popen(MONITOR + ["hub", "--port", str(port), "--db", str(tmp / "hub.sqlite3"),
+                                       "--token", token, "--log-level", "warning"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_port(port)
+        yield f"ws://127.0.0.1:{port}/ws", f"http://127.0.0.1:{port}", token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def hub_alerts(http: str, token: str) -> list[dict]:
+    req = urllib.request.Request(f"{http}/api/alerts?since=0", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        data = json.loads(r.read())
+    return data["alerts"] if isinstance(data, dict) else data
