@@ -49,14 +49,14 @@ def add_live_commands(sub) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     r = sub.add_parser("replay", help="replay a recording through the live path",
                        description=REPLAY_HELP, formatter_class=fmt)
-    r.add_argument("file", type=Path)
+    r.add_argument("files", type=Path, nargs="+", metavar="FILE", help="recordings, replayed one call after another")
     r.add_argument("--profile", default="zte", help="phrasebook profile name or .toml file (default zte)")
     r.add_argument("--realtime", action="store_true", help="pace the audio by the clock")
     r.add_argument("--speed", type=float, default=1.0, help="with --realtime: times faster than real time")
-    r.add_argument("--call-id", help="id for the call (default: the file name)")
+    r.add_argument("--call-id", help="id for the call (default: the file name; only with one file)")
     r.add_argument("--agent-channel", type=_channel, default=0)
     r.add_argument("--caller-channel", type=_channel, default=1)
-    r.add_argument("--out", type=Path, help="write the call summary (JSON) here")
+    r.add_argument("--out", type=Path, help="write the call summaries here (JSONL, one per call)")
     _add_alert_targets(r)
     add_asr_options(r)
     r.set_defaults(func=cmd_replay)
@@ -130,30 +130,43 @@ def cmd_replay(args) -> int:
 
     if args.speed <= 0:
         raise UsageError("--speed must be more than 0")
+    if args.call_id and len(args.files) > 1:
+        raise UsageError("--call-id needs a single file")
     profile = _load_profile(args.profile)
-    try:
-        source = ReplaySource(args.file, ChannelRoles(args.agent_channel, args.caller_channel),
-                              speed=args.speed if args.realtime else 0.0)
-        events = read_events_sidecar(args.file)
-    except AudioError as exc:
-        raise UsageError(str(exc)) from None
+    roles = ChannelRoles(args.agent_channel, args.caller_channel)
     transcriber = _transcriber(args, profile)
     sinks = _sinks(args)
+    failed = 0
 
-    async def main():
+    async def main() -> None:
+        nonlocal failed
         desk = Desk(profile, transcriber, sinks, DeskOptions(desk=_desk_name(args)))
+        out = open(args.out, "w", encoding="utf-8") if args.out else None
         try:
-            return await desk.run_call(source.frames(), source.roles, args.call_id or args.file.stem,
-                                       speed=source.speed, events=events)
+            for path in args.files:
+                try:
+                    source = ReplaySource(path, roles, speed=args.speed if args.realtime else 0.0)
+                    events = read_events_sidecar(path)
+                except AudioError as exc:
+                    print(f"monitor: error: {exc}", file=sys.stderr)
+                    failed += 1
+                    continue
+                s = await desk.run_call(source.frames(), source.roles, args.call_id or path.stem,
+                                        speed=source.speed, events=events)
+                print(f"call {s.call_id}: {s.duration:.1f} s, {len(s.violations)} violation(s), score {s.score:g}",
+                      flush=True)
+                if out:
+                    out.write(json.dumps(s.to_dict(), ensure_ascii=False) + "\n")
+                    out.flush()
         finally:
+            if out:
+                out.close()
             await desk.close()
 
-    summary = asyncio.run(main())
-    print(f"call {summary.call_id}: {summary.duration:.1f} s, {len(summary.violations)} violation(s), "
-          f"score {summary.score:g}")
-    if args.out:
-        args.out.write_text(json.dumps(summary.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
-    return 0
+    asyncio.run(main())
+    if failed == len(args.files):
+        return 2
+    return 1 if failed else 0
 
 
 def cmd_live(args) -> int:

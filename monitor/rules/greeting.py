@@ -30,6 +30,7 @@ class GreetingRule(Rule):
             # A rude word counts only as the opening word, before any greeting.
             if rude and rude.start == 0 and (greet is None or greet.start > rude.start):
                 self.rude = rude.matched
+                return self._judge()  # a rude first word decides it: no need to wait
         if self.forms.first(tr.text):
             self.greeted = True
         return []
@@ -37,6 +38,9 @@ class GreetingRule(Rule):
     def tick(self, now: float) -> list[Violation]:
         if self.decided or now <= self.deadline:
             return []
+        return self._judge()
+
+    def _judge(self) -> list[Violation]:
         self.decided = True
         s = self.profile.greeting
         if self.rude:
@@ -47,7 +51,7 @@ class GreetingRule(Rule):
         if self.first is not None:
             return [violation(self.name, s, 0.0, self.first.end, self.first.text,
                               f"first words at {self.first.start:.1f} s carry no greeting")]
-        return [violation(self.name, s, 0.0, now, "", f"the agent said nothing within {self.deadline:g} s")]
+        return [violation(self.name, s, 0.0, self.deadline, "", f"the agent said nothing within {self.deadline:g} s")]
 
     def end(self, t_end: float) -> list[Violation]:
         return self.tick(max(t_end, self.deadline + 1e-3))
