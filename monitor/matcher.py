@@ -10,6 +10,7 @@ exclusion's span is dropped.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -20,7 +21,7 @@ from monitor.text import normalize
 NEGATIONS = frozenset({"bu", "mei", "bie", "wu", "fei"})
 _FUZZY_INITIALS = [{"z", "zh"}, {"c", "ch"}, {"s", "sh"}, {"n", "l"}, {"f", "h"}, {"r", "l"}, {"j", "q"}]
 _FUZZY_FINALS = [{"in", "ing"}, {"en", "eng"}, {"an", "ang"}, {"ian", "iang"}, {"uan", "uang"},
-                 {"i", "in"}, {"e", "en"}, {"ong", "eng"}, {"o", "ou"}, {"uo", "o"}]
+                 {"i", "in"}, {"e", "en"}, {"ong", "eng"}, {"o", "ou"}, {"uo", "o"}, {"ao", "ou"}]
 NEAR = 0.3
 FAR = 1.0
 INDEL = 1.0
@@ -73,7 +74,9 @@ def tolerance(n: int) -> float:
         return 2 * NEAR + 0.05
     if n <= 7:
         return FAR + 0.05  # one wrong or missing syllable
-    return FAR + 2 * NEAR + 0.05
+    if n <= 9:
+        return FAR + 2 * NEAR + 0.05
+    return 2 * FAR + 0.05  # two wrong syllables in ten or more are still that phrase
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,20 @@ def _align(pat: tuple, txt: list, max_cost: float) -> list[tuple[int, int, float
     return sorted(chosen)
 
 
+def _normalize_with_breaks(text: str) -> tuple[str, list[int]]:
+    """Normalised text and the positions in it where punctuation or a space stood."""
+    norm_parts: list[str] = []
+    breaks: list[int] = []
+    for clause in re.split(r"[\s，。！？、；：,.!?;:…]+", text):
+        n = normalize(clause)
+        if not n:
+            continue
+        if norm_parts:
+            breaks.append(sum(map(len, norm_parts)))
+        norm_parts.append(n)
+    return "".join(norm_parts), breaks
+
+
 class PhraseMatcher:
     """Finds any of a list of patterns in text; compiled once.
 
@@ -157,7 +174,7 @@ class PhraseMatcher:
         return bool(self.patterns)
 
     def find(self, text: str) -> list[Match]:
-        norm = normalize(text)
+        norm, breaks = _normalize_with_breaks(text)
         txt = [_readings(ch) for ch in norm]
         out: list[Match] = []
         for p in self.patterns:
@@ -168,7 +185,10 @@ class PhraseMatcher:
             hits = _align(p._syl, txt, limit)
             if not hits:
                 continue
-            spans = [(s, e) for x in self._excl[p.text] for s, e, _ in _align(x._syl, txt, tolerance(len(x._syl)))]
+            # A polite look-alike is one clause: "不知道您方便吗" excuses 不知道, but
+            # "我真不知道，你问别人吧" does not ("不知道你" across the comma).
+            spans = [(s, e) for x in self._excl[p.text] for s, e, _ in _align(x._syl, txt, tolerance(len(x._syl)))
+                     if not any(s < b < e for b in breaks)]
             for s, e, c in hits:
                 if any(xs <= s and e <= xe for xs, xe in spans):
                     continue

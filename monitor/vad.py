@@ -29,16 +29,16 @@ class VadOptions:
     frame_ms: int = 30  # webrtcvad takes 10, 20 or 30 ms frames
     aggressiveness: int = 3  # webrtcvad mode 0..3; 3 rejects the most noise
     start_window_s: float = 0.24  # look-back window for deciding speech has started
-    start_ratio: float = 0.6  # voiced share of the start window that opens an utterance
+    start_ratio: float = 0.375  # voiced share of the start window that opens an utterance (3 of 8 frames: a short 您好 counts)
     stop_silence_s: float = 0.55  # this much unvoiced audio closes an utterance
-    pre_roll_s: float = 0.25  # audio kept before the detected start
+    pre_roll_s: float = 0.4  # audio kept before the detected start (soft onsets like 您好)
     post_pad_s: float = 0.2  # audio kept after the last voiced frame
     min_utterance_s: float = 0.25  # shorter bursts are clicks, not speech
     max_utterance_s: float = 14.0  # force a cut so one window of the model holds it
     floor_margin_db: float = 6.0  # a voiced frame must be this far above the noise floor
     # Voiced speech is periodic (pitch 80-400 Hz); most background noise is not.
     # Normalised autocorrelation peak a frame needs; 0 turns the check off.
-    min_periodicity: float = 0.5
+    min_periodicity: float = 0.6
     floor_rise_db_per_s: float = 1.5  # how fast the floor follows rising noise
     absolute_floor_db: float = -60.0  # digital silence is never speech
 
@@ -54,14 +54,28 @@ _MAX_LAG = SAMPLE_RATE // 80  # 80 Hz: lowest
 
 
 def periodicity(frame: np.ndarray) -> float:
-    """Peak of the normalised autocorrelation over pitch lags (0..1)."""
-    x = frame - frame.mean()
+    """Peak normalised cross-correlation over pitch lags (0..1).
+
+    Each lag k compares the same number of samples, x[0:m] with x[k:k+m]
+    (m = frame - longest lag), so a low voice, whose period covers a third of
+    the frame, scores as high as a high one, and short overlaps do not let noise
+    look periodic.
+    """
+    x = frame.astype(np.float64) - frame.mean()
     n = len(x)
-    spec = np.fft.rfft(x, 2 * n)
-    ac = np.fft.irfft(spec * np.conj(spec))[:n]
-    if ac[0] <= 1e-12:
+    hi = min(_MAX_LAG, n // 2)
+    m = n - hi
+    head = x[:m]
+    e_head = float(head @ head)
+    if e_head <= 1e-12:
         return 0.0
-    return float(ac[_MIN_LAG:min(_MAX_LAG, n - 1)].max() / ac[0])
+    lags = np.arange(_MIN_LAG, hi + 1)
+    windows = np.lib.stride_tricks.sliding_window_view(x, m)[lags]  # x[k:k+m] per lag
+    num = windows @ head
+    e_tail = np.einsum("ij,ij->i", windows, windows)
+    denom = np.sqrt(e_head * e_tail)
+    ok = denom > 1e-12
+    return float(np.max(num[ok] / denom[ok])) if ok.any() else 0.0
 
 
 class VadSegmenter:
@@ -83,6 +97,7 @@ class VadSegmenter:
         self._in_speech = False
         self._utt_frames: list[np.ndarray] = []
         self._utt_start = 0.0
+        self._detected_at = 0.0
         self._last_voiced_end = 0.0
         self._silence_run = 0
         self._masked: list[tuple[float, float]] = []
@@ -179,6 +194,7 @@ class VadSegmenter:
                 self._in_speech = True
                 self._utt_frames = kept
                 self._utt_start = self.now - len(kept) * self._dt
+                self._detected_at = self.now - window * self._dt
                 self._last_voiced_end = self.now
                 self._silence_run = 0
                 self._history.clear()
@@ -200,15 +216,16 @@ class VadSegmenter:
         n_keep = max(0, round((end - self._utt_start) / self._dt))
         audio = np.concatenate(self._utt_frames[:n_keep]) if n_keep else np.zeros(0, np.float32)
         start = self._utt_start
+        heard = voiced_end - max(start, self._detected_at)
         if keep_open:
             # A forced cut in running speech: the next piece starts right here.
             self._utt_frames = []
-            self._utt_start = self.now
+            self._utt_start = self._detected_at = self.now
         else:
             self._in_speech = False
             self._utt_frames = []
             self._silence_run = 0
-        if end - start < self.opt.min_utterance_s:
+        if heard < self.opt.min_utterance_s:  # judged without the pre-roll
             return None
         return Utterance(role=self.role, start=start, end=end, samples=audio)
 
