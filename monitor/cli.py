@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from monitor import __version__
+from monitor.argtypes import channel, positive_int
 
 DESCRIPTION = """\
 Local compliance monitor for Mandarin service calls. It cuts each side of a call into
@@ -41,32 +42,12 @@ class UsageError(Exception):
     """A problem with what the user asked for; one line."""
 
 
-def _channel(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a channel number: {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError("channel numbers start at 0")
-    return v
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {v}")
-    return v
-
-
 def add_asr_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("recogniser")
     g.add_argument("--model", metavar="DIR", help="a CTranslate2 Whisper model directory "
                    "(default: the embedded Whisper base, joined once into the cache)")
-    g.add_argument("--beam", type=_positive, default=3, help="beam size (default 3)")
-    g.add_argument("--threads", type=_positive, default=max(1, min(4, os.cpu_count() or 2)),
+    g.add_argument("--beam", type=positive_int, default=3, help="beam size (default 3)")
+    g.add_argument("--threads", type=positive_int, default=max(1, min(4, os.cpu_count() or 2)),
                    help="CPU threads for the model (default: up to 4)")
 
 
@@ -84,8 +65,8 @@ def _score_parser(sub) -> None:
     p.add_argument("--csv", metavar="FILE", help="also write one CSV row per violation here")
     p.add_argument("--direction", choices=("inbound", "outbound"), default="inbound",
                    help="who placed the calls (decides the expected greeting; default inbound)")
-    p.add_argument("--agent-channel", type=_channel, default=0, help="channel of the agent (default 0)")
-    p.add_argument("--caller-channel", type=_channel, default=1, help="channel of the caller (default 1)")
+    p.add_argument("--agent-channel", type=channel, default=0, help="channel of the agent (default 0)")
+    p.add_argument("--caller-channel", type=channel, default=1, help="channel of the caller (default 1)")
     p.add_argument("--transcript", action="store_true", help="print each call's transcript too")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")

@@ -14,6 +14,8 @@ import ssl
 import sys
 from pathlib import Path
 
+from monitor.argtypes import port, positive_int, seconds, sequence
+
 from .options import HubOptions
 
 HUB_HELP = """\
@@ -33,46 +35,6 @@ printed, so nothing is missed or printed twice. Ctrl-C to stop.
 """
 
 
-def _port(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0-65535, not {v}")
-    return v
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {v}")
-    return v
-
-
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < v < 86400:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(f"must be more than 0 s and under a day, not {text}")
-    return v
-
-
-def _seq(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a sequence number: {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return v
-
-
 def _desk_token(text: str) -> tuple[str, str]:
     desk, sep, token = text.partition("=")
     if not sep or not desk or not token:
@@ -88,7 +50,7 @@ def add_hub_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; "
                         "use 0.0.0.0 for the LAN, with --cert)")
-    p.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0 = any free)")
+    p.add_argument("--port", type=port, default=8765, help="port (default 8765; 0 = any free)")
     p.add_argument("--db", type=Path, default=Path("hub.sqlite3"),
                    help="SQLite file holding the alerts (default ./hub.sqlite3)")
     p.add_argument("--token", default=os.environ.get("MONITOR_HUB_TOKEN"),
@@ -104,12 +66,12 @@ def add_hub_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="extra browser origin allowed to connect, e.g. https://wall.local "
                         "(default: only the hub's own page)")
-    p.add_argument("--queue-size", type=_positive_int, default=2000,
+    p.add_argument("--queue-size", type=positive_int, default=2000,
                    help="alerts buffered per console; a console that falls this far behind is "
                         "disconnected and resumes from its last seq (default 2000)")
-    p.add_argument("--max-message-bytes", type=_positive_int, default=64 * 1024,
+    p.add_argument("--max-message-bytes", type=positive_int, default=64 * 1024,
                    help="largest message a client may send (default 65536)")
-    p.add_argument("--ping-interval", type=_seconds, default=20.0,
+    p.add_argument("--ping-interval", type=seconds, default=20.0,
                    help="keepalive ping interval in seconds (default 20)")
     p.add_argument("--sync", choices=("normal", "full"), default="normal",
                    help="normal: alerts survive a hub crash; full: also a power cut (slower)")
@@ -123,7 +85,7 @@ def add_hub_commands(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--token", default=os.environ.get("MONITOR_CONSOLE_TOKEN")
                    or os.environ.get("MONITOR_HUB_TOKEN"),
                    help="console token (default: $MONITOR_CONSOLE_TOKEN or $MONITOR_HUB_TOKEN)")
-    c.add_argument("--since", type=_seq, default=0,
+    c.add_argument("--since", type=sequence, default=0,
                    help="print alerts after this seq (default 0: all stored alerts)")
     c.add_argument("--cafile", type=Path,
                    help="CA/self-signed certificate to trust for a wss:// hub")

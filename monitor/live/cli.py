@@ -44,7 +44,8 @@ def _add_alert_targets(p: argparse.ArgumentParser) -> None:
 
 
 def add_live_commands(sub) -> None:
-    from monitor.cli import add_asr_options, _channel
+    from monitor.argtypes import channel, port, seconds, speed
+    from monitor.cli import add_asr_options
 
     fmt = argparse.RawDescriptionHelpFormatter
     r = sub.add_parser("replay", help="replay a recording through the live path",
@@ -52,10 +53,10 @@ def add_live_commands(sub) -> None:
     r.add_argument("files", type=Path, nargs="+", metavar="FILE", help="recordings, replayed one call after another")
     r.add_argument("--profile", default="zte", help="phrasebook profile name or .toml file (default zte)")
     r.add_argument("--realtime", action="store_true", help="pace the audio by the clock")
-    r.add_argument("--speed", type=float, default=1.0, help="with --realtime: times faster than real time")
+    r.add_argument("--speed", type=speed, default=1.0, help="with --realtime: times faster than real time")
     r.add_argument("--call-id", help="id for the call (default: the file name; only with one file)")
-    r.add_argument("--agent-channel", type=_channel, default=0)
-    r.add_argument("--caller-channel", type=_channel, default=1)
+    r.add_argument("--agent-channel", type=channel, default=0)
+    r.add_argument("--caller-channel", type=channel, default=1)
     r.add_argument("--out", type=Path, help="write the call summaries here (JSONL, one per call)")
     _add_alert_targets(r)
     add_asr_options(r)
@@ -66,17 +67,17 @@ def add_live_commands(sub) -> None:
     lv.add_argument("--profile", default="zte")
     lv.add_argument("--agent-device", help="input device (name or number) of the agent, or the stereo device")
     lv.add_argument("--caller-device", help="input device of the caller side (playback loopback/monitor)")
-    lv.add_argument("--agent-channel", type=_channel, default=0, help="with one stereo device")
-    lv.add_argument("--caller-channel", type=_channel, default=1, help="with one stereo device")
+    lv.add_argument("--agent-channel", type=channel, default=0, help="with one stereo device")
+    lv.add_argument("--caller-channel", type=channel, default=1, help="with one stereo device")
     lv.add_argument("--samplerate", type=int, help="capture rate (default: the device's)")
-    lv.add_argument("--control-port", type=int, default=8766, help="loopback port for softphone hooks "
+    lv.add_argument("--control-port", type=port, default=8766, help="loopback port for softphone hooks "
                     "(default 8766; 0 = none)")
     lv.add_argument("--control-token", default=os.environ.get("MONITOR_CONTROL_TOKEN"),
                     help="token `monitor call` must present (default: $MONITOR_CONTROL_TOKEN)")
     lv.add_argument("--no-audio-calls", action="store_true", help="only softphone hooks start and end calls")
-    lv.add_argument("--idle-end", type=float, default=60.0, help="silence (s) that ends a call (default 60)")
+    lv.add_argument("--idle-end", type=seconds, default=60.0, help="silence (s) that ends a call (default 60)")
     lv.add_argument("--max-calls", type=int, help="stop after this many calls")
-    lv.add_argument("--duration", type=float, help="stop after this many seconds")
+    lv.add_argument("--duration", type=seconds, help="stop after this many seconds")
     _add_alert_targets(lv)
     add_asr_options(lv)
     lv.set_defaults(func=cmd_live)
@@ -88,7 +89,7 @@ def add_live_commands(sub) -> None:
     c.add_argument("action", choices=("start", "end"))
     c.add_argument("--by", choices=("agent", "caller"), help="who hung up (with end)")
     c.add_argument("--id", dest="call_id", help="call id (with start)")
-    c.add_argument("--port", type=int, default=8766)
+    c.add_argument("--port", type=port, default=8766, help="the desk's control port (default 8766)")
     c.add_argument("--token", default=os.environ.get("MONITOR_CONTROL_TOKEN"))
     c.set_defaults(func=cmd_call)
 
@@ -128,8 +129,6 @@ def cmd_replay(args) -> int:
     from monitor.live.sources import ReplaySource
     from monitor.pipeline import read_events_sidecar
 
-    if args.speed <= 0:
-        raise UsageError("--speed must be more than 0")
     if args.call_id and len(args.files) > 1:
         raise UsageError("--call-id needs a single file")
     profile = _load_profile(args.profile)
