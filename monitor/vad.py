@@ -194,7 +194,8 @@ class VadSegmenter:
                 self._in_speech = True
                 self._utt_frames = kept
                 self._utt_start = self.now - len(kept) * self._dt
-                self._detected_at = self.now - window * self._dt
+                first_voiced = next(i for i, (_, v) in enumerate(recent) if v)
+                self._detected_at = self.now - (len(recent) - first_voiced) * self._dt
                 self._last_voiced_end = self.now
                 self._silence_run = 0
                 self._history.clear()
