@@ -26,7 +26,12 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+log=.venv/setup.log
+if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip &&
+       .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'; } >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "setup: pip install failed (log above)" >&2
+  exit 1
+fi
 .venv/bin/monitor model >/dev/null
 echo "setup: ready (.venv/bin/monitor)" >&2
