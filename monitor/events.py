@@ -6,13 +6,12 @@ Times are seconds from pick-up (t = 0 at the start of the call).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
 
 Role = Literal["agent", "caller"]
-ROLES: tuple[Role, Role] = ("agent", "caller")
 
 
 @dataclass(frozen=True)

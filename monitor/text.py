@@ -24,8 +24,3 @@ def to_simplified(text: str) -> str:
 def normalize(text: str) -> str:
     """NFKC, simplified, without punctuation or spaces: the form phrases are matched in."""
     return _PUNCT.sub("", to_simplified(unicodedata.normalize("NFKC", text)))
-
-
-def clauses(text: str) -> list[str]:
-    """Split a transcript at punctuation into clauses (keeps phrase matches local)."""
-    return [c for c in re.split(r"[，。！？、；：,.!?;:\s]+", to_simplified(text)) if c]

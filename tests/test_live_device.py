@@ -3,7 +3,6 @@ import json
 import subprocess
 import time
 
-import pytest
 
 from tests.live_support import MONITOR, free_port, hub_alerts, hub_process, pulse_null_sinks, wait_port
 

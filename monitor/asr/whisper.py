@@ -3,8 +3,8 @@
 Why not `WhisperModel.transcribe()`: it pads every input to a 30 s window, so
 the encoder costs ~0.6 s even for a 1 s utterance. CTranslate2's encode and
 generate accept shorter mel inputs; encoding only the utterance plus ~1 s of
-padding gives the same text several times faster. Utterances of similar
-length are encoded and decoded together as one batch.
+padding gives the same text several times faster. Utterances whose padded
+inputs have the same length are encoded and decoded together as one batch.
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import copy
 import dataclasses
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -68,9 +67,7 @@ class WhisperTranscriber:
         self._features: FeatureExtractor = self._wm.feature_extractor
         self._tok = Tokenizer(self._wm.hf_tokenizer, self._ct2.is_multilingual, task="transcribe",
                               language=options.language)
-        self._prompt = self._build_prompt()
-        # (prompt, *hot words): what the model may echo back instead of hearing speech.
-        self._prompt_texts = (options.initial_prompt, *options.hotwords)
+        self._steer()
         self._lock = threading.Lock()  # one decode at a time per model instance
 
     def with_hotwords(self, hotwords: tuple[str, ...]) -> "WhisperTranscriber":
@@ -79,18 +76,20 @@ class WhisperTranscriber:
             return self
         other = copy.copy(self)
         other.opt = dataclasses.replace(self.opt, hotwords=tuple(hotwords))
-        other._prompt = other._build_prompt()
-        other._prompt_texts = (other.opt.initial_prompt, *other.opt.hotwords)
+        other._steer()
         return other
 
-    def _build_prompt(self) -> list[int]:
+    def _steer(self) -> None:
+        """The decoder prompt from the hot words and initial prompt, and what it may echo."""
         tok = self._tok
         prompt = [tok.sot_prev]
         if self.opt.hotwords:
             prompt += tok.encode(" " + " ".join(self.opt.hotwords))
         if self.opt.initial_prompt:
             prompt += tok.encode(self.opt.initial_prompt)
-        return prompt + list(tok.sot_sequence) + [tok.no_timestamps]
+        self._prompt = prompt + list(tok.sot_sequence) + [tok.no_timestamps]
+        # (prompt, *hot words): what the model may echo back instead of hearing speech.
+        self._prompt_texts = (self.opt.initial_prompt, *self.opt.hotwords)
 
     def _mel(self, audio: np.ndarray, n_frames: int) -> np.ndarray:
         need = n_frames * (SAMPLE_RATE // FRAMES_PER_S)

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
 from typing import AsyncIterator
 
-import numpy as np
 
 from monitor.events import AudioFrame, CallEvent, EndOfStream, Role
 from monitor.tones import ToneDetector
