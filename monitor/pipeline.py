@@ -38,6 +38,7 @@ class CallReport:
     transcript: list[Transcript]
     not_judged: list[str] = field(default_factory=list)
     hangup_evidence: str = ""
+    recommended_used: list[str] = field(default_factory=list)  # the norms' 服务用语 the agent used
     tones: list[ToneEvent] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -51,6 +52,7 @@ class CallReport:
             "transcript": [t.to_dict() for t in self.transcript if t.speech],
             "not_judged": self.not_judged,
             "hangup_evidence": self.hangup_evidence,
+            "recommended_used": self.recommended_used,
             "tones": [{"channel": t.role, "start": round(t.start, 2), "end": round(t.end, 2), "kind": t.kind}
                       for t in self.tones],
         }
@@ -107,6 +109,15 @@ def judge(profile: Profile, options: RuleOptions, roles, transcripts: list[Trans
     return engine
 
 
+def recommended_used(profile: Profile, transcripts: list[Transcript]) -> list[str]:
+    """The recommended service phrases (服务用语) the agent said, in order, once each."""
+    found: list[str] = []
+    for t in transcripts:
+        if t.role == "agent" and t.speech:
+            found += [m.pattern for m in profile.recommended.find(t.text) if m.pattern not in found]
+    return found
+
+
 def score_call(path: Path, profile: Profile, transcriber, options: ScoreOptions = ScoreOptions()) -> CallReport:
     t0 = time.perf_counter()
     call = load_call(path, options.roles)
@@ -120,4 +131,5 @@ def score_call(path: Path, profile: Profile, transcriber, options: ScoreOptions 
     return CallReport(call=path.name, path=str(path), duration=call.duration, profile=profile.name,
                       score=score(violations), violations=violations, transcript=transcripts,
                       not_judged=engine.not_judged, hangup_evidence=getattr(hangup, "evidence", ""),
+                      recommended_used=recommended_used(profile, transcripts),
                       tones=tones, seconds=time.perf_counter() - t0)

@@ -60,6 +60,8 @@ def print_call(r: CallReport, out: IO[str], show_transcript: bool = False) -> No
         what = f"“{v.phrase}” " if v.phrase else ""
         said = f"  「{v.text}」" if v.text else ""
         out.write(f"  {_clock(v.start):>7}  {v.rule:<13} {what}{v.evidence}{said}\n")
+    if r.recommended_used:
+        out.write(f"  service phrases used: {'、'.join(r.recommended_used)}\n")
     if r.not_judged:
         out.write(f"  not judged (no caller channel): {', '.join(r.not_judged)}\n")
     if show_transcript:

@@ -137,6 +137,7 @@ def main() -> int:
     for al in alerts:
         live[al["call_id"]].append(al)
     both = only_batch = only_live = 0
+    differences = []
     for cid, bv in batch_reports.items():
         lv = [x for x in live.get(cid, [])]
         used = set()
@@ -145,10 +146,13 @@ def main() -> int:
                         and x.get("phrase") == v.get("phrase") and abs(x["start"] - v["start"]) <= 3.0), None)
             if hit is None:
                 only_batch += 1
+                differences.append(f"batch only: {cid} {v['rule']} {v.get('phrase') or ''} @{v['start']}")
             else:
                 used.add(hit)
                 both += 1
         only_live += len(lv) - len(used)
+        differences += [f"live only:  {cid} {x['rule']} {x.get('phrase') or ''} @{x['start']}"
+                        for j, x in enumerate(lv) if j not in used]
     total = both + only_batch + only_live
     audio = sum(durations[p.stem] for _, files in by_profile.items() for p in files)
     print(f"calls                {len(calls)} ({audio:.0f} s of audio), {len(desks)} desks side by side, "
@@ -162,6 +166,11 @@ def main() -> int:
           f"after the call ended ({len(end_rules)} alerts)")
     print(f"agreement with batch {both / total * 100 if total else 100:.1f}% ({both} same, {only_batch} batch only, "
           f"{only_live} live only; target >= 95%)")
+    for d in differences:
+        print(f"    {d}")
+    slow = sorted((al["emitted"] - al["end"], al["call_id"], al["rule"]) for al in alerts
+                  if al["rule"] not in ("closing", "hangup", "closing_offer", "greeting"))[-3:]
+    print("slowest in-call alerts " + ", ".join(f"{c} {r} {lat:.2f} s" for lat, c, r in slow))
     for k, st in stats.items():
         cpu = st["cpu"] / st["wall"] * 100 if st["wall"] else 0
         print(f"desk {k:<10}      mean CPU {cpu:.0f}% of one core, peak RSS {st['peak_rss'] / 2**20:.0f} MiB "

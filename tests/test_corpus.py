@@ -65,3 +65,9 @@ def test_report_transcript_holds_both_sides_in_simplified_chinese(corpus_report)
     assert {t["channel"] for t in d["transcript"]} == {"agent", "caller"}
     text = "".join(t["text"] for t in d["transcript"])
     assert not set("這個們說來電話務") & set(text)
+
+
+def test_recommended_service_phrases_the_agent_used_are_listed(corpus_report):
+    reports, _ = corpus_report
+    r, labels = reports["dev-005"]  # the agent says "您放心，这件事交给我做吧" and "我们马上就去做"
+    assert set(r.recommended_used) == {"您放心这件事交给我做吧", "我们马上就去做"}
