@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import json
 import logging
 import socket
@@ -141,7 +142,10 @@ class Desk:
         session = CallSession(call_id, self.profile, roles, self.opt.live)
         clock = CallClock(speed, session)
         alerts: list[Alert] = []
-        work_q: asyncio.Queue[Work | None] = asyncio.Queue(maxsize=self.opt.work_queue)
+        # Agent words first (they can break a rule now), then the caller's, then pieces
+        # of utterances still going on; the end marker after everything.
+        work_q: asyncio.PriorityQueue = asyncio.PriorityQueue(maxsize=self.opt.work_queue)
+        order = itertools.count()
         skipped = 0
         pending_events = sorted(events, key=lambda e: e.t)
 
@@ -160,7 +164,7 @@ class Desk:
         async def recogniser() -> None:
             loop = asyncio.get_running_loop()
             while True:
-                w = await work_q.get()
+                *_, w = await work_q.get()
                 if w is None:
                     return
                 (tr,) = await loop.run_in_executor(self._pool, self.transcriber.transcribe, [w.utterance])
@@ -173,9 +177,9 @@ class Desk:
                     if work_q.full() or work_q.qsize() > 0:
                         skipped += 1  # the recogniser is behind: the final transcript will do
                     else:
-                        work_q.put_nowait(w)
+                        work_q.put_nowait((2, next(order), w))
                 else:
-                    await work_q.put(w)
+                    await work_q.put((0 if w.utterance.role == "agent" else 1, next(order), w))
 
         worker = asyncio.create_task(recogniser())
         end_t = None
@@ -193,7 +197,7 @@ class Desk:
             for ev in pending_events:
                 await publish(session.event(ev))
             await submit(session.finish())
-            await work_q.put(None)
+            await work_q.put((3, next(order), None))
             await worker
         finally:
             if not worker.done():

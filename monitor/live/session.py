@@ -34,8 +34,8 @@ class LiveOptions:
 
     vad: VadOptions = field(default_factory=VadOptions)
     rules: RuleOptions = field(default_factory=RuleOptions)
-    partial_every_s: float = 1.5  # re-transcribe a long open agent utterance this often
-    partial_min_s: float = 2.0  # ... once it has gone on this long
+    partial_every_s: float = 2.0  # re-transcribe a long open agent utterance this often
+    partial_min_s: float = 3.0  # ... once it has gone on this long
 
 
 @dataclass(frozen=True)
