@@ -78,6 +78,13 @@ class CallTracker:
             if current is None:
                 self._keep(item)
                 speech = self._idle_vad[item.role].feed(item.samples) or self._idle_vad[item.role].in_speech
+                if tone is not None and item.role == "caller":
+                    # The busy tone goes on until the agent hangs up: it is not a new call.
+                    tone.feed(item.samples)
+                    if tone.active is not None:
+                        self._idle_vad = {r: VadSegmenter(r) for r in self.roles}
+                        continue
+                    tone = None
                 starting = (ctl is not None and ctl.action == "start") or (self.opt.from_audio and bool(speech))
                 if not starting:
                     continue
@@ -119,6 +126,18 @@ class CallTracker:
                 await current.put(EndOfStream(t=item.end - t0))
                 current = None
                 self._idle_vad = {r: VadSegmenter(r) for r in self.roles}
+
+    async def run(self, out: asyncio.Queue) -> None:
+        """Put each call (id, frame queue, events) on `out` as it starts; None at the end.
+
+        Runs as its own task: it must keep filling the current call's frame queue
+        while whoever takes calls from `out` is busy following that call.
+        """
+        try:
+            async for call in self.calls():
+                await out.put(call)
+        finally:
+            await out.put(None)
 
     def _next_control(self) -> Control | None:
         try:

@@ -203,16 +203,9 @@ def cmd_live(args) -> int:
 
         calls: asyncio.Queue = asyncio.Queue(maxsize=4)
 
-        async def track() -> None:
-            # Its own task: the tracker must keep filling the current call's frame
-            # queue while that call is being watched.
-            async for call in tracker.calls():
-                await calls.put(call)
-            await calls.put(None)
-
         async def watch() -> None:
             nonlocal done
-            tracking = asyncio.create_task(track())
+            tracking = asyncio.create_task(tracker.run(calls))
             while (call := await calls.get()) is not None:
                 call_id, q, events = call
                 s = await desk.run_call(queue_frames(q), source.roles, call_id, speed=1.0, events=events)
