@@ -5,9 +5,10 @@ from monitor.events import Transcript, Violation
 from monitor.rules.base import Rule, violation
 from monitor.text import normalize
 
-# Long utterances (noise can merge sentences) get a time estimate for the phrase
-# from its position in the text, widened by this margin.
-LOCATE_ABOVE_S = 6.0
+# Utterances longer than this (noise can merge sentences; live pieces grow) get a
+# time estimate for the phrase from its position in the text, widened by a margin,
+# so a piece heard early and the whole utterance put the phrase at about the same time.
+LOCATE_ABOVE_S = 3.0
 LOCATE_MARGIN_S = 1.0
 
 

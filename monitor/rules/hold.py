@@ -68,7 +68,7 @@ class HoldRule(Rule):
                 gap = self.awaiting_thanks
                 self.awaiting_thanks = None
                 if self.profile.hold_thanks and not self.profile.hold_thanks.first(tr.text):
-                    out.append(violation("hold_return", self.profile.hold, gap, tr.start, tr.text,
+                    out.append(violation("hold_return", self.profile.hold, gap, tr.end, tr.text,
                                          "after the wait the agent did not thank the caller (让您久等了)",
                                          severity="minor", deduction=self.profile.hold.deduction / 2))
         self.last_end = tr.end if self.last_end is None else max(self.last_end, tr.end)
