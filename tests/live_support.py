@@ -34,17 +34,25 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
 
 
 @contextmanager
-def pulse_null_sinks(tmp: Path, sinks=("callsink",)):
-    """A private PulseAudio server with stereo null sinks; yields the env to reach it."""
+def pulse_null_sinks(tmp: Path, sinks=("callsink",), channels: int = 2):
+    """A private PulseAudio server with null sinks; yields the env to reach it.
+
+    Each sink's monitor is also an ALSA capture device named after the sink
+    (via an .asoundrc in the server's HOME), so two sinks give a desk two
+    input devices, one per role.
+    """
     exe = shutil.which("pulseaudio")
     if not exe:
         raise RuntimeError("pulseaudio is not installed (scripts/apt-packages.txt lists it; run scripts/setup.sh)")
     sock = tmp / "native"
     conf = tmp / "pa.pa"
     lines = [f"load-module module-native-protocol-unix auth-anonymous=1 socket={sock}"]
-    lines += [f"load-module module-null-sink sink_name={s} channels=2 rate=16000" for s in sinks]
+    lines += [f"load-module module-null-sink sink_name={s} channels={channels} rate=16000" for s in sinks]
     lines += ["load-module module-always-sink"]
     conf.write_text("\n".join(lines) + "\n")
+    (tmp / ".asoundrc").write_text("".join(
+        f'pcm.{s} {{\n  type pulse\n  device {s}.monitor\n  hint {{ show on description "{s}" }}\n}}\n'
+        for s in sinks))
     env = {**os.environ, "PULSE_RUNTIME_PATH": str(tmp), "PULSE_SERVER": f"unix:{sock}", "HOME": str(tmp)}
     proc = subprocess.Popen([exe, "-n", "-F", str(conf), "--exit-idle-time=-1", "--daemonize=no",
                              "--log-target=stderr"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
