@@ -33,6 +33,15 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
     raise TimeoutError(f"nothing listens on port {port}")
 
 
+def stop(proc: subprocess.Popen, timeout: float) -> None:
+    """Ask a server process to stop; kill it if it does not within `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @contextmanager
 def pulse_null_sinks(tmp: Path, sinks=("callsink",), channels: int = 2):
     """A private PulseAudio server with null sinks; yields the env to reach it.
@@ -64,11 +73,7 @@ def pulse_null_sinks(tmp: Path, sinks=("callsink",), channels: int = 2):
             time.sleep(0.1)
         yield env
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, 5)
 
 
 @contextmanager
@@ -81,11 +86,7 @@ def hub_process(tmp: Path, token: str = "hub-token-for-live-tests"):
         wait_port(port)
         yield f"ws://127.0.0.1:{port}/ws", f"http://127.0.0.1:{port}", token
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, 10)
 
 
 def hub_alerts(http: str, token: str) -> list[dict]:
