@@ -106,12 +106,22 @@ class CallSummary:
 
 
 class CallClock:
-    """Seconds into the call: from the wall clock when audio is real time, else from the audio heard."""
+    """Seconds into the call: from the wall clock when audio is real time, else from the audio heard.
+
+    The call's t = 0 on the wall clock is the earliest moment consistent with the
+    frames seen (a frame ending at call time t cannot arrive before t0 + t), so a
+    backlog handed over at once (the pre-roll of a call found by its speech)
+    does not shift it.
+    """
 
     def __init__(self, speed: float, session: CallSession) -> None:
         self.speed = speed
         self.session = session
         self.t0 = time.monotonic()
+
+    def saw(self, frame_end: float) -> None:
+        if self.speed > 0:
+            self.t0 = min(self.t0, time.monotonic() - frame_end / self.speed)
 
     def now(self) -> float:
         if self.speed > 0:
@@ -189,6 +199,7 @@ class Desk:
                     end_t = item.t
                     break
                 assert isinstance(item, AudioFrame)
+                clock.saw(item.end)
                 while pending_events and pending_events[0].t <= item.start:
                     await publish(session.event(pending_events.pop(0)))
                 work, found = session.feed(item.role, item.samples)
