@@ -22,6 +22,7 @@ def test_an_echo_appended_to_real_words_is_cut_off():
 @pytest.mark.parametrize("loop, kept", [
     ("感谢您的来电再见见见见见见见见", "感谢您的来电再见"),
     ("让您久等了。让您久等了。让您久等了。", "让您久等了。"),
+    ("再见,祝你一切顺利。再见,祝你一切顺利。再见,祝你一切顺利。再见,", "再见,祝你一切顺利。再见,"),
 ])
 def test_decoding_loops_collapse_to_what_was_said(loop, kept):
     assert collapse_loops(loop) == kept

@@ -41,17 +41,16 @@ def compression_ratio(text: str) -> float:
 
 
 def collapse_loops(text: str) -> str:
-    """'再见见见见' -> '再见'; '让您久等了。让您久等了。…' -> '让您久等了。'."""
-    text = _RUN.sub(r"\1", text)
-    out: list[str] = []
-    last = None
-    for clause, sep in _CLAUSE.findall(text):
-        key = normalize(clause)
-        if key and key == last:
-            continue
-        last = key
-        out.append(clause + sep)
-    return "".join(out).strip()
+    """'再见见见见' -> '再见'; 'A。A。A。' -> 'A。'; 'A，B。A，B。A，' -> 'A，B。A，'."""
+    parts = _CLAUSE.findall(_RUN.sub(r"\1", text))
+    for k in (1, 2, 3):  # a loop of one, two or three clauses
+        out: list[tuple[str, str]] = []
+        for part in parts:
+            out.append(part)
+            if len(out) >= 2 * k and [normalize(c) for c, _ in out[-k:]] == [normalize(c) for c, _ in out[-2 * k:-k]]:
+                del out[-k:]
+        parts = out
+    return "".join(c + sep for c, sep in parts).strip()
 
 
 def _prompt_fragments(prompt_texts: tuple[str, ...]) -> list[str]:
