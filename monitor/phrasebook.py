@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.matcher import PhraseMatcher, Pattern
@@ -65,7 +65,6 @@ class Profile:
     forbidden: tuple[ForbiddenEntry, ...]
     forbidden_matcher: PhraseMatcher
     recommended: PhraseMatcher
-    extra: dict = field(default_factory=dict)
 
 
 # -- locating lines for error messages ---------------------------------------

@@ -5,7 +5,6 @@ load -> tones (caller) -> VAD per channel -> transcriber -> rule engine -> repor
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +39,6 @@ class CallReport:
     hangup_evidence: str = ""
     recommended_used: list[str] = field(default_factory=list)  # the norms' 服务用语 the agent used
     tones: list[ToneEvent] = field(default_factory=list)
-    seconds: float = 0.0
 
     def to_dict(self) -> dict:
         return {
@@ -119,7 +117,6 @@ def recommended_used(profile: Profile, transcripts: list[Transcript]) -> list[st
 
 
 def score_call(path: Path, profile: Profile, transcriber, options: ScoreOptions = ScoreOptions()) -> CallReport:
-    t0 = time.perf_counter()
     call = load_call(path, options.roles)
     events = read_events_sidecar(path) if options.use_events_sidecar else []
     confirmed, tones = caller_tones(call)
@@ -132,4 +129,4 @@ def score_call(path: Path, profile: Profile, transcriber, options: ScoreOptions 
                       score=score(violations), violations=violations, transcript=transcripts,
                       not_judged=engine.not_judged, hangup_evidence=getattr(hangup, "evidence", ""),
                       recommended_used=recommended_used(profile, transcripts),
-                      tones=tones, seconds=time.perf_counter() - t0)
+                      tones=tones)
