@@ -71,11 +71,48 @@ class ToneEvent:
 
 @dataclass(frozen=True)
 class CallEvent:
-    """A call-control event from the softphone/PBX (or an events sidecar)."""
+    """A call-control event from the softphone/PBX (or an events sidecar), in call time."""
 
     t: float
     type: str  # "start" | "hangup"
     by: Role | None = None
+    source: str = ""  # who said so, e.g. "baresip: Connection reset by peer"
+
+
+@dataclass(frozen=True)
+class Control:
+    """A softphone's word about the call (hook, baresip), in the desk's audio stream.
+
+    It has no time of its own: it applies where it sits among the audio frames,
+    so a hang-up is never judged against audio heard after it.
+    """
+
+    action: Literal["start", "end"]
+    by: Role | None = None  # with "end": who hung up, when the softphone knows
+    call_id: str | None = None
+    peer: str | None = None  # the other party, e.g. a SIP URI
+    source: str = "hook"  # "hook" | "baresip"
+    reason: str = ""  # the softphone's own words, e.g. "Connection reset by peer"
+
+
+@dataclass(frozen=True)
+class CallStarted:
+    """A call begins: the frames after it are timed from its t = 0."""
+
+    call_id: str
+    at: float  # desk stream time of the call's t = 0
+    how: str  # "hook" | "baresip" | "speech"
+    peer: str | None = None
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    """A call is over at call time `t`; `by` says who hung up when the softphone told."""
+
+    t: float
+    why: str  # "softphone", "busy tone", "silence", "too long", "end of audio", "new call"
+    by: Role | None = None
+    source: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,114 +1,109 @@
-"""Calls found in continuous desk audio, and the softphone hook's control endpoint."""
-import asyncio
-
+"""Calls found in a desk's continuous stream: the softphone's word first, else the audio."""
 import numpy as np
-import pytest
 
-from monitor.events import AudioFrame, EndOfStream
-from monitor.live.calls import CallDetectOptions, CallTracker, Control, post_control, serve_control
+from monitor.events import AudioFrame, CallEnded, CallStarted, Control, EndOfStream
+from monitor.live.calls import CallDetectOptions, CallDetector
 from tests.test_tones import china_busy
 from tests.test_vad import quiet, voiced
 
 SR = 16000
 
 
-def stream(agent: np.ndarray, caller: np.ndarray, block_s: float = 0.1):
-    async def gen():
-        b = int(block_s * SR)
-        for i in range(0, len(agent), b):
-            yield AudioFrame("agent", i / SR, agent[i:i + b])
-            yield AudioFrame("caller", i / SR, caller[i:i + b])
-            await asyncio.sleep(0)
-        yield EndOfStream(len(agent) / SR)
-    return gen()
+def stream(agent: np.ndarray, caller: np.ndarray, block_s: float = 0.1, controls=None):
+    """Desk stream items: frames of both channels, with controls inserted at the given times."""
+    controls = dict(controls or {})
+    b = int(block_s * SR)
+    for i in range(0, len(agent), b):
+        t = i / SR
+        for at in sorted(k for k in controls if k <= t):
+            yield controls.pop(at)
+        yield AudioFrame("agent", t, agent[i:i + b])
+        yield AudioFrame("caller", t, caller[i:i + b])
+    yield EndOfStream(len(agent) / SR)
 
 
-def calls_in(agent, caller, controls=None, options=CallDetectOptions(idle_end_s=8.0, tone_end_s=2.0)):
-    """[(call_id, first frame time, last time, end reason frames)] for the audio."""
-    async def go():
-        q = controls or asyncio.Queue()
-        tracker = CallTracker(stream(agent, caller), ("agent", "caller"), q, options)
-        calls = asyncio.Queue()
-        task = asyncio.create_task(tracker.run(calls))
-        found = []
-        while (call := await calls.get()) is not None:
-            call_id, frames, events = call
-            items = []
-            while True:
-                item = await frames.get()
-                items.append(item)
-                if isinstance(item, EndOfStream):
-                    break
-            found.append((call_id, items, events))
-        await task
-        return found
-    return asyncio.run(go())
+def cut(items, options=CallDetectOptions(idle_end_s=8.0, tone_end_s=2.0)):
+    """[(CallStarted, [frames], CallEnded)] the detector makes of the stream."""
+    ids = iter(f"call-{n}" for n in range(1, 100))
+    det = CallDetector(("agent", "caller"), options, new_id=lambda: next(ids))
+    calls, current = [], None
+    for item in items:
+        for out in det.feed(item):
+            if isinstance(out, CallStarted):
+                current = (out, [])
+            elif isinstance(out, AudioFrame):
+                assert current is not None, "a frame outside a call"
+                current[1].append(out)
+            elif isinstance(out, CallEnded):
+                calls.append((*current, out))
+                current = None
+            else:
+                assert isinstance(out, EndOfStream)
+    return calls
 
 
 def test_speech_after_idle_starts_a_call_and_the_busy_tone_ends_it():
     agent = np.concatenate([quiet(3.0), voiced(1.5), quiet(8.0)])
     caller = np.concatenate([quiet(5.0), voiced(1.5), quiet(0.5), china_busy(4.0, lead=0.0).astype(np.float32)])
     caller = np.concatenate([caller, quiet(len(agent) / SR - len(caller) / SR)])
-    (call_id, items, events), = calls_in(agent, caller)
-    frames = [i for i in items if isinstance(i, AudioFrame)]
-    assert frames[0].start == 0.0  # call time starts with the pre-roll before the first words
-    end = items[-1]
-    assert isinstance(end, EndOfStream)
+    (started, frames, ended), = cut(stream(agent, caller))
+    assert started.how == "speech" and frames[0].start == 0.0  # t = 0 is the pre-roll before the first words
+    assert 1.5 < started.at < 3.0
+    assert ended.why == "busy tone" and ended.by is None
     # tone from 7.0 s of stream time = about 5 s of call time; ended ~2 s after confirmation
-    assert 6.0 < end.t < 10.0
+    assert 6.0 < ended.t < 10.0
+
+
+def test_the_busy_tone_after_a_call_does_not_start_another():
+    agent = np.concatenate([quiet(1.0), voiced(1.5), quiet(12.0)])
+    caller = np.concatenate([quiet(3.0), china_busy(11.0, lead=0.0).astype(np.float32), quiet(0.5)])
+    calls = cut(stream(agent, caller))
+    assert [c[2].why for c in calls] == ["busy tone"]
 
 
 def test_long_silence_on_both_sides_ends_a_call_and_the_next_words_start_another():
     agent = np.concatenate([quiet(1.0), voiced(1.5), quiet(10.0), voiced(1.5), quiet(2.0)])
     caller = quiet(len(agent) / SR)
-    found = calls_in(agent, caller)
-    assert len(found) == 2
-    assert found[0][0] != found[1][0]
+    calls = cut(stream(agent, caller))
+    assert [c[0].call_id for c in calls] == ["call-1", "call-2"]
+    assert [c[2].why for c in calls] == ["silence", "end of audio"]
 
 
-def test_softphone_hook_starts_and_ends_the_call_and_says_who_hung_up():
-    agent = np.concatenate([quiet(1.0), voiced(1.5), quiet(3.0)])
+def test_the_softphone_starts_and_ends_the_call_where_its_events_sit_in_the_audio():
+    agent = np.concatenate([quiet(1.0), voiced(1.5), quiet(3.0), voiced(1.0), quiet(2.0)])
     caller = quiet(len(agent) / SR)
-
-    async def go():
-        q = asyncio.Queue()
-        q.put_nowait(Control("start", call_id="abc"))
-        tracker = CallTracker(stream(agent, caller), ("agent", "caller"), q,
-                              CallDetectOptions(from_audio=False))
-        calls = asyncio.Queue()
-        task = asyncio.create_task(tracker.run(calls))
-        call_id, frames, events = await calls.get()
-        q.put_nowait(Control("end", by="caller"))
-        while not isinstance(await frames.get(), EndOfStream):
-            pass
-        task.cancel()
-        return call_id, events
-    call_id, events = asyncio.run(go())
-    assert call_id == "abc"
-    assert [(e.type, e.by) for e in events] == [("hangup", "caller")]
+    controls = {0.5: Control("start", call_id="abc", peer="sip:1001@pbx", source="baresip"),
+                4.0: Control("end", by="caller", source="baresip", reason="Connection reset by peer")}
+    (started, frames, ended), = cut(stream(agent, caller, controls=controls), CallDetectOptions(from_audio=False))
+    assert (started.call_id, started.how, started.peer, started.at) == ("abc", "baresip", "sip:1001@pbx", 0.5)
+    assert frames[0].start == 0.0 and abs(frames[-1].end - 3.5) < 1e-6  # no audio from after the hang-up
+    assert (ended.by, ended.why, ended.t) == ("caller", "softphone", 3.5)
+    assert ended.source == "baresip: Connection reset by peer"
 
 
-@pytest.mark.parametrize("action, by, token, want", [
-    ("start", None, "t0k", "ok"),
-    ("end", "caller", "t0k", "ok"),
-    ("end", "nobody", "t0k", "400"),
-    ("start", None, "wrong", "401"),
-])
-def test_control_endpoint_accepts_good_commands_and_refuses_bad_ones(action, by, token, want):
-    async def go():
-        q = asyncio.Queue()
-        server = await serve_control(q, port=0, token="t0k")
-        port = server.sockets[0].getsockname()[1]
-        try:
-            reply = await asyncio.to_thread(post_control, action, port, by, None, token)
-        except RuntimeError as exc:
-            reply = str(exc)
-        finally:
-            server.close()
-        return reply, (q.get_nowait() if not q.empty() else None)
-    reply, control = asyncio.run(go())
-    assert want in reply
-    if want == "ok":
-        assert control == Control(action, by=by)
-    else:
-        assert control is None
+def test_once_a_softphone_has_spoken_speech_alone_no_longer_starts_calls():
+    agent = np.concatenate([quiet(1.0), voiced(1.5), quiet(2.0), voiced(1.5), quiet(1.0)])
+    caller = quiet(len(agent) / SR)
+    controls = {0.5: Control("start", call_id="a"), 3.0: Control("end", by="agent")}
+    calls = cut(stream(agent, caller, controls=controls))
+    assert [(c[0].call_id, c[2].why) for c in calls] == [("a", "softphone")]
+
+
+def test_a_start_during_a_call_ends_it_and_an_end_without_a_call_is_ignored():
+    agent = quiet(6.0)
+    caller = quiet(6.0)
+    controls = {0.0: Control("end", by="agent"), 1.0: Control("start", call_id="a"),
+                2.0: Control("start", call_id="b"), 3.0: Control("end", call_id="zzz"),
+                4.0: Control("end", by="agent", call_id="b")}
+    calls = cut(stream(agent, caller, controls=controls))
+    assert [(c[0].call_id, c[2].why, c[2].by) for c in calls] == [("a", "new call", None),
+                                                                   ("b", "softphone", "agent")]
+
+
+def test_a_channel_lagging_the_softphone_start_is_trimmed_to_the_call():
+    det = CallDetector(("agent", "caller"), CallDetectOptions(from_audio=False))
+    det.feed(AudioFrame("agent", 0.0, quiet(0.1)))
+    det.feed(Control("start", call_id="x"))
+    out = det.feed(AudioFrame("caller", 0.05, quiet(0.1)))  # ends 0.05 s into the call
+    (frame,) = out
+    assert frame.start == 0.0 and len(frame.samples) == int(0.05 * SR)

@@ -19,10 +19,12 @@ With --hub the alerts also go to the supervisor hub (spooled on disk if it is do
 LIVE_HELP = """\
 Monitor calls as they happen from sound devices: one stereo device (--agent-device,
 channels chosen with --agent-channel/--caller-channel) or two devices (--agent-device for
-the microphone, --caller-device for the call's playback side). Calls start and end by
-softphone hook (`monitor call start` / `monitor call end --by caller`, posted to this
-desk's loopback control port) or, without hooks, by audio: speech after idle starts a call,
-the caller's busy tone or a long silence on both sides ends it.
+the microphone, --caller-device for the call's playback side). Calls start and end by the
+softphone: baresip's own events (--softphone baresip://127.0.0.1:4444), or a hook running
+`monitor call start` / `monitor call end --by caller` (posted to this desk's loopback
+control port with the token from its token file). Until a softphone speaks up, the audio
+decides: speech after idle starts a call, the caller's busy tone or a long silence ends it.
+Exits non-zero when alerts could not be delivered to the hub (they stay spooled).
 """
 
 CALL_HELP = """\
@@ -36,6 +38,8 @@ def _add_alert_targets(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hub", metavar="URL", help="supervisor hub websocket URL, e.g. ws://127.0.0.1:8765/ws")
     g.add_argument("--token", default=os.environ.get("MONITOR_HUB_TOKEN"),
                    help="desk token for the hub (default: $MONITOR_HUB_TOKEN)")
+    g.add_argument("--cafile", type=Path, metavar="PEM", help="with a wss:// hub: trust this CA or self-signed "
+                   "certificate too (the system's CA store is always used)")
     g.add_argument("--desk", help="this desk's name (default: the host name)")
     g.add_argument("--spool", type=Path, help="where unsent alerts wait for the hub "
                    "(default ~/.cache/call-monitor/DESK.spool)")
@@ -69,10 +73,13 @@ def add_live_commands(sub) -> None:
     lv.add_argument("--agent-channel", type=channel, default=0, help="with one stereo device")
     lv.add_argument("--caller-channel", type=channel, default=1, help="with one stereo device")
     lv.add_argument("--samplerate", type=int, help="capture rate (default: the device's)")
+    lv.add_argument("--softphone", metavar="URL", help="follow the softphone's own call events: "
+                    "baresip://HOST:PORT (baresip's ctrl_tcp); calls then start and end only by it")
     lv.add_argument("--control-port", type=port, default=8766, help="loopback port for softphone hooks "
                     "(default 8766; 0 = none)")
     lv.add_argument("--control-token", default=os.environ.get("MONITOR_CONTROL_TOKEN"),
-                    help="token `monitor call` must present (default: $MONITOR_CONTROL_TOKEN)")
+                    help="token `monitor call` must present (default: $MONITOR_CONTROL_TOKEN, else a new "
+                    "one written to $XDG_RUNTIME_DIR/call-monitor/control-PORT.token, readable by this user only)")
     lv.add_argument("--no-audio-calls", action="store_true", help="only softphone hooks start and end calls")
     lv.add_argument("--idle-end", type=seconds, default=60.0, help="silence (s) that ends a call (default 60)")
     lv.add_argument("--max-calls", type=int, help="stop after this many calls")
@@ -87,17 +94,19 @@ def add_live_commands(sub) -> None:
     c = sub.add_parser("call", help="tell a live desk a call starts or ends", description=CALL_HELP)
     c.add_argument("action", choices=("start", "end"))
     c.add_argument("--by", choices=("agent", "caller"), help="who hung up (with end)")
-    c.add_argument("--id", dest="call_id", help="call id (with start)")
+    c.add_argument("--id", dest="call_id", help="the softphone's call id")
+    c.add_argument("--peer", help="the other party (with start), e.g. a SIP URI or number")
     c.add_argument("--port", type=port, default=8766, help="the desk's control port (default 8766)")
-    c.add_argument("--token", default=os.environ.get("MONITOR_CONTROL_TOKEN"))
+    c.add_argument("--token", default=os.environ.get("MONITOR_CONTROL_TOKEN"),
+                   help="default: $MONITOR_CONTROL_TOKEN, else the desk's token file for that port")
     c.set_defaults(func=cmd_call)
 
 
-def _sinks(args):
+def _sinks(args, profile_name: str = ""):
     from monitor.cli import UsageError
-    from monitor.live.desk import HubSink, JsonlSink, PrintSink
+    from monitor.live.sinks import AlertSink, HubSink, JsonlSink, PrintSink
 
-    sinks = [PrintSink(sys.stdout)]
+    sinks: list[AlertSink] = [PrintSink(sys.stdout)]
     if args.alerts:
         sinks.append(JsonlSink(args.alerts))
     if args.hub:
@@ -105,20 +114,55 @@ def _sinks(args):
             raise UsageError("--hub needs --token (or $MONITOR_HUB_TOKEN)")
         if not args.hub.startswith(("ws://", "wss://")):
             raise UsageError(f"--hub must be a ws:// or wss:// URL, not {args.hub!r}")
+        if args.cafile and not args.hub.startswith("wss://"):
+            raise UsageError("--cafile goes with a wss:// hub")
         from monitor.asr.model_files import default_cache_dir
 
         spool = args.spool or default_cache_dir().parent / f"{_desk_name(args)}.spool"
         try:
-            sinks.append(HubSink(args.hub, args.token, _desk_name(args), spool))
+            sinks.append(HubSink(args.hub, args.token, _desk_name(args), spool, profile=profile_name,
+                                 cafile=args.cafile, on_problem=_say("hub"), on_recovered=_say("hub")))
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     return sinks
+
+
+def _say(what: str):
+    def say(line: str) -> None:
+        print(f"monitor: {what}: {line}", file=sys.stderr, flush=True)
+    return say
+
+
+async def _start_sinks(sinks) -> None:
+    from monitor.live.sinks import HubSink
+
+    for s in sinks:
+        if isinstance(s, HubSink):
+            await s.start()
+
+
+def _spooled(sinks) -> int:
+    """Alerts still waiting for the hub after the sinks closed; says so on stderr."""
+    from monitor.live.sinks import HubSink
+
+    left = sum(s.pending for s in sinks if isinstance(s, HubSink))
+    if left:
+        print(f"monitor: error: {left} alert(s) not delivered to the hub; they stay spooled and are "
+              "sent on the next start", file=sys.stderr, flush=True)
+    return left
 
 
 def _desk_name(args) -> str:
     import socket
 
     return args.desk or (socket.gethostname()[:64] or "desk")
+
+
+def _print_call(s) -> None:
+    peer = f", peer {s.peer}" if s.peer else ""
+    how = f", ended: {s.why_ended}" if s.why_ended else ""
+    print(f"call {s.call_id}: {s.duration:.1f} s, {len(s.violations)} violation(s), score {s.score:g}{peer}{how}",
+          flush=True)
 
 
 def cmd_replay(args) -> int:
@@ -133,26 +177,26 @@ def cmd_replay(args) -> int:
     profile = _load_profile(args.profile)
     roles = ChannelRoles(args.agent_channel, args.caller_channel)
     transcriber = _transcriber(args, profile)
-    sinks = _sinks(args)
+    sinks = _sinks(args, profile.name)
     failed = 0
 
-    async def main() -> None:
+    async def main() -> int:
         nonlocal failed
         desk = Desk(profile, transcriber, sinks, DeskOptions(desk=_desk_name(args)))
         out = open(args.out, "w", encoding="utf-8") if args.out else None
         try:
+            await _start_sinks(sinks)
             for path in args.files:
                 try:
-                    source = ReplaySource(path, roles, speed=args.speed if args.realtime else 0.0)
-                    events = read_events_sidecar(path)
+                    source = ReplaySource(path, roles, speed=args.speed if args.realtime else 0.0,
+                                          events=read_events_sidecar(path))
                 except AudioError as exc:
                     print(f"monitor: error: {exc}", file=sys.stderr)
                     failed += 1
                     continue
                 s = await desk.run_call(source.frames(), source.roles, args.call_id or path.stem,
-                                        speed=source.speed, events=events)
-                print(f"call {s.call_id}: {s.duration:.1f} s, {len(s.violations)} violation(s), score {s.score:g}",
-                      flush=True)
+                                        speed=source.speed)
+                _print_call(s)
                 if out:
                     out.write(json.dumps(s.to_dict(), ensure_ascii=False) + "\n")
                     out.flush()
@@ -160,81 +204,94 @@ def cmd_replay(args) -> int:
             if out:
                 out.close()
             await desk.close()
+        return _spooled(sinks)
 
-    asyncio.run(main())
+    left = asyncio.run(main())
     if failed == len(args.files):
         return 2
-    return 1 if failed else 0
+    return 1 if failed or left else 0
 
 
 def cmd_live(args) -> int:
     from monitor.audio.files import ChannelRoles
     from monitor.cli import UsageError, _load_profile, _transcriber
-    from monitor.live.calls import CallDetectOptions, CallTracker, queue_frames, serve_control
+    from monitor.live.calls import CallDetectOptions
+    from monitor.live.control import make_token_file, serve_control
     from monitor.live.desk import Desk, DeskOptions
+    from monitor.live.runner import DeskRunner
     from monitor.live.sources import DeviceOptions, DeviceSource
 
     if args.agent_device is None:
         raise UsageError("give --agent-device (see `monitor devices`)")
+    softphone = None
+    if args.softphone:
+        from monitor.live.baresip import parse_softphone_url
+
+        try:
+            softphone = parse_softphone_url(args.softphone)
+        except ValueError as exc:
+            raise UsageError(f"--softphone: {exc}") from None
     profile = _load_profile(args.profile)
     dev = DeviceOptions(agent_device=_device(args.agent_device), caller_device=_device(args.caller_device),
                         roles=ChannelRoles(args.agent_channel, args.caller_channel), samplerate=args.samplerate)
     _check_devices(dev)
     transcriber = _transcriber(args, profile)
-    sinks = _sinks(args)
-    detect = CallDetectOptions(from_audio=not args.no_audio_calls, idle_end_s=args.idle_end)
+    sinks = _sinks(args, profile.name)
+    # A softphone that reports its calls is better evidence than the audio: calls come only from it.
+    detect = CallDetectOptions(from_audio=not (args.no_audio_calls or softphone), idle_end_s=args.idle_end)
 
-    async def main() -> int:
+    async def main() -> tuple[int, int]:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        controls: asyncio.Queue = asyncio.Queue(maxsize=64)
-        server = None
-        if args.control_port:
-            try:
-                server = await serve_control(controls, port=args.control_port, token=args.control_token)
-            except OSError as exc:
-                raise UsageError(f"control port {args.control_port}: {exc.strerror}") from None
         source = DeviceSource(dev)
         desk = Desk(profile, transcriber, sinks, DeskOptions(desk=_desk_name(args)))
-        tracker = CallTracker(source.frames(), source.roles, controls, detect)
-        done = 0
-
-        calls: asyncio.Queue = asyncio.Queue(maxsize=4)
-
-        async def watch() -> None:
-            nonlocal done
-            tracking = asyncio.create_task(tracker.run(calls))
-            while (call := await calls.get()) is not None:
-                call_id, q, events = call
-                s = await desk.run_call(queue_frames(q), source.roles, call_id, speed=1.0, events=events)
-                print(f"call {s.call_id}: {s.duration:.1f} s, {len(s.violations)} violation(s), score {s.score:g}",
-                      flush=True)
-                done += 1
-                if args.max_calls and done >= args.max_calls:
-                    break
-            tracking.cancel()
-
-        task = asyncio.create_task(watch())
-        waits = [task, asyncio.create_task(stop.wait())]
-        if args.duration:
-            waits.append(asyncio.create_task(asyncio.sleep(args.duration)))
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        source.stop()
+        runner = DeskRunner(desk, source, detect, max_calls=args.max_calls, on_call=_print_call)
+        server, token_file, phone, phone_task = None, None, None, None
         try:
-            await asyncio.wait_for(task, timeout=120)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
-            task.cancel()
-        if server:
-            server.close()
-        await desk.close()
-        st = source.stats
-        print(f"desk: {done} call(s); audio blocks {st.blocks}, dropped {st.overflows}, "
-              f"device errors {st.device_errors}", flush=True)
-        return 0
+            await _start_sinks(sinks)
+            if args.control_port:
+                token = args.control_token
+                if not token:
+                    token, token_file = make_token_file(args.control_port)
+                try:
+                    server = await serve_control(runner.control, token, port=args.control_port)
+                except OSError as exc:
+                    raise UsageError(f"control port {args.control_port}: {exc.strerror}") from None
+            if softphone:
+                from monitor.live.baresip import BaresipEvents, SoftphoneError
 
-    return asyncio.run(main())
+                phone = BaresipEvents(*softphone, on_control=runner.control)
+                try:
+                    await phone.connect_first()
+                except SoftphoneError as exc:
+                    raise UsageError(str(exc)) from None
+                phone_task = asyncio.create_task(phone.run())
+            if args.duration:
+                loop.call_later(args.duration, stop.set)
+            print(f"desk {_desk_name(args)}: listening (profile {profile.name}"
+                  f"{', softphone ' + args.softphone if softphone else ''})", flush=True)
+            await runner.run(stop)
+        finally:
+            if phone is not None:
+                await phone.close()
+            if phone_task is not None:
+                phone_task.cancel()
+            if server:
+                server.close()
+            if token_file is not None:
+                token_file.unlink(missing_ok=True)
+            await desk.close()
+        st = source.stats
+        print(f"desk: {len(runner.summaries)} call(s); audio blocks {st.blocks}, dropped {st.overflows}, "
+              f"device errors {st.device_errors}", flush=True)
+        if runner.error:
+            print(f"monitor: error: audio source: {runner.error}", file=sys.stderr, flush=True)
+        return _spooled(sinks), int(runner.error is not None)
+
+    left, source_failed = asyncio.run(main())
+    return 1 if left or source_failed else 0
 
 
 def _device(text: str | None):
@@ -276,10 +333,13 @@ def cmd_devices(args) -> int:
 
 def cmd_call(args) -> int:
     from monitor.cli import UsageError
-    from monitor.live.calls import post_control
+    from monitor.live.control import ControlError, post_control
 
+    if args.by and args.action != "end":
+        raise UsageError("--by goes with `monitor call end`")
     try:
-        print(post_control(args.action, args.port, by=args.by, call_id=args.call_id, token=args.token))
-    except (OSError, RuntimeError) as exc:
-        raise UsageError(f"no live desk on port {args.port}: {exc}") from None
+        print(post_control(args.action, args.port, token=args.token, by=args.by, call_id=args.call_id,
+                           peer=args.peer))
+    except ControlError as exc:
+        raise UsageError(str(exc)) from None
     return 0

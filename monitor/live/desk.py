@@ -1,87 +1,46 @@
-"""The agent desk: audio in, alerts out, one call at a time.
+"""The agent desk: audio in, alerts out.
 
-asyncio at the edges only: frames come from a source, the recogniser runs in
-a worker thread (never on the event loop), violations become `Alert`s for the
-sinks (the supervisor hub, the terminal, a JSONL log). Every queue is bounded:
-finished utterances wait for room (the source's own queue then drops and counts
-blocks), pieces of utterances still going on are skipped when the recogniser
-is busy.
+asyncio at the edges only: the recogniser runs in a worker thread (never on
+the event loop), violations become `Alert`s for the sinks (the supervisor hub,
+the terminal, a JSONL log). Every queue is bounded: finished utterances wait
+for room (the source's own queue then drops and counts blocks), pieces of
+utterances still going on are skipped when the recogniser is busy.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import itertools
-import json
 import logging
 import socket
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Protocol
+from typing import AsyncIterator, Callable, Protocol, Sequence
 
-from monitor.events import Alert, AudioFrame, CallEvent, EndOfStream, Role, Violation
+from monitor.events import (
+    Alert,
+    AudioFrame,
+    CallEvent,
+    CallStarted,
+    EndOfStream,
+    Role,
+    Transcript,
+    Utterance,
+    Violation,
+)
 from monitor.live.session import CallSession, LiveOptions, Work
+from monitor.live.sinks import AlertSink, CallSummary
 from monitor.phrasebook import Profile
 from monitor.scoring import score
 
 log = logging.getLogger("monitor.live")
 
-
-class AlertSink(Protocol):
-    async def emit(self, alert: Alert) -> None: ...
-
-    async def close(self) -> None: ...
+CallStreamItem = AudioFrame | CallEvent | EndOfStream
 
 
-class PrintSink:
-    def __init__(self, out: IO[str] = sys.stdout) -> None:
-        self.out = out
-
-    async def emit(self, alert: Alert) -> None:
-        what = f"“{alert.phrase}” " if alert.phrase else ""
-        said = f" 「{alert.text}」" if alert.text else ""
-        self.out.write(f"[{alert.call_id} {alert.emitted:6.1f}s] {alert.rule:<12} {what}{alert.evidence}{said}\n")
-        self.out.flush()
-
-    async def close(self) -> None:
-        pass
-
-
-class JsonlSink:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(path, "a", encoding="utf-8")
-
-    async def emit(self, alert: Alert) -> None:
-        self._f.write(json.dumps(alert.to_dict(), ensure_ascii=False) + "\n")
-        self._f.flush()
-
-    async def close(self) -> None:
-        self._f.close()
-
-
-class HubSink:
-    """Pushes alerts to the supervisor hub; spools them on disk while it is unreachable."""
-
-    def __init__(self, url: str, token: str, desk: str, spool: Path) -> None:
-        from monitor.hub.desk_client import DeskClient
-
-        self.client = DeskClient(url, token, desk, spool)
-        self._started = False
-
-    async def emit(self, alert: Alert) -> None:
-        if not self._started:
-            await self.client.start()
-            self._started = True
-        await self.client.send(alert)
-
-    async def close(self, timeout: float = 10.0) -> None:
-        if self._started:
-            await self.client.flush(timeout=timeout)
-            await self.client.close()
+class Transcriber(Protocol):
+    def transcribe(self, utterances: Sequence[Utterance]) -> list[Transcript]: ...
 
 
 @dataclass(frozen=True)
@@ -91,53 +50,47 @@ class DeskOptions:
     work_queue: int = 32  # utterances waiting for the recogniser
 
 
-@dataclass
-class CallSummary:
-    call_id: str
-    duration: float
-    score: float
-    violations: list[Violation]
-    alerts: list[Alert]
-    partial_skipped: int = 0
-
-    def to_dict(self) -> dict:
-        return {"call_id": self.call_id, "duration": round(self.duration, 2), "score": self.score,
-                "violations": [v.to_dict() for v in self.violations]}
-
-
 class CallClock:
-    """Seconds into the call: from the wall clock when audio is real time, else from the audio heard.
+    """Seconds into the call: from the clock when audio is real time, else from the audio heard.
 
-    The call's t = 0 on the wall clock is the earliest moment consistent with the
+    The call's t = 0 on the clock is the earliest moment consistent with the
     frames seen (a frame ending at call time t cannot arrive before t0 + t), so a
     backlog handed over at once (the pre-roll of a call found by its speech)
     does not shift it.
     """
 
-    def __init__(self, speed: float, session: CallSession) -> None:
+    def __init__(self, speed: float, session: CallSession, clock: Callable[[], float]) -> None:
         self.speed = speed
         self.session = session
-        self.t0 = time.monotonic()
+        self.clock = clock
+        self.t0 = clock()
 
     def saw(self, frame_end: float) -> None:
         if self.speed > 0:
-            self.t0 = min(self.t0, time.monotonic() - frame_end / self.speed)
+            self.t0 = min(self.t0, self.clock() - frame_end / self.speed)
 
     def now(self) -> float:
         if self.speed > 0:
-            return (time.monotonic() - self.t0) * self.speed
+            return (self.clock() - self.t0) * self.speed
         return self.session.duration
 
 
 class Desk:
-    """Runs calls through the live path and sends their alerts to the sinks."""
+    """Follows calls through the live path and sends their alerts to the sinks.
 
-    def __init__(self, profile: Profile, transcriber, sinks: list[AlertSink],
-                 options: DeskOptions = DeskOptions()) -> None:
+    `clock` is injected so a desk runs on virtual time in tests; `speed` 0 times
+    alerts by the audio heard instead of the clock.
+    """
+
+    def __init__(self, profile: Profile, transcriber: Transcriber, sinks: list[AlertSink],
+                 options: DeskOptions = DeskOptions(), clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
         self.profile = profile
         self.transcriber = transcriber
         self.sinks = sinks
         self.opt = options
+        self.clock = clock
+        self.wall = wall
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
 
     async def close(self) -> None:
@@ -145,74 +98,116 @@ class Desk:
             await s.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def run_call(self, frames, roles: tuple[Role, ...], call_id: str | None = None,
-                       speed: float = 1.0, events: list[CallEvent] = ()) -> CallSummary:
-        """Follow one call from its audio frames until the end of the stream."""
-        call_id = call_id or uuid.uuid4().hex[:12]
-        session = CallSession(call_id, self.profile, roles, self.opt.live)
-        clock = CallClock(speed, session)
-        alerts: list[Alert] = []
+    def open_call(self, started: CallStarted, roles: tuple[Role, ...], speed: float = 1.0) -> "LiveCall":
+        return LiveCall(self, started, roles, speed)
+
+    async def run_call(self, frames: AsyncIterator[CallStreamItem], roles: tuple[Role, ...],
+                       call_id: str | None = None, speed: float = 1.0, how: str = "file") -> CallSummary:
+        """Follow one call from its stream (frames and call events, call time) to its end."""
+        call = self.open_call(CallStarted(call_id or uuid.uuid4().hex[:12], 0.0, how), roles, speed)
+        await call.begin()
+        end_t = None
+        async for item in frames:
+            if isinstance(item, EndOfStream):
+                end_t = item.t
+                break
+            await call.feed(item)
+        return await call.finish(end_t)
+
+    async def _each_sink(self, what: str, *args: object) -> None:
+        for s in self.sinks:
+            fn = getattr(s, what, None)
+            if fn is None:  # a sink that only takes alerts
+                continue
+            try:
+                await fn(*args)
+            except Exception as exc:  # a sink failing must not stop the call being watched
+                log.warning("alert sink %s failed: %s", type(s).__name__, exc)
+
+
+class LiveCall:
+    """One call on a desk: fed frames and call events in order, finished once."""
+
+    def __init__(self, desk: Desk, started: CallStarted, roles: tuple[Role, ...], speed: float) -> None:
+        self.desk = desk
+        self.started = started
+        self.call_id = started.call_id
+        self.session = CallSession(started.call_id, desk.profile, roles, desk.opt.live)
+        self.clock = CallClock(speed, self.session, desk.clock)
+        self.started_at = desk.wall()
+        self.alerts: list[Alert] = []
+        self.skipped = 0
+        self.hung_up_by: Role | None = None
         # Agent words first (they can break a rule now), then the caller's, then pieces
         # of utterances still going on; the end marker after everything.
-        work_q: asyncio.PriorityQueue = asyncio.PriorityQueue(maxsize=self.opt.work_queue)
-        order = itertools.count()
-        skipped = 0
-        pending_events = sorted(events, key=lambda e: e.t)
+        self._work: asyncio.PriorityQueue = asyncio.PriorityQueue(maxsize=desk.opt.work_queue)
+        self._order = itertools.count()
+        self._worker = asyncio.create_task(self._recogniser(), name=f"asr-{self.call_id}")
 
-        async def publish(found: list[Violation]) -> None:
-            for v in found:
-                a = Alert(desk=self.opt.desk, call_id=call_id, rule=v.rule, start=round(v.start, 2),
-                          end=round(v.end, 2), emitted=round(clock.now(), 2), text=v.text, evidence=v.evidence,
-                          phrase=v.phrase, severity=v.severity)
-                alerts.append(a)
-                for s in self.sinks:
-                    try:
-                        await s.emit(a)
-                    except Exception as exc:  # a sink failing must not stop the call being watched
-                        log.warning("alert sink %s failed: %s", type(s).__name__, exc)
+    async def begin(self) -> None:
+        await self.desk._each_sink("call_started", self.started, self.started_at)
 
-        async def recogniser() -> None:
-            loop = asyncio.get_running_loop()
-            while True:
-                *_, w = await work_q.get()
-                if w is None:
-                    return
-                (tr,) = await loop.run_in_executor(self._pool, self.transcriber.transcribe, [w.utterance])
-                await publish(session.transcribed(w, tr))
+    async def feed(self, item: AudioFrame | CallEvent) -> None:
+        if isinstance(item, CallEvent):
+            if item.type == "hangup" and item.by:
+                self.hung_up_by = item.by
+            await self._publish(self.session.event(item))
+            return
+        self.clock.saw(item.end)
+        work, found = self.session.feed(item.role, item.samples)
+        await self._publish(found)
+        await self._submit(work)
 
-        async def submit(work: list[Work]) -> None:
-            nonlocal skipped
-            for w in work:
-                if w.partial:
-                    if work_q.full() or work_q.qsize() > 0:
-                        skipped += 1  # the recogniser is behind: the final transcript will do
-                    else:
-                        work_q.put_nowait((2, next(order), w))
-                else:
-                    await work_q.put((0 if w.utterance.role == "agent" else 1, next(order), w))
+    async def finish(self, end_t: float | None = None, why: str = "", end_heard: bool = True) -> CallSummary:
+        """End of the call's audio: wait for the last words, judge the end, tell the sinks.
 
-        worker = asyncio.create_task(recogniser())
-        end_t = None
+        `end_heard` False: the audio stopped before the call did; its end is not judged.
+        """
         try:
-            async for item in frames:
-                if isinstance(item, EndOfStream):
-                    end_t = item.t
-                    break
-                assert isinstance(item, AudioFrame)
-                clock.saw(item.end)
-                while pending_events and pending_events[0].t <= item.start:
-                    await publish(session.event(pending_events.pop(0)))
-                work, found = session.feed(item.role, item.samples)
-                await publish(found)
-                await submit(work)
-            for ev in pending_events:
-                await publish(session.event(ev))
-            await submit(session.finish())
-            await work_q.put((3, next(order), None))
-            await worker
+            await self._submit(self.session.finish())
+            await self._work.put((3, next(self._order), None))
+            await self._worker
         finally:
-            if not worker.done():
-                worker.cancel()
-        await publish(session.close(end_t))
-        return CallSummary(call_id=call_id, duration=session.duration, score=score(session.engine.violations),
-                           violations=list(session.engine.violations), alerts=alerts, partial_skipped=skipped)
+            if not self._worker.done():
+                self._worker.cancel()
+        await self._publish(self.session.close(end_t, end_heard))
+        s = self.session
+        summary = CallSummary(call_id=self.call_id, duration=s.duration, score=score(s.engine.violations),
+                              violations=list(s.engine.violations), alerts=self.alerts,
+                              partial_skipped=self.skipped, how=self.started.how, peer=self.started.peer,
+                              why_ended=why, hung_up_by=self.hung_up_by, started_at=self.started_at,
+                              end_judged=end_heard)
+        await self.desk._each_sink("call_ended", summary)
+        return summary
+
+    async def _publish(self, found: list[Violation]) -> None:
+        for v in found:
+            a = Alert(desk=self.desk.opt.desk, call_id=self.call_id, rule=v.rule, start=round(v.start, 2),
+                      end=round(v.end, 2), emitted=round(self.clock.now(), 2), text=v.text,
+                      evidence=v.evidence, phrase=v.phrase, severity=v.severity)
+            self.alerts.append(a)
+            await self.desk._each_sink("emit", a)
+
+    async def _recogniser(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            *_, w = await self._work.get()
+            if w is None:
+                return
+            u = w.utterance
+            try:
+                (tr,) = await loop.run_in_executor(self.desk._pool, self.desk.transcriber.transcribe, [u])
+            except Exception as exc:  # one bad utterance must not stall the call: it counts as unheard
+                log.error("call %s: recogniser failed on %.1f-%.1f s: %s", self.call_id, u.start, u.end, exc)
+                tr = Transcript(u.role, u.start, u.end, "", speech=False, dropped_because="recogniser failed")
+            await self._publish(self.session.transcribed(w, tr))
+
+    async def _submit(self, work: list[Work]) -> None:
+        for w in work:
+            if w.partial:
+                if self._work.full() or self._work.qsize() > 0:
+                    self.skipped += 1  # the recogniser is behind: the final transcript will do
+                else:
+                    self._work.put_nowait((2, next(self._order), w))
+            else:
+                await self._work.put((0 if w.utterance.role == "agent" else 1, next(self._order), w))

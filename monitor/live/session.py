@@ -57,6 +57,7 @@ class CallSession:
         self.tones = ToneDetector("caller") if "caller" in roles else None
         self.engine = RuleEngine(profile, options.rules, roles)
         self._heard = {r: 0.0 for r in roles}  # audio seconds fed per channel
+        self.last_voice = 0.0  # call time of the last speech heard on any channel
         self._pending: dict[tuple[Role, float], Utterance] = {}  # at the recogniser
         self._timeline: list[tuple[tuple, int, TimelineItem]] = []  # waiting for the watermark
         self._order = itertools.count()
@@ -77,6 +78,8 @@ class CallSession:
                 self._on_tone(tone)
         utts = self.vad[role].feed(samples)
         self._heard[role] += len(samples) / SAMPLE_RATE
+        if utts or self.vad[role].in_speech:
+            self.last_voice = max(self.last_voice, self._heard[role])
         work = [self._submit(u) for u in utts if not self._is_tone(u)]
         work += self._partials(role)
         found += self.release()
@@ -91,14 +94,19 @@ class CallSession:
         self.finished = True
         return [self._submit(u) for r in self.roles for u in self.vad[r].flush() if not self._is_tone(u)]
 
-    def close(self, t_end: float | None = None) -> list[Violation]:
-        """Everything is transcribed: judge what only the end of the call decides."""
+    def close(self, t_end: float | None = None, end_heard: bool = True) -> list[Violation]:
+        """Everything is transcribed: judge what only the end of the call decides.
+
+        `end_heard` False: the audio stopped before the call did (a lost device, the
+        desk stopped), so the goodbye and who hung up cannot be judged.
+        """
         if self.ended:
             return []
         t_end = self.duration if t_end is None else t_end
         found = self.release(final=True)
         found += self.engine.tick(t_end)
-        found += self.engine.end(t_end)
+        if end_heard:
+            found += self.engine.end(t_end)
         self.ended = True
         return found
 

@@ -11,12 +11,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Sequence
 
 import numpy as np
 
 from monitor.audio.files import SAMPLE_RATE, ChannelRoles, load_call, resample
-from monitor.events import AudioFrame, EndOfStream, Role
+from monitor.events import AudioFrame, CallEvent, EndOfStream, Role
 
 log = logging.getLogger("monitor.live")
 
@@ -33,8 +33,9 @@ class ReplaySource:
     """A recording fed as if it were live, paced by the clock (`speed` x real time; 0 = no pacing)."""
 
     def __init__(self, path: Path, roles: ChannelRoles = ChannelRoles(), speed: float = 1.0,
-                 block_s: float = 0.1) -> None:
+                 block_s: float = 0.1, events: Sequence[CallEvent] = ()) -> None:
         self.call = load_call(path, roles)
+        self.events = sorted(events, key=lambda e: e.t)
         self.speed = speed
         self.block = int(block_s * SAMPLE_RATE)
         self.stats = SourceStats()
@@ -43,11 +44,15 @@ class ReplaySource:
     def roles(self) -> tuple[Role, ...]:
         return self.call.roles
 
-    async def frames(self) -> AsyncIterator[AudioFrame | EndOfStream]:
+    async def frames(self) -> AsyncIterator[AudioFrame | CallEvent | EndOfStream]:
+        """The call's frames, its logged call events where they happened, then the end."""
         t0 = time.monotonic()
         n = max(len(x) for x in self.call.channels.values())
+        events = list(self.events)
         for i in range(0, n, self.block):
             t_audio = i / SAMPLE_RATE
+            while events and events[0].t <= t_audio:
+                yield events.pop(0)
             if self.speed > 0:
                 delay = t0 + (t_audio + self.block / SAMPLE_RATE) / self.speed - time.monotonic()
                 if delay > 0:
@@ -59,6 +64,8 @@ class ReplaySource:
                 if len(block):
                     self.stats.blocks += 1
                     yield AudioFrame(role=role, start=t_audio, samples=block)
+        for ev in events:
+            yield ev
         yield EndOfStream(t=n / SAMPLE_RATE)
 
 

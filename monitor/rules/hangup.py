@@ -37,7 +37,8 @@ class HangupRule(Rule):
     def on_call_event(self, ev: CallEvent) -> list[Violation]:
         if ev.type != "hangup" or ev.by not in ("agent", "caller"):
             return []
-        return self._decide(ev.t, ev.by, f"call-control event: {ev.by} hung up at {ev.t:.1f} s")
+        told = f" from {ev.source}" if ev.source else ""
+        return self._decide(ev.t, ev.by, f"call-control event{told}: {ev.by} hung up at {ev.t:.1f} s")
 
     def on_tone(self, tone: ToneEvent) -> list[Violation]:
         if tone.role != "caller":

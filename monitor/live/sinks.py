@@ -1,0 +1,141 @@
+"""Where a desk's alerts and call status go: the terminal, a JSONL file, the supervisor hub."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Callable, Protocol
+
+from monitor.events import Alert, CallStarted, Violation
+
+
+@dataclass
+class CallSummary:
+    """One finished call as the desk followed it."""
+
+    call_id: str
+    duration: float
+    score: float
+    violations: list[Violation]
+    alerts: list[Alert]
+    partial_skipped: int = 0
+    how: str = ""  # what started it: "hook", "baresip", "speech", "file"
+    peer: str | None = None  # the other party, when the softphone said
+    why_ended: str = ""  # "softphone", "busy tone", "silence", "end of audio", ...
+    hung_up_by: str | None = None  # when the softphone said
+    started_at: float = field(default_factory=time.time)  # wall clock
+    end_judged: bool = True  # False: the audio stopped first, closing and hang-up not judged
+
+    def to_dict(self) -> dict:
+        d: dict = {"call_id": self.call_id, "duration": round(self.duration, 2), "score": self.score,
+                   "violations": [v.to_dict() for v in self.violations]}
+        for k in ("how", "peer", "why_ended", "hung_up_by"):
+            if getattr(self, k):
+                d[k] = getattr(self, k)
+        if not self.end_judged:
+            d["not_judged"] = ["closing", "hangup"]
+        return d
+
+
+class AlertSink(Protocol):
+    async def call_started(self, call: CallStarted, started_at: float) -> None: ...
+
+    async def emit(self, alert: Alert) -> None: ...
+
+    async def call_ended(self, summary: CallSummary) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class PrintSink:
+    """Alerts as lines on the terminal."""
+
+    def __init__(self, out: IO[str] = sys.stdout) -> None:
+        self.out = out
+
+    async def call_started(self, call: CallStarted, started_at: float) -> None:
+        peer = f" with {call.peer}" if call.peer else ""
+        self.out.write(f"[{call.call_id}] call starts ({call.how}){peer}\n")
+        self.out.flush()
+
+    async def emit(self, alert: Alert) -> None:
+        what = f"“{alert.phrase}” " if alert.phrase else ""
+        said = f" 「{alert.text}」" if alert.text else ""
+        self.out.write(f"[{alert.call_id} {alert.emitted:6.1f}s] {alert.rule:<12} {what}{alert.evidence}{said}\n")
+        self.out.flush()
+
+    async def call_ended(self, summary: CallSummary) -> None:
+        pass  # the command prints its own line per call
+
+    async def close(self) -> None:
+        pass
+
+
+class JsonlSink:
+    """Alerts appended to a JSONL file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(path, "a", encoding="utf-8")
+
+    async def call_started(self, call: CallStarted, started_at: float) -> None:
+        pass
+
+    async def emit(self, alert: Alert) -> None:
+        self._f.write(json.dumps(alert.to_dict(), ensure_ascii=False) + "\n")
+        self._f.flush()
+
+    async def call_ended(self, summary: CallSummary) -> None:
+        pass
+
+    async def close(self) -> None:
+        self._f.close()
+
+
+class HubSink:
+    """Pushes alerts and call status to the supervisor hub; alerts wait in a spool while it is away.
+
+    The client starts with the desk, so alerts spooled by an earlier run go out at
+    once, and a hub that is down or refuses the token is reported straight away.
+    """
+
+    def __init__(self, url: str, token: str, desk: str, spool: Path, profile: str = "",
+                 cafile: Path | None = None, on_problem: Callable[[str], None] | None = None,
+                 on_recovered: Callable[[str], None] | None = None) -> None:
+        from monitor.hub.desk_client import DeskClient
+
+        self.profile = profile
+        self.client = DeskClient(url, token, desk, spool, cafile=cafile, on_problem=on_problem,
+                                 on_recovered=on_recovered)
+        self._started = False
+
+    async def start(self) -> None:
+        if not self._started:
+            await self.client.start()
+            self._started = True
+
+    async def call_started(self, call: CallStarted, started_at: float) -> None:
+        await self.start()
+        await self.client.call_started(call.call_id, started_at, self.profile, peer=call.peer)
+
+    async def emit(self, alert: Alert) -> None:
+        await self.start()
+        await self.client.send(alert)
+
+    async def call_ended(self, summary: CallSummary) -> None:
+        await self.start()
+        await self.client.call_ended(summary.call_id, summary.started_at + summary.duration, summary.score,
+                                     len(summary.violations))
+
+    @property
+    def pending(self) -> int:
+        """Alerts not yet acknowledged by the hub (they stay in the spool)."""
+        return self.client.pending
+
+    async def close(self, timeout: float = 10.0) -> None:
+        if self._started:
+            # A hub that is down now will not answer in 10 s either: do not hold the exit.
+            await self.client.flush(timeout=timeout if self.client.connected else min(timeout, 2.0))
+            await self.client.close()
