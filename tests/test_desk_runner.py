@@ -191,3 +191,86 @@ def test_hook_commands_through_the_control_endpoint_reach_the_hangup_rule(by, wa
     (s,), sink, _ = run(items, GOOD, runner_hook=lambda r: port.setdefault("runner", r))
     assert s.call_id == "sip-123" and s.hung_up_by == by
     assert [a.rule for a in sink.alerts] == want
+
+
+class FakeDevices:
+    """Two capture devices with sounddevice's API, fed from arrays on one virtual clock.
+
+    `outage` (device, lost_at, back_at): the device's stream stops at `lost_at`
+    and it cannot be opened again until `back_at` (seconds of virtual time).
+    """
+
+    PortAudioError = OSError
+
+    def __init__(self, audio, outage, block_s=0.05):
+        self.audio, self.outage, self.block = audio, outage, int(block_s * SR)
+        self.open, self.k, self.lock = {}, 0, threading.Lock()
+
+    def now(self):
+        return self.k * self.block / SR
+
+    def query_devices(self, device, kind):
+        name, lost_at, back_at = self.outage
+        if device == name and lost_at <= self.now() < back_at:
+            raise self.PortAudioError(f"device {device} unavailable")
+        return {"name": device, "default_samplerate": SR}
+
+    def InputStream(self, device, callback, finished_callback, **_):
+        devices = self
+
+        class Stream:
+            def __enter__(self):
+                with devices.lock:
+                    devices.open[device] = (callback, finished_callback)
+
+            def __exit__(self, *exc):
+                with devices.lock:
+                    devices.open.pop(device, None)
+
+        return Stream()
+
+    def drive(self, seconds, on_done):
+        name, lost_at, _ = self.outage
+        for k in range(int(seconds * SR / self.block)):
+            self.k = k
+            with self.lock:
+                streams = dict(self.open)
+            for device, (callback, finished) in streams.items():
+                if device == name and self.now() >= lost_at and self.now() - lost_at < self.block / SR:
+                    finished()  # unplugged
+                    continue
+                block = self.audio[device][k * self.block:(k + 1) * self.block]
+                callback(block[:, None].copy(), len(block), None, None)
+            time.sleep(0.002)
+        on_done()
+
+
+def test_a_capture_device_that_disappears_mid_call_comes_back_on_the_same_timeline():
+    from monitor.live.sources import DeviceOptions, DeviceSource
+
+    lines = [Line("agent", 0.5, 2.0, "您好，中兴通讯！"), Line("caller", 2.5, 6.5, "我想问一下这个设备多少钱。"),
+             Line("agent", 6.0, 8.0, "这种小事也找我，你们自己处理一下。"), Line("caller", 8.5, 9.0, "好吧。")]
+    chans = two_channels([(0.5, 2.0), (6.0, 8.0)], [(2.5, 6.5), (8.5, 9.0)], 10.0)
+    devices = FakeDevices({"mic": chans["agent"], "line": chans["caller"]}, outage=("mic", 3.0, 5.0))
+    source = DeviceSource(DeviceOptions(agent_device="mic", caller_device="line", retry_s=0.01), backend=devices)
+    sink = Sink()
+    desk = Desk(ZTE, ScriptedTranscriber(lines), [sink], DeskOptions(desk="desk-1"), clock=lambda: 0.0)
+
+    async def go():
+        runner = DeskRunner(desk, source, CallDetectOptions(from_audio=False), speed=0.0)
+        loop = asyncio.get_running_loop()
+        await runner.control(Control("start", call_id="c1"))
+        driver = threading.Thread(target=devices.drive, args=(10.0, lambda: loop.call_soon_threadsafe(source.stop)))
+        driver.start()
+        try:
+            return await asyncio.wait_for(runner.run(), timeout=60)
+        finally:
+            driver.join()
+            await desk.close()
+
+    (s,) = asyncio.run(go())
+    assert source.stats.device_errors >= 2 and source.stats.reconnects >= 1
+    forbidden = [a for a in sink.alerts if a.rule == "forbidden"]
+    assert len(forbidden) == 1 and forbidden[0].call_id == "c1"
+    assert abs(forbidden[0].start - 6.0) < 0.5  # the agent's words after the outage keep their time
+    assert s.why_ended == "desk stopped" and not s.end_judged

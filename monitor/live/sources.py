@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 import numpy as np
 
@@ -83,11 +83,17 @@ class DeviceOptions:
 
 
 class DeviceSource:
-    """Sound-device capture through PortAudio (sounddevice)."""
+    """Sound-device capture through PortAudio (sounddevice, or a stand-in with its API for tests).
 
-    def __init__(self, options: DeviceOptions) -> None:
+    A lost device is reopened every `retry_s`. When one of two devices comes back,
+    its channel is padded with silence up to the other one, so both sides of the
+    call stay on one timeline (the gap is logged and counted).
+    """
+
+    def __init__(self, options: DeviceOptions, backend: Any = None) -> None:
         self.opt = options
         self.stats = SourceStats()
+        self._backend = backend
         self._queue: asyncio.Queue | None = None
         self._stop = asyncio.Event()
         two = options.caller_device is not None
@@ -95,6 +101,7 @@ class DeviceSource:
         self._plan = ([(options.agent_device, {"agent": 0}), (options.caller_device, {"caller": 0})] if two
                       else [(options.agent_device, {"agent": options.roles.agent,
                                                     "caller": options.roles.caller})])
+        self._heard: dict[Role, int] = {}
 
     def stop(self) -> None:
         self._stop.set()
@@ -103,27 +110,48 @@ class DeviceSource:
         loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue(maxsize=self.opt.queue_blocks * len(self._plan))
         tasks = [asyncio.create_task(self._capture(loop, dev, chans)) for dev, chans in self._plan]
-        heard: dict[Role, int] = {}
+        heard = self._heard
+        stopping = asyncio.create_task(self._stop.wait())
         try:
             while not self._stop.is_set():
-                try:
-                    role, rate, block = await asyncio.wait_for(self._queue.get(), timeout=0.5)
-                except asyncio.TimeoutError:
+                getting = asyncio.create_task(self._queue.get())
+                await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not getting.done():
+                    getting.cancel()
+                    break
+                role, rate, block = getting.result()
+                if role is None:  # a device came back: pad its channels up to the others
+                    for r in block:
+                        ahead = max((heard.get(o, 0) for o in self.roles if o not in block), default=0)
+                        gap = ahead - heard.get(r, 0)
+                        if gap > 0:
+                            log.warning("%s channel: %.1f s lost while its device was away", r, gap / SAMPLE_RATE)
+                            yield AudioFrame(role=r, start=heard.get(r, 0) / SAMPLE_RATE,
+                                             samples=np.zeros(gap, dtype=np.float32))
+                            heard[r] = ahead
                     continue
                 x = resample(block, rate)
                 start = heard.get(role, 0) / SAMPLE_RATE
                 heard[role] = heard.get(role, 0) + len(x)
                 yield AudioFrame(role=role, start=start, samples=x)
         finally:
+            stopping.cancel()
             for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(stopping, *tasks, return_exceptions=True)
         yield EndOfStream(t=max(heard.values(), default=0) / SAMPLE_RATE)
 
-    async def _capture(self, loop: asyncio.AbstractEventLoop, device, channels: dict[Role, int]) -> None:
-        import sounddevice as sd
+    def _sd(self) -> Any:
+        if self._backend is None:
+            import sounddevice
 
+            self._backend = sounddevice
+        return self._backend
+
+    async def _capture(self, loop: asyncio.AbstractEventLoop, device, channels: dict[Role, int]) -> None:
+        sd = self._sd()
         n_channels = max(channels.values()) + 1
+        failed = False
         while not self._stop.is_set():
             try:
                 info = sd.query_devices(device, "input")
@@ -138,21 +166,41 @@ class DeviceSource:
                 def finished():
                     loop.call_soon_threadsafe(lost.set)
 
+                if failed:
+                    self._mark_back(channels)
                 with sd.InputStream(device=device, channels=n_channels, samplerate=rate, dtype="float32",
                                     blocksize=int(rate * self.opt.block_s), callback=callback,
                                     finished_callback=finished):
                     log.info("capturing %s at %d Hz", info["name"], rate)
-                    while not self._stop.is_set() and not lost.is_set():
-                        await asyncio.sleep(0.2)
+                    failed = False
+                    stopping = asyncio.create_task(self._stop.wait())
+                    losing = asyncio.create_task(lost.wait())
+                    try:
+                        await asyncio.wait({stopping, losing}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        stopping.cancel()
+                        losing.cancel()
                 if lost.is_set() and not self._stop.is_set():
-                    raise sd.PortAudioError("the input stream stopped")
+                    raise OSError("the input stream stopped")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a lost or unplugged device: report and retry
+                failed = True
                 self.stats.device_errors += 1
-                log.warning("audio device %s: %s; retrying in %.0f s", device, exc, self.opt.retry_s)
-                await asyncio.sleep(self.opt.retry_s)
+                log.warning("audio device %s: %s; retrying in %g s", device, exc, self.opt.retry_s)
+                try:
+                    await asyncio.wait_for(self._stop.wait(), self.opt.retry_s)
+                except asyncio.TimeoutError:
+                    pass
                 self.stats.reconnects += 1
+
+    def _mark_back(self, channels: dict[Role, int]) -> None:
+        """In the queue, after the blocks from before the loss: pad these channels there."""
+        assert self._queue is not None
+        try:
+            self._queue.put_nowait((None, 0, tuple(channels)))
+        except asyncio.QueueFull:
+            self.stats.overflows += 1
 
     def _enqueue(self, channels: dict[Role, int], rate: int, block: np.ndarray) -> None:
         for role, ch in channels.items():
