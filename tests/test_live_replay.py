@@ -48,8 +48,11 @@ def test_replay_command_pushes_alerts_to_the_hub_and_spools_while_it_is_down(tmp
     r = subprocess.run(MONITOR + ["replay", str(samples_dir / "jingyi-rude.flac"), "--profile", "jingyi",
                                   "--hub", dead, "--token", "hub-token-for-live-tests", "--desk", "d1",
                                   "--spool", str(spool)], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr  # alerts left undelivered: not a success
     assert "greeting" in r.stdout and "forbidden" in r.stdout  # printed at the desk all the same
+    problem = [line for line in r.stderr.splitlines() if "unreachable" in line]
+    assert problem and dead.replace("/ws", "") in problem[0], r.stderr  # said what is wrong
+    assert "2 alert(s) not delivered to the hub" in r.stderr, r.stderr
     with hub_process(tmp_path) as (ws_url, http, token):
         r = subprocess.run(MONITOR + ["replay", str(samples_dir / "tel-unicom.wav"), "--profile", "unicom",
                                       "--realtime", "--speed", "8", "--hub", ws_url, "--token", token,

@@ -25,7 +25,8 @@ reconnects resumes where it left off and a desk that lost the hub resends what i
 
 Desks and consoles connect to ws://HOST:PORT/ws (wss:// with --cert). The web console is
 http(s)://HOST:PORT/#token=CONSOLE_TOKEN. HTTP API (Authorization: Bearer CONSOLE_TOKEN):
-GET /api/alerts?since=SEQ&limit=N, POST /api/ack?seq=SEQ.
+GET /api/alerts?since=SEQ&limit=N, POST /api/ack?seq=SEQ, GET /api/desks (each desk:
+connected, on a call, last alert, last call's score).
 """
 
 CONSOLE_HELP = """\

@@ -1,7 +1,7 @@
 """A resuming console subscription (used by the terminal view, the benchmark and tests).
 
     client = ConsoleClient(url, token, since=0)
-    async for frame in client.frames():   # dicts: "alert", "acked", "caught_up"
+    async for frame in client.frames():   # dicts: "alert", "acked", "caught_up", "desk"
         ...
 
 Reconnects with backoff and resumes after the last seq it saw. A refused token is not

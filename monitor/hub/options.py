@@ -32,6 +32,8 @@ class HubOptions:
     close_timeout:    seconds a peer gets to finish a close (or answer a failed ping)
                       before its TCP connection is dropped.
     sync:             "normal" survives a hub crash/SIGKILL; "full" also a power loss.
+    desk_heartbeat:   seconds between a desk's heartbeats when its hello does not say;
+                      a desk silent for 3 of them shows stale in /api/desks.
     """
 
     host: str = "127.0.0.1"
@@ -54,6 +56,7 @@ class HubOptions:
     sync: Literal["normal", "full"] = "normal"
     max_errors: int = 20  # protocol errors tolerated per connection before closing it
     max_connections: int = 5000  # open websockets beyond this get HTTP 503
+    desk_heartbeat: float = 10.0
 
     @property
     def tls(self) -> bool:

@@ -1,7 +1,9 @@
 """Wire format between desks, consoles and the hub (JSON text frames).
 
 Client -> hub
-  {"type": "hello", "role": "desk", "token": T, "desk": "desk-07"}
+  {"type": "hello", "role": "desk", "token": T, "desk": "desk-07", "heartbeat": 10}
+                               (heartbeat: seconds between the desk's heartbeats; the hub
+                               shows the desk stale after 3 missed ones. Default: hub option)
   {"type": "hello", "role": "console", "token": T, "since": 0, "ack_since": 0, "name": "sup-1",
    "tail": 1000, "epoch": E}   (ack_since: replay acks after it, default: acks from now on;
                                tail: a view showing only the newest N may skip older history;
@@ -9,16 +11,34 @@ Client -> hub
   {"type": "alert", "id": "<desk-unique id>", "alert": {call_id, rule, start, end, emitted,
                                                       text, evidence, phrase?, severity?}}
   {"type": "ack_alert", "seq": N}                       (console: acknowledge an alert)
+  {"type": "status", "status": {"state": "idle" | "on_call", "call_id"?, "call_started"?,
+                                "profile"?, "peer"?, "last_call"?: {"call_id", "score",
+                                "ended", "violations"}}, "desk"?: D}
+                     (desk: its state, sent after every (re)connect and on each change;
+                      on_call needs call_id and call_started (unix s); an idle status drops
+                      the call fields; last_call absent = keep the one the hub has;
+                      desk, if given, must be the desk of the hello)
+  {"type": "heartbeat"}                                 (desk: still alive, every N s)
 
 Hub -> client
   {"type": "welcome", "role": ..., "desk"?: ..., "last_seq": N, "last_ack_seq": M,
-   "epoch": E, "since": S, "reset": bool}   (console: S is where its stream starts; reset
-                     is true when the hello named another epoch: forget the old seqs)
+   "epoch": E, "since": S, "reset": bool, "status": true}
+                    (console: S is where its stream starts; reset is true when the hello
+                     named another epoch: forget the old seqs. desk: status true = this hub
+                     takes status and heartbeat frames)
   {"type": "ack", "id": ..., "seq": N, "duplicate": bool}   (desk: alert is stored)
   {"type": "reject", "id": ..., "reason": ...}              (desk: alert can never be stored)
   {"type": "alert", "seq": N, "id": ..., "desk": ..., ...}  (console)
   {"type": "acked", "ack_seq": M, "seq": N, "by": ..., "at": wall time}   (console)
   {"type": "caught_up", "seq": N}          (console: history sent, live from here)
+  {"type": "desk", "desk": D, "connected": bool, "stale": bool, "last_seen": unix s | null,
+   "heartbeat": s, "on_call": bool, "call_id", "call_started", "profile", "peer" (null when
+   idle), "last_alert": {"seq", "at", "rule"} | null,
+   "last_call": {"call_id", "score", "ended", "violations"} | null}
+                    (console: one per known desk right after caught_up, then one whenever
+                     a desk connects, disconnects, goes stale or back, or reports a new
+                     status. A new alert does not send one: the alert frame says it.
+                     GET /api/desks returns the same objects without "type")
   {"type": "error", "code": ..., "message": ...}
 
 Everything a client sends is untrusted: every field is type- and length-checked here, and
@@ -29,8 +49,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from monitor.events import Alert
 
@@ -55,6 +76,12 @@ MAX_PHRASE = 200
 MAX_SEVERITY = 32
 MAX_SECONDS = 1e7  # ~115 days into a call: anything larger is garbage
 MAX_SEQ = 2**62
+MAX_PROFILE = 64
+MAX_PEER = 256  # a SIP URI with parameters
+MAX_UNIX = 4102444800.0  # 2100-01-01: a wall-clock time beyond it is garbage
+MAX_SCORE = 1e6
+MAX_VIOLATIONS = 1_000_000
+MIN_HEARTBEAT, MAX_HEARTBEAT = 0.05, 3600.0
 
 
 class ProtocolError(ValueError):
@@ -77,6 +104,7 @@ class Hello:
     name: str = "console"  # console role: label recorded on acknowledgements
     tail: int | None = None  # console role: start no earlier than the newest `tail` alerts
     epoch: str | None = None  # console role: the hub epoch `since` belongs to
+    heartbeat: float | None = None  # desk role: seconds between its heartbeats
 
 
 @dataclass(frozen=True)
@@ -105,7 +133,90 @@ class AckAlert:
     seq: int
 
 
-ClientMessage = Hello | AlertMsg | AckAlert
+@dataclass(frozen=True)
+class LastCall:
+    """A desk's last finished call."""
+
+    call_id: str
+    score: float
+    ended: float  # unix seconds
+    violations: int
+
+    def to_wire(self) -> dict:
+        return {"call_id": self.call_id, "score": self.score, "ended": self.ended,
+                "violations": self.violations}
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> LastCall:
+        if not isinstance(obj, dict):
+            raise ProtocolError("bad_schema", "field 'last_call' must be an object")
+        count = obj.get("violations")
+        if isinstance(count, bool) or not isinstance(count, int) \
+                or not 0 <= count <= MAX_VIOLATIONS:
+            raise ProtocolError("bad_type", "field 'violations' must be a count "
+                                            f"(0 to {MAX_VIOLATIONS})")
+        return cls(call_id=_str(obj, "call_id", MAX_CALL_ID),  # type: ignore[arg-type]
+                   score=_number(obj, "score", -MAX_SCORE, MAX_SCORE),
+                   ended=_number(obj, "ended", 0.0, MAX_UNIX),
+                   violations=count)
+
+
+@dataclass(frozen=True)
+class DeskStatus:
+    """What a desk is doing, as it reports it (hub side: validated untrusted input)."""
+
+    state: Literal["idle", "on_call"] = "idle"
+    call_id: str | None = None
+    call_started: float | None = None  # unix seconds
+    profile: str | None = None
+    peer: str | None = None  # the other party (number or name), when the desk knows it
+    last_call: LastCall | None = None
+
+    @property
+    def on_call(self) -> bool:
+        return self.state == "on_call"
+
+    def to_wire(self) -> dict:
+        d: dict[str, Any] = {"state": self.state}
+        for k in ("call_id", "call_started", "profile", "peer"):
+            if getattr(self, k) is not None:
+                d[k] = getattr(self, k)
+        if self.last_call is not None:
+            d["last_call"] = self.last_call.to_wire()
+        return d
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> DeskStatus:
+        if not isinstance(obj, dict):
+            raise ProtocolError("bad_schema", "field 'status' must be an object")
+        state = obj.get("state")
+        if state not in ("idle", "on_call"):
+            raise ProtocolError("bad_value", "status 'state' must be 'idle' or 'on_call'")
+        last = obj.get("last_call")
+        last_call = None if last is None else LastCall.from_wire(last)
+        if state == "idle":
+            # Leftover call fields on an idle desk would show a call that is over.
+            return cls(last_call=last_call)
+        return cls(state="on_call",
+                   call_id=_str(obj, "call_id", MAX_CALL_ID),  # same rule as in alerts
+                   call_started=_number(obj, "call_started", 0.0, MAX_UNIX),
+                   profile=_label(obj, "profile", MAX_PROFILE),
+                   peer=_label(obj, "peer", MAX_PEER),
+                   last_call=last_call)
+
+
+@dataclass(frozen=True)
+class StatusMsg:
+    status: DeskStatus
+    desk: str | None = None  # when given, must be the desk of the session
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    pass
+
+
+ClientMessage = Hello | AlertMsg | AckAlert | StatusMsg | Heartbeat
 
 
 def _refuse_constant(name: str) -> Any:
@@ -138,6 +249,25 @@ def _str(obj: Mapping, key: str, limit: int, *, required: bool = True,
         raise ProtocolError("too_long", f"field {key!r} is longer than {limit} characters")
     if pattern is not None and not pattern.fullmatch(v):
         raise ProtocolError("bad_value", f"field {key!r} has characters or a length not allowed")
+    return v
+
+
+def _label(obj: Mapping, key: str, limit: int) -> str | None:
+    """An optional bounded one-line printable string, shown as-is on the consoles;
+    empty counts as absent."""
+    v = _str(obj, key, limit, required=False)
+    if v is not None and not v.isprintable():
+        raise ProtocolError("bad_value", f"field {key!r} must be printable text on one line")
+    return v or None
+
+
+def _number(obj: Mapping, key: str, lo: float, hi: float) -> float:
+    v = obj.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ProtocolError("bad_type", f"field {key!r} must be a number")
+    v = float(v)
+    if not math.isfinite(v) or not lo <= v <= hi:
+        raise ProtocolError("bad_value", f"field {key!r} must be between {lo:g} and {hi:g}")
     return v
 
 
@@ -200,7 +330,10 @@ def parse_message(raw: str | bytes) -> ClientMessage:
         token = _str(obj, "token", MAX_TOKEN)
         if role == "desk":
             desk = _str(obj, "desk", 64, pattern=NAME_RE)
-            return Hello(role="desk", token=token, desk=desk)  # type: ignore[arg-type]
+            heartbeat = None if obj.get("heartbeat") is None else \
+                _number(obj, "heartbeat", MIN_HEARTBEAT, MAX_HEARTBEAT)
+            return Hello(role="desk", token=token, desk=desk,  # type: ignore[arg-type]
+                         heartbeat=heartbeat)
         return Hello(role="console", token=token,  # type: ignore[arg-type]
                      since=_seq(obj, "since", 0) or 0,
                      ack_since=_seq(obj, "ack_since"),
@@ -215,6 +348,11 @@ def parse_message(raw: str | bytes) -> ClientMessage:
         if seq is None:
             raise ProtocolError("bad_schema", "missing field 'seq'")
         return AckAlert(seq)
+    if kind == "status":
+        return StatusMsg(DeskStatus.from_wire(obj.get("status")),
+                         _str(obj, "desk", 64, required=False, pattern=NAME_RE))
+    if kind == "heartbeat":
+        return Heartbeat()
     if not isinstance(kind, str):
         raise ProtocolError("bad_schema", "missing field 'type'")
     raise ProtocolError("unknown_type", f"unknown message type {kind[:32]!r}")

@@ -5,6 +5,10 @@ last seq they saw, get everything after it, then live alerts. A single writer ta
 alerts in batches and fans each new one out to every live console in the same synchronous
 step, and a console's catch-up query and its registration for live alerts also happen
 without an await in between, so the history/live handover has no gap and no overlap.
+
+Desks also report their state (idle / on a call, last finished call) and send heartbeats.
+The hub keeps that in memory (the last finished call also in the store, so it survives a
+restart), serves it at GET /api/desks and pushes a "desk" frame to consoles on each change.
 """
 from __future__ import annotations
 
@@ -12,8 +16,10 @@ import asyncio
 import http
 import logging
 import ssl
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Self
 from urllib.parse import parse_qs
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -32,8 +38,12 @@ from .protocol import (
     AckAlert,
     AlertMsg,
     AlertRecord,
+    DeskStatus,
+    Heartbeat,
     Hello,
+    LastCall,
     ProtocolError,
+    StatusMsg,
     dumps,
     error,
     parse_message,
@@ -61,6 +71,8 @@ PAGE_HEADERS = [
 CATCH_UP_PAGE = 500
 WRITE_BATCH = 512
 API_MAX_LIMIT = 1000
+STALE_AFTER = 3  # missed heartbeats before a desk shows stale
+DESK_SWEEP = 0.5  # seconds between looks for desks whose heartbeat became overdue
 
 
 class HubConfigError(RuntimeError):
@@ -72,6 +84,32 @@ class _Pending:
     desk: str
     record: AlertRecord
     done: asyncio.Future[InsertResult]
+
+
+@dataclass
+class _Desk:
+    """What the hub knows about one desk (last_call is also in the store)."""
+
+    name: str
+    heartbeat: float  # seconds between its heartbeats, as the desk announced
+    sessions: int = 0  # open websockets: a reconnect can overlap the old, half-dead one
+    last_seen: float | None = None  # wall clock of its last frame
+    seen_mono: float | None = None
+    status: DeskStatus = field(default_factory=DeskStatus)  # without last_call
+    last_call: LastCall | None = None
+    last_alert: dict | None = None
+    shown_stale: bool = True  # `stale` in the last desk frame pushed to consoles
+
+    def stale(self, now: float) -> bool:
+        return self.seen_mono is None or now - self.seen_mono > STALE_AFTER * self.heartbeat
+
+    def to_json(self, now: float) -> dict:
+        s = self.status
+        return {"desk": self.name, "connected": self.sessions > 0, "stale": self.stale(now),
+                "last_seen": self.last_seen, "heartbeat": self.heartbeat,
+                "on_call": s.on_call, "call_id": s.call_id, "call_started": s.call_started,
+                "profile": s.profile, "peer": s.peer, "last_alert": self.last_alert,
+                "last_call": self.last_call.to_wire() if self.last_call else None}
 
 
 class _Console:
@@ -150,6 +188,8 @@ class Hub:
         self._writer: asyncio.Task | None = None
         self._ingest: asyncio.Queue[_Pending] | None = None
         self._consoles: set[_Console] = set()
+        self._desks: dict[str, _Desk] = {}
+        self._desk_watch: asyncio.Task | None = None
         self._static: dict[str, bytes] = {}
         self._port = options.port
 
@@ -171,8 +211,10 @@ class Hub:
             self.store = AlertStore(o.db, o.sync)
         except StoreError as exc:
             raise HubConfigError(str(exc)) from None
+        self._load_desks()
         self._ingest = asyncio.Queue(maxsize=o.ingest_queue)
         self._writer = asyncio.create_task(self._write_loop(), name="hub-writer")
+        self._desk_watch = asyncio.create_task(self._watch_desks(), name="hub-desks")
         try:
             self._server = await serve(
                 self._handler, o.host, o.port, ssl=ctx,
@@ -205,6 +247,10 @@ class Hub:
             self.store = None
 
     async def _stop_writer(self) -> None:
+        if self._desk_watch is not None:
+            self._desk_watch.cancel()
+            await asyncio.gather(self._desk_watch, return_exceptions=True)
+            self._desk_watch = None
         if self._writer is not None:
             self._writer.cancel()
             try:
@@ -217,7 +263,7 @@ class Hub:
             if not p.done.done():
                 p.done.set_exception(StoreError("hub is shutting down"))
 
-    async def __aenter__(self) -> "Hub":
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -265,7 +311,10 @@ class Hub:
             # Same synchronous step as the commit: see the module docstring.
             for p, res in zip(batch, results, strict=True):
                 if not res.duplicate:
-                    self._broadcast(dumps(res.alert.to_message()))
+                    a = res.alert
+                    self._desk(a.desk).last_alert = {"seq": a.seq, "at": a.received,
+                                                     "rule": a.rule}
+                    self._broadcast(dumps(a.to_message()))
                 if not p.done.done():
                     p.done.set_result(res)
 
@@ -273,6 +322,58 @@ class Hub:
         for console in list(self._consoles):
             if not console.offer(frame):
                 self._consoles.discard(console)
+
+    # -- desk state ------------------------------------------------------------------
+
+    def _load_desks(self) -> None:
+        assert self.store is not None
+        for name, call in self.store.last_calls().items():
+            self._desk(name).last_call = call
+        for name, (seq, at, rule) in self.store.last_alerts().items():
+            self._desk(name).last_alert = {"seq": seq, "at": at, "rule": rule}
+
+    def _desk(self, name: str) -> _Desk:
+        d = self._desks.get(name)
+        if d is None:
+            d = self._desks[name] = _Desk(name, self.options.desk_heartbeat)
+        return d
+
+    def _desk_frame(self, d: _Desk, now: float) -> str:
+        return dumps({"type": "desk", **d.to_json(now)})
+
+    def _push_desk(self, d: _Desk) -> None:
+        now = time.monotonic()
+        d.shown_stale = d.stale(now)
+        self._broadcast(self._desk_frame(d, now))
+
+    def _seen(self, d: _Desk) -> None:
+        d.last_seen, d.seen_mono = time.time(), time.monotonic()
+        if d.shown_stale:
+            self._push_desk(d)
+
+    def _set_status(self, d: _Desk, status: DeskStatus) -> None:
+        assert self.store is not None
+        call, new_call = status.last_call, False
+        # A desk resends its whole state on every reconnect: store the call only once.
+        if call is not None and call != d.last_call:
+            d.last_call, new_call = call, True
+            try:
+                self.store.save_last_call(d.name, call)
+            except StoreError as exc:  # still shown; only a hub restart would forget it
+                log.error("%s", exc)
+        current = replace(status, last_call=None)
+        if new_call or current != d.status:
+            d.status = current
+            self._push_desk(d)
+
+    async def _watch_desks(self) -> None:
+        # Staleness is the absence of frames, so nothing else would ever announce it.
+        while True:
+            await asyncio.sleep(DESK_SWEEP)
+            now = time.monotonic()
+            for d in list(self._desks.values()):
+                if d.stale(now) != d.shown_stale:
+                    self._push_desk(d)
 
     # -- websocket sessions ----------------------------------------------------------
 
@@ -323,14 +424,39 @@ class Hub:
         desk = hello.desk
         log.info("desk %s connected from %s", desk, ws.remote_address)
         await ws.send(dumps({"type": "welcome", "role": "desk", "desk": desk,
-                             "last_seq": self.store.last_seq()}))
+                             "last_seq": self.store.last_seq(), "status": True}))
+        d = self._desk(desk)
+        d.sessions += 1
+        d.heartbeat = hello.heartbeat or self.options.desk_heartbeat
+        d.last_seen, d.seen_mono = time.time(), time.monotonic()
+        self._push_desk(d)
+        try:
+            await self._desk_frames(ws, d)
+        finally:
+            d.sessions -= 1
+            self._push_desk(d)
+        log.info("desk %s disconnected", desk)
+
+    async def _desk_frames(self, ws: ServerConnection, d: _Desk) -> None:
+        assert self._ingest is not None
+        desk = d.name
         errors = 0
         loop = asyncio.get_running_loop()
         async for raw in ws:
+            self._seen(d)
             try:
                 msg = parse_message(raw)
+                if isinstance(msg, StatusMsg):
+                    if msg.desk is not None and msg.desk != desk:
+                        raise ProtocolError("not_allowed", "a desk may only report its own "
+                                                           "status")
+                    self._set_status(d, msg.status)
+                    continue
+                if isinstance(msg, Heartbeat):
+                    continue
                 if not isinstance(msg, AlertMsg):
-                    raise ProtocolError("not_allowed", "a desk may only send alerts")
+                    raise ProtocolError("not_allowed",
+                                        "a desk may only send alerts, status and heartbeats")
             except ProtocolError as exc:
                 errors += 1
                 if exc.ref is not None:
@@ -354,7 +480,6 @@ class Hub:
                 continue
             await ws.send(dumps({"type": "ack", "id": msg.record.id, "seq": res.alert.seq,
                                  "duplicate": res.duplicate}))
-        log.info("desk %s disconnected", desk)
 
     async def _console_session(self, ws: ServerConnection, hello: Hello) -> None:
         assert self.store is not None
@@ -401,6 +526,10 @@ class Hub:
                 # live stream continues exactly after `last`.
                 self._consoles.add(console)
                 console.offer(dumps({"type": "caught_up", "seq": last}))
+                # Every desk's state now, in the same step: later changes follow as frames.
+                now = time.monotonic()
+                for name in sorted(self._desks):
+                    console.offer(self._desk_frame(self._desks[name], now))
                 break
             for r in rows:
                 await ws.send(dumps(r.to_message()))
@@ -476,11 +605,11 @@ class Hub:
         if path in STATIC_ROUTES:
             if method != "GET":
                 return _problem(405, "method not allowed")
-            name, ctype = STATIC_ROUTES[path]
+            _name, ctype = STATIC_ROUTES[path]
             return _response(200, self._static[path], ctype, PAGE_HEADERS)
         if path == "/api/health":
             return _json(200, {"ok": True})
-        if path not in ("/api/alerts", "/api/ack"):
+        if path not in ("/api/alerts", "/api/ack", "/api/desks"):
             return _problem(404, "not found")
         if not origin_ok:
             return _problem(403, "origin not allowed")
@@ -488,6 +617,12 @@ class Hub:
         res = self._auth.check("console", bearer_token(headers.get("Authorization")))
         if not res.ok:
             return _problem(res.http_status, res.reason)
+        if path == "/api/desks":
+            if method != "GET":
+                return _problem(405, "use GET")
+            now = time.monotonic()
+            return _json(200, {"desks": [self._desks[n].to_json(now)
+                                         for n in sorted(self._desks)], "now": time.time()})
         params = parse_qs(query, keep_blank_values=True)
         if path == "/api/alerts":
             if method != "GET":

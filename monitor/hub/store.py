@@ -1,4 +1,4 @@
-"""Durable alert log in SQLite (WAL).
+"""Durable alert log in SQLite (WAL), plus each desk's last finished call.
 
 `seq` is an AUTOINCREMENT key, so it only ever grows (never reused, even after a delete)
 and a console can resume from the last seq it saw. An alert is committed before the desk
@@ -15,11 +15,12 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
-from .protocol import AlertRecord
+from .protocol import AlertRecord, LastCall
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -41,6 +42,14 @@ CREATE TABLE IF NOT EXISTS alerts (
     UNIQUE (desk, alert_id)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS desk_calls (  -- each desk's last finished call, for /api/desks
+    desk       TEXT PRIMARY KEY,
+    call_id    TEXT NOT NULL,
+    score      REAL NOT NULL,
+    ended      REAL NOT NULL,     -- desk wall clock (unix seconds)
+    violations INTEGER NOT NULL,
+    stored     REAL NOT NULL      -- hub wall clock when reported
+);
 CREATE TABLE IF NOT EXISTS acks (
     ack_seq   INTEGER PRIMARY KEY AUTOINCREMENT,
     seq       INTEGER NOT NULL UNIQUE REFERENCES alerts(seq),
@@ -210,6 +219,29 @@ class AlertStore:
     def last_ack_seq(self) -> int:
         row = self._db.execute("SELECT MAX(ack_seq) FROM acks").fetchone()
         return int(row[0] or 0)
+
+    def save_last_call(self, desk: str, call: LastCall) -> None:
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO desk_calls (desk, call_id, score, ended, violations, "
+                "stored) VALUES (?,?,?,?,?,?)",
+                (desk, call.call_id, call.score, call.ended, call.violations, time.time()))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot store the last call of {desk} in {self.path}: {exc}"
+                             ) from None
+
+    def last_calls(self) -> dict[str, LastCall]:
+        rows = self._db.execute("SELECT desk, call_id, score, ended, violations "
+                                "FROM desk_calls").fetchall()
+        return {desk: LastCall(call_id, score, ended, violations)
+                for desk, call_id, score, ended, violations in rows}
+
+    def last_alerts(self) -> dict[str, tuple[int, float, str]]:
+        """desk -> (seq, received, rule) of its newest stored alert."""
+        rows = self._db.execute(
+            "SELECT desk, seq, received, rule FROM alerts WHERE seq IN "
+            "(SELECT MAX(seq) FROM alerts GROUP BY desk)").fetchall()
+        return {desk: (seq, received, rule) for desk, seq, received, rule in rows}
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])
