@@ -20,7 +20,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -33,19 +32,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from monitor.hub.console_client import ConsoleClient  # noqa: E402
-from monitor.hub.desk_client import DeskClient  # noqa: E402
+from benchlib import free_port, percentile
+
+from monitor.hub.console_client import ConsoleClient
+from monitor.hub.desk_client import DeskClient
 
 DESK_TOKEN = "bench-desk-token-0123456789"
 CONSOLE_TOKEN = "bench-console-token-0123456789"
 TEXTS = ["我不知道，你找领导去", "喂，干嘛", "这不归我们管", "您好，中兴通讯！", "再见"]
 RULES = ["forbidden", "greeting", "closing", "hold", "hangup"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class HubProcess:
@@ -111,13 +106,6 @@ class ConsoleStats:
     latencies: list[float] = field(default_factory=list)
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
     reconnects: int = 0
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
 async def run_once(args: argparse.Namespace, kill: bool) -> dict:

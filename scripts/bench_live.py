@@ -27,27 +27,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import psutil
+from benchlib import free_port, percentile
 
 REPO = Path(__file__).resolve().parents[1]
 MONITOR = str(REPO / ".venv" / "bin" / "monitor")
 TOKEN = "bench-live-token"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(xs: list[float], p: float) -> float:
-    if not xs:
-        return float("nan")
-    xs = sorted(xs)
-    k = (len(xs) - 1) * p / 100.0
-    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
 def watch(procs: dict[str, psutil.Popen]) -> dict[str, dict]:

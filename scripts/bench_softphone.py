@@ -26,19 +26,12 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.live_support import MONITOR, hub_alerts, hub_process  # noqa: E402
-from tests.softphone_e2e import PlannedCall, run_softphone_desk  # noqa: E402
+from benchlib import percentile
+
+from tests.live_support import MONITOR, hub_alerts, hub_process
+from tests.softphone_e2e import PlannedCall, run_softphone_desk
 
 END_RULES = ("closing", "hangup", "closing_offer")
-
-
-def percentile(xs: list[float], p: float) -> float:
-    if not xs:
-        return float("nan")
-    xs = sorted(xs)
-    k = (len(xs) - 1) * p / 100.0
-    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
 def latencies(alerts: list[dict]) -> tuple[list[float], list[float]]:

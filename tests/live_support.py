@@ -77,20 +77,26 @@ def pulse_null_sinks(tmp: Path, sinks=("callsink",), channels: int = 2):
 
 
 @contextmanager
-def hub_process(tmp: Path, token: str = "hub-token-for-live-tests"):
+def hub_process(tmp: Path, token: str = "hub-token-for-live-tests", tls: tuple[Path, Path] | None = None):
+    """`monitor hub` on a free loopback port; with `tls` (cert, key) it serves wss:// and https://."""
     port = free_port()
+    extra = ["--cert", str(tls[0]), "--key", str(tls[1])] if tls else []
     proc = subprocess.Popen(MONITOR + ["hub", "--port", str(port), "--db", str(tmp / "hub.sqlite3"),
-                                       "--token", token, "--log-level", "warning"],
+                                       "--token", token, "--log-level", "warning", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    s = "s" if tls else ""
     try:
         wait_port(port)
-        yield f"ws://127.0.0.1:{port}/ws", f"http://127.0.0.1:{port}", token
+        yield f"ws{s}://127.0.0.1:{port}/ws", f"http{s}://127.0.0.1:{port}", token
     finally:
         stop(proc, 10)
 
 
-def hub_alerts(http: str, token: str) -> list[dict]:
+def hub_alerts(http: str, token: str, cafile: Path | None = None) -> list[dict]:
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(cafile)) if cafile else None
     req = urllib.request.Request(f"{http}/api/alerts?since=0", headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(req, timeout=10) as r:
+    with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
         data = json.loads(r.read())
     return data["alerts"] if isinstance(data, dict) else data

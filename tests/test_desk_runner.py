@@ -3,7 +3,6 @@ import asyncio
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from monitor.asr.scripted import Line, ScriptedTranscriber

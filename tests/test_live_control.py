@@ -8,7 +8,13 @@ import stat
 import pytest
 
 from monitor.events import Control
-from monitor.live.control import ControlError, make_token_file, post_control, read_token_file, serve_control
+from monitor.live.control import (
+    ControlError,
+    make_token_file,
+    post_control,
+    read_token_file,
+    serve_control,
+)
 
 TOKEN = "a-desk-token-for-these-tests-000"
 

@@ -15,11 +15,19 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from monitor.audio.files import SAMPLE_RATE
-from monitor.events import AudioFrame, CallEnded, CallStarted, Control, EndOfStream, Role
+from monitor.events import (
+    AudioFrame,
+    CallEnded,
+    CallStarted,
+    Control,
+    EndOfStream,
+    Role,
+)
 from monitor.tones import ToneDetector
 from monitor.vad import VadSegmenter
 

@@ -186,6 +186,7 @@ def cmd_replay(args) -> int:
         out = open(args.out, "w", encoding="utf-8") if args.out else None
         try:
             await _start_sinks(sinks)
+            print(f"desk {_desk_name(args)}: replaying {len(args.files)} file(s)", flush=True)
             for path in args.files:
                 try:
                     source = ReplaySource(path, roles, speed=args.speed if args.realtime else 0.0,

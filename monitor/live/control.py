@@ -20,8 +20,8 @@ import logging
 import os
 import secrets
 import stat
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from monitor.events import Control
 
@@ -120,8 +120,7 @@ async def serve_control(on_control: Callable[[Control], Awaitable[None]], token:
         status, message = 400, "bad request"
         try:
             status, message = await _serve_one(reader, expected, on_control)
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError,
-                UnicodeDecodeError):
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, UnicodeDecodeError):
             status, message = 400, "bad request"
         except ConnectionError:
             writer.close()
@@ -183,7 +182,7 @@ async def _serve_one(reader: asyncio.StreamReader, expected: bytes,
         return 400, str(exc)
     try:
         await asyncio.wait_for(on_control(ctl), timeout=5)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return 503, "desk busy"
     log.info("softphone hook: %s%s", ctl.action, f" by {ctl.by}" if ctl.by else "")
     return 200, "ok"

@@ -15,8 +15,9 @@ import logging
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable, Protocol, Sequence
+from typing import Protocol
 
 from monitor.events import (
     Alert,
@@ -98,7 +99,7 @@ class Desk:
             await s.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def open_call(self, started: CallStarted, roles: tuple[Role, ...], speed: float = 1.0) -> "LiveCall":
+    def open_call(self, started: CallStarted, roles: tuple[Role, ...], speed: float = 1.0) -> LiveCall:
         return LiveCall(self, started, roles, speed)
 
     async def run_call(self, frames: AsyncIterator[CallStreamItem], roles: tuple[Role, ...],

@@ -16,9 +16,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import AsyncIterator, Callable, Protocol
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
-from monitor.events import AudioFrame, CallEnded, CallEvent, CallStarted, Control, EndOfStream, Role
+from monitor.events import (
+    AudioFrame,
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    Control,
+    EndOfStream,
+    Role,
+)
 from monitor.live.calls import CallDetectOptions, CallDetector, StreamItem
 from monitor.live.desk import Desk, LiveCall
 from monitor.live.sinks import CallSummary

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -190,7 +191,7 @@ class DeviceSource:
                 log.warning("audio device %s: %s; retrying in %g s", device, exc, self.opt.retry_s)
                 try:
                     await asyncio.wait_for(self._stop.wait(), self.opt.retry_s)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 self.stats.reconnects += 1
 
