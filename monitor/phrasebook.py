@@ -10,6 +10,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from monitor.matcher import PhraseMatcher, Pattern
 
@@ -101,7 +102,7 @@ class _Reader:
     def __init__(self, path: Path, data: dict, lines: _Lines) -> None:
         self.path, self.data, self.lines = path, data, lines
 
-    def fail(self, table: str, index: int | None, key: str | None, problem: str):
+    def fail(self, table: str, index: int | None, key: str | None, problem: str) -> NoReturn:
         where = f"{table}[{index}]" if index is not None else table
         if key:
             where += f".{key}"

@@ -12,6 +12,7 @@ utterance; pre-roll keeps first syllables that webrtcvad is late to catch.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -232,7 +233,7 @@ class VadSegmenter:
 
 
 def segment(samples: np.ndarray, role: Role, options: VadOptions = VadOptions(),
-            masked: list[tuple[float, float]] = ()) -> list[Utterance]:
+            masked: Sequence[tuple[float, float]] = ()) -> list[Utterance]:
     """Batch wrapper: all utterances of one channel."""
     seg = VadSegmenter(role, options)
     for s, e in masked:

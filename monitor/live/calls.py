@@ -160,24 +160,26 @@ class CallDetector:
             return []
         t0 = min(f.start for r in self.roles for f in self._ring[r])
         backlog = sorted((f for r in self.roles for f in self._ring[r]), key=lambda f: f.start)
-        started = self._start(self.new_id(), t0, "speech", None)
-        return [started] + [AudioFrame(f.role, f.start - t0, f.samples) for f in backlog]
+        out: list[CallItem] = [self._start(self.new_id(), t0, "speech", None)]
+        return out + [AudioFrame(f.role, f.start - t0, f.samples) for f in backlog]
 
     def _in_call(self, frame: AudioFrame) -> list[CallItem]:
         assert self.call is not None
         t0 = self.call.at
         out: list[CallItem] = []
+        heard: AudioFrame | None = None
         if frame.end > t0:
             skip = max(0, int(round((t0 - frame.start) * SAMPLE_RATE)))  # a channel lagging the start
             samples = frame.samples[skip:] if skip else frame.samples
-            out.append(AudioFrame(frame.role, max(0.0, frame.start - t0), samples))
+            heard = AudioFrame(frame.role, max(0.0, frame.start - t0), samples)
+            out.append(heard)
         t = frame.end - t0
         activity = self._activity
         if activity is None:
             if self._own is None:
                 self._own = Ears(self.roles)
-            if out:
-                self._own.feed(out[0], t)
+            if heard is not None:
+                self._own.feed(heard, t)
             activity = self._own
         why = None
         tones = activity.tones

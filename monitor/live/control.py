@@ -105,8 +105,9 @@ def parse_command(path: str, body: bytes) -> Control:
         raise ValueError("bad call id (1-128 of letters, digits, -_.@:)")
     if peer is not None and not (isinstance(peer, str) and len(peer) <= 256 and peer.isprintable()):
         raise ValueError("bad peer")
-    action = "start" if path == "/call/start" else "end"
-    return Control(action=action, by=by, call_id=call_id, peer=peer, source="hook")
+    if path == "/call/start":
+        return Control(action="start", call_id=call_id, peer=peer, source="hook")
+    return Control(action="end", by=by, call_id=call_id, peer=peer, source="hook")
 
 
 async def serve_control(on_control: Callable[[Control], Awaitable[None]], token: str,

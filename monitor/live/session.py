@@ -130,10 +130,10 @@ class CallSession:
     @property
     def watermark(self) -> float:
         """Time up to which every word has been transcribed and every tone confirmed."""
-        marks = []
+        marks: list[float] = []
         for r in self.roles:
-            v = self.vad[r]
-            marks.append(v.open_since if v.in_speech else self._heard[r])
+            since = self.vad[r].open_since
+            marks.append(since if since is not None else self._heard[r])
         marks += [u.start for u in self._pending.values()]
         return min(marks) if marks else 0.0
 
@@ -160,9 +160,9 @@ class CallSession:
         if role != "agent":  # only the agent's words can break a rule early
             return []
         v = self.vad[role]
-        if not v.in_speech:
-            return []
         since = v.open_since
+        if since is None:
+            return []
         now = self._heard[role]
         last = self._partial_at.get(role, since + self.opt.partial_min_s - self.opt.partial_every_s)
         if now - since < self.opt.partial_min_s or now - last < self.opt.partial_every_s:

@@ -99,9 +99,9 @@ class DeviceSource:
         self._stop = asyncio.Event()
         two = options.caller_device is not None
         self.roles: tuple[Role, ...] = ("agent", "caller")
-        self._plan = ([(options.agent_device, {"agent": 0}), (options.caller_device, {"caller": 0})] if two
-                      else [(options.agent_device, {"agent": options.roles.agent,
-                                                    "caller": options.roles.caller})])
+        self._plan: list[tuple[str | int | None, dict[Role, int]]] = (
+            [(options.agent_device, {"agent": 0}), (options.caller_device, {"caller": 0})] if two
+            else [(options.agent_device, {"agent": options.roles.agent, "caller": options.roles.caller})])
         self._heard: dict[Role, int] = {}
 
     def stop(self) -> None:
@@ -204,6 +204,7 @@ class DeviceSource:
             self.stats.overflows += 1
 
     def _enqueue(self, channels: dict[Role, int], rate: int, block: np.ndarray) -> None:
+        assert self._queue is not None
         for role, ch in channels.items():
             try:
                 self._queue.put_nowait((role, rate, np.ascontiguousarray(block[:, ch])))

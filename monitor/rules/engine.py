@@ -37,8 +37,9 @@ def timeline_time(item: TimelineItem) -> float:
 
 def timeline_key(item: TimelineItem) -> tuple[float, int, float]:
     """Order of the timeline: by time; at equal times events, then tones, then words."""
-    kind = 0 if isinstance(item, CallEvent) else 1 if isinstance(item, ToneEvent) else 2
-    return timeline_time(item), kind, 0.0 if kind < 2 else (0.0 if item.role == "agent" else 1.0)
+    if isinstance(item, Transcript):
+        return timeline_time(item), 2, 0.0 if item.role == "agent" else 1.0
+    return timeline_time(item), 0 if isinstance(item, CallEvent) else 1, 0.0
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ class GreetingRule(Rule):
         self.decided = True
         s = self.profile.greeting
         if self.rude:
+            assert self.first is not None  # a rude opening is the first words
             return [violation(self.name, s, 0.0, self.first.end, self.first.text,
                               f"rude opening “{self.rude}” instead of a greeting")]
         if self.greeted:
