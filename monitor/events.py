@@ -13,6 +13,10 @@ import numpy as np
 
 Role = Literal["agent", "caller"]
 
+SAMPLE_RATE = 16000  # every stage after the audio reader works on 16 kHz mono float32
+# The rules a call is scored on (the corpus labels); others are minor findings.
+SCORED_RULES = ("greeting", "forbidden", "closing", "hangup", "hold")
+
 
 @dataclass(frozen=True)
 class AudioFrame:
@@ -24,7 +28,7 @@ class AudioFrame:
 
     @property
     def end(self) -> float:
-        return self.start + len(self.samples) / 16000.0
+        return self.start + len(self.samples) / SAMPLE_RATE
 
 
 @dataclass(frozen=True)

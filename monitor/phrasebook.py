@@ -15,7 +15,6 @@ from typing import NoReturn
 from monitor.matcher import PhraseMatcher, Pattern
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "phrasebook"
-RULES = ("greeting", "forbidden", "closing", "hangup", "hold")
 SEVERITIES = ("minor", "major", "critical")
 
 

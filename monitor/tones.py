@@ -27,9 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .events import Role, ToneEvent
-
-SAMPLE_RATE = 16000
+from .events import SAMPLE_RATE, Role, ToneEvent
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import webrtcvad
 
-from monitor.events import Role, Utterance
-
-SAMPLE_RATE = 16000
+from monitor.events import SAMPLE_RATE, Role, Utterance
 
 
 @dataclass(frozen=True)

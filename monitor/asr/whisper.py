@@ -18,10 +18,9 @@ import numpy as np
 
 from monitor.asr.filters import SpeechFilter, clean, why_not_speech
 from monitor.asr.model_files import resolve_model_dir
-from monitor.events import Transcript, Utterance
+from monitor.events import SAMPLE_RATE, Transcript, Utterance
 from monitor.text import to_simplified
 
-SAMPLE_RATE = 16000
 FRAMES_PER_S = 100  # Whisper's mel hop is 10 ms
 MAX_FRAMES = 3000  # the model's 30 s window
 

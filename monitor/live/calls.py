@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from monitor.audio.files import SAMPLE_RATE
+from monitor.events import SAMPLE_RATE
 from monitor.events import (
     AudioFrame,
     CallEnded,

@@ -15,10 +15,10 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from monitor.asr import Transcriber
 from monitor.events import (
     Alert,
     AudioFrame,
@@ -27,7 +27,6 @@ from monitor.events import (
     EndOfStream,
     Role,
     Transcript,
-    Utterance,
     Violation,
 )
 from monitor.live.session import CallSession, LiveOptions, Work
@@ -38,10 +37,6 @@ from monitor.scoring import score
 log = logging.getLogger("monitor.live")
 
 CallStreamItem = AudioFrame | CallEvent | EndOfStream
-
-
-class Transcriber(Protocol):
-    def transcribe(self, utterances: Sequence[Utterance]) -> list[Transcript]: ...
 
 
 @dataclass(frozen=True)

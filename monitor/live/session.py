@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitor.events import CallEvent, Role, ToneEvent, Transcript, Utterance, Violation
+from monitor.events import SAMPLE_RATE, CallEvent, Role, ToneEvent, Transcript, Utterance, Violation
 from monitor.phrasebook import Profile
 from monitor.rules import RuleEngine, RuleOptions
 from monitor.rules.engine import TimelineItem, timeline_key, timeline_time
 from monitor.tones import ToneDetector
 from monitor.vad import VadOptions, VadSegmenter
 
-SAMPLE_RATE = 16000
 TONE_SLACK_S = 0.3  # utterances starting this close to a tone onset (pre-roll included) are the tone
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monitor.events import CallEvent, Role, ToneEvent, Transcript, Violation
+from monitor.events import SCORED_RULES, CallEvent, Role, ToneEvent, Transcript, Violation
 from monitor.phrasebook import Profile
 from monitor.rules.base import CallFacts, Rule
 from monitor.rules.closing import ClosingRule
@@ -18,7 +18,7 @@ from monitor.rules.greeting import GreetingRule
 from monitor.rules.hangup import HangupRule
 from monitor.rules.hold import HoldRule
 
-ALL_RULES = ("greeting", "forbidden", "closing", "hangup", "hold")
+ALL_RULES = SCORED_RULES
 _RULE_CLASSES = {"greeting": GreetingRule, "forbidden": ForbiddenRule, "closing": ClosingRule,
                  "hangup": HangupRule, "hold": HoldRule}
 
