@@ -97,6 +97,7 @@ class Control:
     peer: str | None = None  # the other party, e.g. a SIP URI
     source: str = "hook"  # "hook" | "baresip"
     reason: str = ""  # the softphone's own words, e.g. "Connection reset by peer"
+    lost: bool = False  # "end" because the softphone went away: the call's real end was not seen
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,8 @@ class CallEnded:
     """A call is over at call time `t`; `by` says who hung up when the softphone told."""
 
     t: float
-    why: str  # "softphone", "busy tone", "silence", "too long", "end of audio", "new call"
+    why: str  # "hook"/"baresip" (the softphone said), "softphone lost", "busy tone", "silence",
+    # "too long", "end of audio", "new call"
     by: Role | None = None
     source: str = ""
 

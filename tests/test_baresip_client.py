@@ -426,7 +426,8 @@ def test_the_client_follows_baresip_through_restarts(phones, caplog):
         ("start", True, None, ""), ("end", True, "caller", "Connection reset by peer"),
     ]
     assert connects == 3
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelname == "WARNING" and "connected again" not in r.getMessage()]
     assert len(warnings) == 2, warnings  # one per outage, however many attempts it took
     assert "baresip exited; reconnecting" in warnings[0] and "reconnecting" in warnings[1], warnings
     assert sum("connected again after" in r.getMessage() for r in caplog.records) == 2
@@ -437,3 +438,34 @@ async def until(predicate, timeout: float = 10.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.02)
+
+
+def test_a_softphone_that_stays_away_is_reported_again_and_when_it_is_back():
+    problems, back = [], []
+
+    async def go():
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()
+        client = BaresipEvents("127.0.0.1", port, Collected(), backoff=(0.02, 0.05), report_every=0.3,
+                               on_problem=problems.append, on_recovered=back.append)
+        task = asyncio.create_task(client.run())
+        await asyncio.sleep(0.8)  # nothing listens: reported at once, then again every 0.3 s
+
+        async def serve(reader, writer):
+            await reader.read(100)
+
+        server = await asyncio.start_server(serve, "127.0.0.1", port)
+        for _ in range(50):
+            if back:
+                break
+            await asyncio.sleep(0.05)
+        await client.close()
+        await task
+        server.close()
+
+    asyncio.run(go())
+    assert 2 <= len(problems) <= 4 and "connection refused" in problems[0], problems
+    assert "still away" in problems[-1] and "no calls are followed" in problems[-1]
+    assert len(back) == 1 and "connected again" in back[0]

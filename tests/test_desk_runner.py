@@ -102,7 +102,7 @@ def run(items, lines, transcriber=None, detect=CallDetectOptions(from_audio=Fals
 def test_a_hooked_call_where_the_caller_hangs_up_first_raises_no_hangup_alert():
     items, lines = call("c1", by="caller")
     (s,), sink, _ = run(items, lines)
-    assert (s.call_id, s.hung_up_by, s.why_ended) == ("c1", "caller", "softphone")
+    assert (s.call_id, s.hung_up_by, s.why_ended) == ("c1", "caller", "hook")
     assert sink.alerts == [] and s.violations == []
 
 
@@ -273,3 +273,14 @@ def test_a_capture_device_that_disappears_mid_call_comes_back_on_the_same_timeli
     assert len(forbidden) == 1 and forbidden[0].call_id == "c1"
     assert abs(forbidden[0].start - 6.0) < 0.5  # the agent's words after the outage keep their time
     assert s.why_ended == "desk stopped" and not s.end_judged
+
+
+@pytest.mark.parametrize("ending", [Control("end", source="baresip", reason="baresip exited", lost=True),
+                                    Control("start", call_id="c2")])
+def test_a_call_whose_end_was_not_seen_is_not_judged_on_its_goodbye_or_hang_up(ending):
+    """The softphone crashed mid-call, or a new call began without an end: nobody knows how the call ended."""
+    lines = GOOD[:2]
+    items, _ = call("c1", by="caller", lines=lines, spans=([(0.5, 2.0)], [(2.5, 4.5)]), seconds=5.0)
+    (s, *rest), sink, _ = run(items[:-1] + [ending] + audio(two_channels([], [], 1.0), offset=5.0), lines)
+    assert not s.end_judged and s.violations == [] and sink.alerts == []
+    assert s.why_ended in ("softphone lost", "new call")

@@ -77,7 +77,7 @@ def test_the_softphone_starts_and_ends_the_call_where_its_events_sit_in_the_audi
     (started, frames, ended), = cut(stream(agent, caller, controls=controls), CallDetectOptions(from_audio=False))
     assert (started.call_id, started.how, started.peer, started.at) == ("abc", "baresip", "sip:1001@pbx", 0.5)
     assert frames[0].start == 0.0 and abs(frames[-1].end - 3.5) < 1e-6  # no audio from after the hang-up
-    assert (ended.by, ended.why, ended.t) == ("caller", "softphone", 3.5)
+    assert (ended.by, ended.why, ended.t) == ("caller", "baresip", 3.5)
     assert ended.source == "baresip: Connection reset by peer"
 
 
@@ -86,7 +86,7 @@ def test_once_a_softphone_has_spoken_speech_alone_no_longer_starts_calls():
     caller = quiet(len(agent) / SR)
     controls = {0.5: Control("start", call_id="a"), 3.0: Control("end", by="agent")}
     calls = cut(stream(agent, caller, controls=controls))
-    assert [(c[0].call_id, c[2].why) for c in calls] == [("a", "softphone")]
+    assert [(c[0].call_id, c[2].why) for c in calls] == [("a", "hook")]
 
 
 def test_a_start_during_a_call_ends_it_and_an_end_without_a_call_is_ignored():
@@ -97,7 +97,7 @@ def test_a_start_during_a_call_ends_it_and_an_end_without_a_call_is_ignored():
                 4.0: Control("end", by="agent", call_id="b")}
     calls = cut(stream(agent, caller, controls=controls))
     assert [(c[0].call_id, c[2].why, c[2].by) for c in calls] == [("a", "new call", None),
-                                                                   ("b", "softphone", "agent")]
+                                                                   ("b", "hook", "agent")]
 
 
 def test_a_channel_lagging_the_softphone_start_is_trimmed_to_the_call():
@@ -107,3 +107,13 @@ def test_a_channel_lagging_the_softphone_start_is_trimmed_to_the_call():
     out = det.feed(AudioFrame("caller", 0.05, quiet(0.1)))  # ends 0.05 s into the call
     (frame,) = out
     assert frame.start == 0.0 and len(frame.samples) == int(0.05 * SR)
+
+
+def test_a_softphone_that_went_away_ends_the_call_without_saying_who_hung_up():
+    agent = quiet(3.0)
+    caller = quiet(3.0)
+    controls = {0.5: Control("start", call_id="a", source="baresip"),
+                2.0: Control("end", call_id="a", source="baresip", reason="lost the connection to baresip",
+                             lost=True)}
+    (started, frames, ended), = cut(stream(agent, caller, controls=controls))
+    assert (ended.why, ended.by) == ("softphone lost", None)

@@ -119,3 +119,55 @@ def test_monitor_call_reads_the_desk_token_file(tmp_path, monkeypatch):
 def test_no_desk_listening_is_one_clear_error():
     with pytest.raises(ControlError, match="no live desk on port 9"):
         post_control("start", 9, token="x" * 20)
+
+
+def raw_request(data: bytes) -> int:
+    """Send raw bytes to the endpoint; the HTTP status it answers."""
+    import socket
+
+    async def on_control(ctl):
+        raise AssertionError(f"no command should get through: {ctl}")
+
+    async def go():
+        server = await serve_control(on_control, TOKEN, port=0)
+        port = server.sockets[0].getsockname()[1]
+
+        def send():
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(data.replace(b"PORT", str(port).encode()))
+                return s.recv(4096)
+        try:
+            return await asyncio.to_thread(send)
+        finally:
+            server.close()
+
+    reply = asyncio.run(go())
+    return int(reply.split(b" ")[1])
+
+
+def test_a_body_both_chunked_and_with_a_length_is_refused():
+    body = b'{"by": "agent"}'
+    head = (f"POST /call/end HTTP/1.1\r\nHost: 127.0.0.1:PORT\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert raw_request(head.encode() + body) == 400
+
+
+def test_a_deeply_nested_body_is_a_bad_request_not_a_crash():
+    body = b"[" * 2000 + b"]" * 2000
+    head = (f"POST /call/end HTTP/1.1\r\nHost: 127.0.0.1:PORT\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    assert raw_request(head.encode() + body) in (400, 413)
+    body = b"[" * 1000 + b"]" * 1000
+    head = head.replace(str(4000), str(len(body)))
+    assert raw_request(head.encode() + body) == 400
+
+
+def test_a_desk_removes_only_its_own_token_file_at_exit(tmp_path, monkeypatch):
+    from monitor.live.control import remove_token_file
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    first, path = make_token_file(8797)
+    remove_token_file(8797, "the token of a desk that failed to start")
+    assert path.exists() and read_token_file(8797) == first
+    remove_token_file(8797, first)
+    assert not path.exists()

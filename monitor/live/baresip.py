@@ -209,7 +209,10 @@ class BaresipEvents:
                  on_event: Callable[[dict], None] | None = None,
                  connect_timeout: float = 5.0, probe_timeout: float = 3.0,
                  backoff: tuple[float, float] = (0.25, 5.0),
-                 end_calls_on_disconnect: bool = True) -> None:
+                 end_calls_on_disconnect: bool = True,
+                 on_problem: Callable[[str], None] | None = None,
+                 on_recovered: Callable[[str], None] | None = None,
+                 report_every: float = 30.0) -> None:
         self.host, self.port = host, port
         self.on_control = on_control
         self.on_event = on_event  # every decoded event, for logs and tests
@@ -217,6 +220,10 @@ class BaresipEvents:
         self.probe_timeout = probe_timeout
         self.backoff = backoff
         self.end_calls_on_disconnect = end_calls_on_disconnect
+        # While it is away no call is followed: say so at once, again every `report_every` s, and when back.
+        self.on_problem = on_problem or (lambda line: log.warning("%s", line))
+        self.on_recovered = on_recovered or (lambda line: log.warning("%s", line))
+        self.report_every = report_every
         self.where = f"baresip ctrl_tcp at {host}:{port}"
         self.connects = 0  # successful connections so far
         self._reader: asyncio.StreamReader | None = None
@@ -305,27 +312,33 @@ class BaresipEvents:
     async def run(self) -> None:
         """Read events until `close()`, reconnecting (with backoff) whenever baresip goes away."""
         outage_since: float | None = None
+        reported = 0.0
         delay = self.backoff[0]
         while not self._closed.is_set():
             if self._writer is None:
                 try:
                     await self._connect()
                 except SoftphoneError as exc:
+                    now = time.monotonic()
                     if outage_since is None:
-                        outage_since = time.monotonic()
-                        log.warning("%s; retrying until it is back", exc)
+                        outage_since = reported = now
+                        self.on_problem(f"{exc}; no calls are followed until it is back")
+                    elif now - reported >= self.report_every:
+                        reported = now
+                        self.on_problem(f"{exc}; still away after {now - outage_since:.0f} s, "
+                                        "no calls are followed")
                     await self._sleep(delay)
                     delay = min(delay * 2, self.backoff[1])
                     continue
                 if outage_since is not None:
-                    log.info("%s: connected again after %.1f s", self.where, time.monotonic() - outage_since)
+                    self.on_recovered(f"{self.where}: connected again after {time.monotonic() - outage_since:.0f} s")
                     outage_since = None
             since = time.monotonic()
             why = await self._read_until_lost()
             if self._closed.is_set():
                 break
-            outage_since = time.monotonic()
-            log.warning("%s: %s; reconnecting", self.where, why)
+            outage_since = reported = time.monotonic()
+            self.on_problem(f"{self.where}: {why}; reconnecting")
             await self._lost()
             # a connection that lasted is a fresh outage; one dropped at once (another
             # client taking ctrl_tcp's only connection) backs off further
@@ -401,7 +414,7 @@ class BaresipEvents:
         if self.end_calls_on_disconnect:
             for call_id in calls:
                 await self.on_control(Control("end", by=None, call_id=call_id, source="baresip",
-                                              reason=reason))
+                                              reason=reason, lost=True))
 
     def _drop(self) -> None:
         writer, self._writer, self._reader = self._writer, None, None

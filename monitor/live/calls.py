@@ -138,7 +138,8 @@ class CallDetector:
             log.info("softphone: end of call %s, not the one in progress (ignored)", ctl.call_id)
             return out
         source = f"{ctl.source}: {ctl.reason}" if ctl.reason else ctl.source
-        out.append(self._end("softphone", t=self.now - self.call.at, by=ctl.by, source=source))
+        why = "softphone lost" if ctl.lost else ctl.source
+        out.append(self._end(why, t=self.now - self.call.at, by=None if ctl.lost else ctl.by, source=source))
         return out
 
     # -- audio --------------------------------------------------------------------------

@@ -75,8 +75,8 @@ def add_live_commands(sub) -> None:
     lv.add_argument("--samplerate", type=int, help="capture rate (default: the device's)")
     lv.add_argument("--softphone", metavar="URL", help="follow the softphone's own call events: "
                     "baresip://HOST:PORT (baresip's ctrl_tcp); calls then start and end only by it")
-    lv.add_argument("--control-port", type=port, default=8766, help="loopback port for softphone hooks "
-                    "(default 8766; 0 = none)")
+    lv.add_argument("--control-port", type=port, help="loopback port for softphone hooks "
+                    "(default 8766; 0 = none; none with --softphone, which alone starts and ends calls)")
     lv.add_argument("--control-token", default=os.environ.get("MONITOR_CONTROL_TOKEN"),
                     help="token `monitor call` must present (default: $MONITOR_CONTROL_TOKEN, else a new "
                     "one written to $XDG_RUNTIME_DIR/call-monitor/control-PORT.token, readable by this user only)")
@@ -217,7 +217,7 @@ def cmd_live(args) -> int:
     from monitor.audio.files import ChannelRoles
     from monitor.cli import UsageError, _load_profile, _transcriber
     from monitor.live.calls import CallDetectOptions
-    from monitor.live.control import make_token_file, serve_control
+    from monitor.live.control import make_token_file, new_token, remove_token_file, serve_control
     from monitor.live.desk import Desk, DeskOptions
     from monitor.live.runner import DeskRunner
     from monitor.live.sources import DeviceOptions, DeviceSource
@@ -232,6 +232,9 @@ def cmd_live(args) -> int:
             softphone = parse_softphone_url(args.softphone)
         except ValueError as exc:
             raise UsageError(f"--softphone: {exc}") from None
+    if softphone and args.control_port:
+        raise UsageError("--softphone drives the calls: hooks on --control-port would compete with it")
+    control_port = 0 if softphone else (8766 if args.control_port is None else args.control_port)
     profile = _load_profile(args.profile)
     dev = DeviceOptions(agent_device=_device(args.agent_device), caller_device=_device(args.caller_device),
                         roles=ChannelRoles(args.agent_channel, args.caller_channel), samplerate=args.samplerate)
@@ -250,20 +253,24 @@ def cmd_live(args) -> int:
         desk = Desk(profile, transcriber, sinks, DeskOptions(desk=_desk_name(args)))
         runner = DeskRunner(desk, source, detect, max_calls=args.max_calls, on_call=_print_call)
         server, token_file, phone, phone_task = None, None, None, None
+        token = args.control_token or new_token()
+        hooks = ""
         try:
             await _start_sinks(sinks)
-            if args.control_port:
-                token = args.control_token
-                if not token:
-                    token, token_file = make_token_file(args.control_port)
+            if control_port:
                 try:
-                    server = await serve_control(runner.control, token, port=args.control_port)
+                    server = await serve_control(runner.control, token, port=control_port)
                 except OSError as exc:
-                    raise UsageError(f"control port {args.control_port}: {exc.strerror}") from None
+                    raise UsageError(f"control port {control_port}: {exc.strerror}") from None
+                hooks = f", softphone hooks on 127.0.0.1:{control_port}"
+                if not args.control_token:  # only now: a desk that could not bind leaves the file alone
+                    _, token_file = make_token_file(control_port, token)
+                    hooks += f" (token in {token_file})"
             if softphone:
                 from monitor.live.baresip import BaresipEvents, SoftphoneError
 
-                phone = BaresipEvents(*softphone, on_control=runner.control)
+                phone = BaresipEvents(*softphone, on_control=runner.control, on_problem=_say("softphone"),
+                                      on_recovered=_say("softphone"))
                 try:
                     await phone.connect_first()
                 except SoftphoneError as exc:
@@ -272,7 +279,7 @@ def cmd_live(args) -> int:
             if args.duration:
                 loop.call_later(args.duration, stop.set)
             print(f"desk {_desk_name(args)}: listening (profile {profile.name}"
-                  f"{', softphone ' + args.softphone if softphone else ''})", flush=True)
+                  f"{', softphone ' + args.softphone if softphone else ''}{hooks})", flush=True)
             await runner.run(stop)
         finally:
             if phone is not None:
@@ -282,7 +289,7 @@ def cmd_live(args) -> int:
             if server:
                 server.close()
             if token_file is not None:
-                token_file.unlink(missing_ok=True)
+                remove_token_file(control_port, token)
             await desk.close()
         st = source.stats
         print(f"desk: {len(runner.summaries)} call(s); audio blocks {st.blocks}, dropped {st.overflows}, "

@@ -52,18 +52,36 @@ def token_path(port: int) -> Path:
     return runtime_dir() / f"control-{port}.token"
 
 
-def make_token_file(port: int) -> tuple[str, Path]:
-    """A fresh token for this desk's control port, in a file only this user can read."""
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def make_token_file(port: int, token: str | None = None) -> tuple[str, Path]:
+    """This desk's token for its control port, in a file only this user can read.
+
+    Write it only once the port is bound: a second desk that fails to bind the same
+    port must not replace the running desk's token.
+    """
     path = token_path(port)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    token = secrets.token_urlsafe(24)
-    tmp = path.with_suffix(".tmp")
+    token = token or new_token()
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
     os.replace(tmp, path)
     return token, path
+
+
+def remove_token_file(port: int, token: str) -> None:
+    """At exit: remove the token file if it is still this desk's."""
+    path = token_path(port)
+    try:
+        if path.read_text().strip() == token:
+            path.unlink()
+    except OSError:
+        pass
 
 
 def read_token_file(port: int) -> str:
@@ -89,7 +107,7 @@ def parse_command(path: str, body: bytes) -> Control:
         raise LookupError("use POST /call/start or /call/end")
     try:
         obj = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ValueError("body is not JSON") from None
     if not isinstance(obj, dict):
         raise ValueError("body must be a JSON object")
@@ -168,6 +186,8 @@ async def _serve_one(reader: asyncio.StreamReader, expected: bytes,
         return 415, "content type must be application/json"
     if "?" in target:
         return 400, "no query string: send JSON"
+    if "transfer-encoding" in headers:  # with a Content-Length too, the two could disagree: smuggling
+        return 400, "no transfer-encoding: send a Content-Length"
     length_text = one.get("content-length")
     if length_text is None or not length_text.isdigit():
         return 411, "content-length required"

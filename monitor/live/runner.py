@@ -34,6 +34,11 @@ from monitor.live.sinks import CallSummary
 
 log = logging.getLogger("monitor.live")
 
+# Calls that stopped being followed before they really ended: their goodbye and
+# who hung up are not judged (the softphone went away, a new call began without
+# an end, the audio stopped).
+UNSEEN_ENDS = ("end of audio", "desk stopped", "softphone lost", "new call")
+
 
 class Source(Protocol):
     roles: tuple[Role, ...]
@@ -128,10 +133,10 @@ class DeskRunner:
     def _end_call(self, ended: CallEnded) -> None:
         call, self._call = self._call, None
         assert call is not None
-        why, heard = ended.why, True
+        why, heard = ended.why, ended.why not in UNSEEN_ENDS
         if why in ("end of audio", "desk stopped"):
             # A desk's audio never ends with a call: it was stopped, or the device is gone.
-            why, heard = (f"audio lost: {self.error}" if self.error else "desk stopped"), False
+            why = f"audio lost: {self.error}" if self.error else "desk stopped"
 
         async def finish() -> CallSummary:
             summary = await call.finish(ended.t, why, end_heard=heard)

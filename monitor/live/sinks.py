@@ -24,7 +24,7 @@ class CallSummary:
     partial_skipped: int = 0
     how: str = ""  # what started it: "hook", "baresip", "speech", "file"
     peer: str | None = None  # the other party, when the softphone said
-    why_ended: str = ""  # "softphone", "busy tone", "silence", "end of audio", ...
+    why_ended: str = ""  # "hook", "baresip", "softphone lost", "busy tone", "silence", "desk stopped", ...
     hung_up_by: str | None = None  # when the softphone said
     started_at: float = field(default_factory=time.time)  # wall clock
     end_judged: bool = True  # False: the audio stopped first, closing and hang-up not judged
@@ -108,8 +108,9 @@ class HubSink:
         from monitor.hub.desk_client import DeskClient
 
         self.profile = profile
+        # Retry often: spooled alerts should go out within seconds of the hub coming back.
         self.client = DeskClient(url, token, desk, spool, cafile=cafile, on_problem=on_problem,
-                                 on_recovered=on_recovered)
+                                 on_recovered=on_recovered, backoff_max=3.0)
         self._started = False
 
     async def start(self) -> None:
