@@ -174,7 +174,10 @@ def cmd_score(args) -> int:
         raise UsageError("no audio files to score")
     options = ScoreOptions(roles=ChannelRoles(args.agent_channel, args.caller_channel),
                            rules=RuleOptions(direction=args.direction))
-    writer = JsonlWriter(Path(args.out)) if args.out else None
+    try:
+        writer = JsonlWriter(Path(args.out)) if args.out else None
+    except OSError as exc:
+        raise UsageError(f"{args.out}: cannot write the report ({exc.strerror or exc})") from None
     transcriber = None  # one model for all profiles; each profile only changes the hot words
     reports, failed = [], [(e, e) for e in input_errors]
     progress = _progress(files, args)
@@ -191,6 +194,8 @@ def cmd_score(args) -> int:
                 if writer:
                     writer.write_error(path.name, msg)
                 continue
+            if report.truncated:  # scored, but the hang-up is not judged from it
+                _note(progress, f"monitor: warning: {report.note or path.name + ': truncated'}")
             reports.append(report)
             if writer:
                 writer.write(report)
@@ -200,7 +205,12 @@ def cmd_score(args) -> int:
         if writer:
             writer.close()
     if args.csv:
-        write_csv(Path(args.csv), reports)
+        try:
+            write_csv(Path(args.csv), reports)
+        except OSError as exc:
+            print(f"monitor: error: {args.csv}: cannot write the CSV report ({exc.strerror or exc})",
+                  file=sys.stderr)
+            failed.append((args.csv, f"{args.csv}: CSV report not written"))
     print_summary(reports, failed, sys.stdout)
     if args.out:
         print(f"report: {args.out}" + (f", {args.csv}" if args.csv else ""))

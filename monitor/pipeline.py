@@ -39,6 +39,8 @@ class CallReport:
     hangup_evidence: str = ""
     recommended_used: list[str] = field(default_factory=list)  # the norms' 服务用语 the agent used
     tones: list[ToneEvent] = field(default_factory=list)
+    truncated: bool = False  # the recording ends before its header says: no hang-up judged
+    note: str = ""  # why it is truncated, one line
 
     def to_dict(self) -> dict:
         return {
@@ -53,6 +55,8 @@ class CallReport:
             "recommended_used": self.recommended_used,
             "tones": [{"channel": t.role, "start": round(t.start, 2), "end": round(t.end, 2), "kind": t.kind}
                       for t in self.tones],
+            "truncated": self.truncated,
+            **({"note": self.note} if self.note else {}),
         }
 
 
@@ -96,10 +100,20 @@ def utterances_of(call: CallAudio, tones: list[ToneEvent], vad: VadOptions) -> l
     return utts
 
 
+# What cannot be judged from a recording that ends early: its end is not the call's end.
+NOT_JUDGED_WHEN_TRUNCATED = ("hangup",)
+
+
 def judge(profile: Profile, options: RuleOptions, roles, transcripts: list[Transcript],
-          tones: list[ToneEvent], events: list[CallEvent], duration: float) -> RuleEngine:
+          tones: list[ToneEvent], events: list[CallEvent], duration: float,
+          skip: tuple[str, ...] = ()) -> RuleEngine:
     """Feed everything to a rule engine in time order, as the live path would."""
     engine = RuleEngine(profile, options, roles)
+    if skip:
+        judged = [r for r in engine.rules if r.name not in skip]
+        engine.not_judged = sorted(set(engine.not_judged)
+                                   | {r.name for r in engine.rules if r.name in skip})
+        engine.rules = judged
     for item in sorted([*events, *tones, *transcripts], key=timeline_key):
         engine.feed(item)
     engine.tick(duration)
@@ -122,11 +136,12 @@ def score_call(path: Path, profile: Profile, transcriber, options: ScoreOptions 
     confirmed, tones = caller_tones(call)
     utts = utterances_of(call, tones, options.vad)
     transcripts = sorted(transcriber.transcribe(utts), key=lambda t: (t.start, t.role))
-    engine = judge(profile, options.rules, call.roles, transcripts, confirmed, events, call.duration)
+    engine = judge(profile, options.rules, call.roles, transcripts, confirmed, events, call.duration,
+                   skip=NOT_JUDGED_WHEN_TRUNCATED if call.truncated else ())
     violations = sorted(engine.violations, key=lambda v: (v.start, v.rule))
     hangup = next((r for r in engine.rules if r.name == "hangup"), None)
     return CallReport(call=path.name, path=str(path), duration=call.duration, profile=profile.name,
                       score=score(violations), violations=violations, transcript=transcripts,
                       not_judged=engine.not_judged, hangup_evidence=getattr(hangup, "evidence", ""),
                       recommended_used=recommended_used(profile, transcripts),
-                      tones=tones)
+                      tones=tones, truncated=call.truncated, note=call.note)

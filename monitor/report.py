@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO
 
 from monitor.pipeline import CallReport
 
@@ -13,12 +15,37 @@ CSV_FIELDS = ("call", "duration", "profile", "score", "rule", "start", "end", "c
               "evidence", "severity")
 
 
+def make_private_dirs(path: Path) -> None:
+    """mkdir -p, creating each missing folder 0700 (existing ones are left alone)."""
+    missing = []
+    while not path.exists() and path.parent != path:
+        missing.append(path)
+        path = path.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(d, 0o700)
+
+
+def open_private(path: Path, **kw):
+    """open(path, "w") for a report: a new file is created 0600 (reports hold what callers
+    said), whatever the umask; an existing file keeps the mode its owner gave it."""
+    make_private_dirs(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        return os.fdopen(fd, "w", **kw)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class JsonlWriter:
     """Appends one JSON object per call and flushes it, so a crash loses nothing scored."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(path, "w", encoding="utf-8")
+        self._f = open_private(path, encoding="utf-8")
 
     def write(self, report: CallReport) -> None:
         self._f.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
@@ -34,8 +61,7 @@ class JsonlWriter:
 
 def write_csv(path: Path, reports: Iterable[CallReport]) -> None:
     """One row per violation; a call without violations gets one row with an empty rule."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8-sig", newline="") as f:  # BOM: Excel reads UTF-8 Chinese
+    with open_private(path, encoding="utf-8-sig", newline="") as f:  # BOM: Excel reads UTF-8 Chinese
         w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         w.writeheader()
         for r in reports:
@@ -62,8 +88,12 @@ def print_call(r: CallReport, out: IO[str], show_transcript: bool = False) -> No
         out.write(f"  {_clock(v.start):>7}  {v.rule:<13} {what}{v.evidence}{said}\n")
     if r.recommended_used:
         out.write(f"  service phrases used: {'、'.join(r.recommended_used)}\n")
+    if r.truncated:
+        out.write(f"  truncated: {r.note.split(': ', 1)[-1] if r.note else 'the recording ends early'}\n")
     if r.not_judged:
-        out.write(f"  not judged (no caller channel): {', '.join(r.not_judged)}\n")
+        why = "recording truncated" if r.truncated and r.not_judged == ["hangup"] else \
+            "no caller channel" if not r.truncated else "no caller channel, or recording truncated"
+        out.write(f"  not judged ({why}): {', '.join(r.not_judged)}\n")
     if show_transcript:
         for t in r.transcript:
             if t.speech:

@@ -3,9 +3,17 @@
 libsndfile (via soundfile) reads WAV (PCM, mu-law, A-law), FLAC, OGG and MP3;
 anything it refuses is tried once more through PyAV (FFmpeg), which
 faster-whisper already depends on.
+
+Decoding is streamed: a block at a time is decoded, only the channels of the two roles
+are kept, resampled to 16 kHz as they come. So memory is bounded by the 16 kHz result
+(at most MAX_DURATION_S of it), whatever the file's rate, channel count or container,
+and a file is refused as soon as its header, its container, or the audio decoded so far
+says it is longer than MAX_DURATION_S. A file whose audio ends before its header says
+(a WAV cut short by a crash or a full disk) is loaded with `truncated` set and a note.
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,8 +25,10 @@ from monitor.events import Role
 
 SAMPLE_RATE = 16000
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac",
-                            ".au", ".aiff", ".aif", ".caf", ".wma", ".webm"})
+                            ".au", ".aiff", ".aif", ".caf", ".wma", ".webm", ".mka"})
 MAX_DURATION_S = 2 * 3600.0  # a service call longer than this is a wrong file, not a call
+BLOCK_S = 10.0  # decoded and resampled at a time
+TRUNCATION_SLACK_S = 0.5  # compressed containers state their length only roughly
 
 
 class AudioError(Exception):
@@ -43,6 +53,8 @@ class CallAudio:
     source_rate: int
     source_channels: int
     channels: dict[Role, np.ndarray] = field(default_factory=dict)  # 16 kHz float32
+    truncated: bool = False  # the audio ends before the file's header says it does
+    note: str = ""  # why it counts as truncated, one line
 
     @property
     def duration(self) -> float:
@@ -53,61 +65,244 @@ class CallAudio:
         return tuple(self.channels)
 
 
-def _decode_soundfile(path: Path) -> tuple[np.ndarray, int]:
-    with sf.SoundFile(str(path)) as f:
-        if f.frames > 0 and f.frames / f.samplerate > MAX_DURATION_S:
-            raise AudioError(f"{path.name}: {f.frames / f.samplerate / 3600:.1f} h of audio is too long for one call")
-        data = f.read(dtype="float32", always_2d=True)
-        return data, f.samplerate
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h"
 
 
-def _decode_av(path: Path) -> tuple[np.ndarray, int]:
+def too_long(path: Path, seconds: float | None = None) -> AudioError:
+    what = f"{_hours(seconds)} of audio" if seconds else f"more than {_hours(MAX_DURATION_S)} of audio"
+    return AudioError(f"{path.name}: {what} is too long for one call "
+                      f"(the limit is {MAX_DURATION_S / 3600:g} h)")
+
+
+class _Collector:
+    """Takes decoded blocks [frames, channels] at the source rate; keeps the roles' channels
+    at 16 kHz and refuses the file once more than MAX_DURATION_S has been decoded."""
+
+    def __init__(self, path: Path, rate: int, n_channels: int, roles: ChannelRoles) -> None:
+        if rate < 8000:
+            raise AudioError(f"{path.name}: sample rate {rate} Hz is below telephone band (8000 Hz)")
+        if n_channels < 1:
+            raise AudioError(f"{path.name}: the audio has no channels")
+        self.path, self.rate, self.n_channels = path, rate, n_channels
+        if n_channels == 1:
+            self.picks: dict[Role, int] = {"agent": 0}
+        else:
+            self.picks = {}
+            for role, index in (("agent", roles.agent), ("caller", roles.caller)):
+                if index >= n_channels:
+                    raise AudioError(f"{path.name}: {role} channel {index} asked for, but the file "
+                                     f"has {n_channels} channels")
+                self.picks[role] = index
+        self.limit = int(MAX_DURATION_S * rate)
+        self.frames = 0
+        self._block = max(1, int(BLOCK_S * rate))
+        self._pending: list[np.ndarray] = []
+        self._pending_frames = 0
+        self._streams = {role: soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+                         for role in self.picks} if rate != SAMPLE_RATE else {}
+        self._parts: dict[Role, list[np.ndarray]] = {role: [] for role in self.picks}
+
+    def add(self, block: np.ndarray) -> None:
+        if block.ndim != 2 or block.shape[1] != self.n_channels:
+            raise AudioError(f"{self.path.name}: the channel count changes inside the file")
+        self.frames += block.shape[0]
+        if self.frames > self.limit:
+            raise too_long(self.path)
+        # Keep only the roles' channels (a copy: a decoder may reuse its buffer).
+        self._pending.append(np.array(block[:, sorted(set(self.picks.values()))], dtype=np.float32))
+        self._pending_frames += block.shape[0]
+        if self._pending_frames >= self._block:
+            self._flush(last=False)
+
+    def _flush(self, last: bool) -> None:
+        data = (np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]) \
+            if self._pending else np.zeros((0, self.n_channels), np.float32)
+        self._pending, self._pending_frames = [], 0
+        if not np.all(np.isfinite(data)):
+            raise AudioError(f"{self.path.name}: the audio holds NaN or infinite samples")
+        columns = sorted(set(self.picks.values()))
+        for role, index in self.picks.items():
+            x = np.ascontiguousarray(data[:, columns.index(index)]) if data.shape[0] else \
+                np.zeros(0, np.float32)
+            if role in self._streams:
+                x = self._streams[role].resample_chunk(x, last=last)
+            if len(x):
+                self._parts[role].append(np.asarray(x, dtype=np.float32))
+
+    def finish(self) -> dict[Role, np.ndarray]:
+        if self.frames == 0:
+            raise AudioError(f"{self.path.name}: the file holds no audio samples")
+        self._flush(last=True)
+        out: dict[Role, np.ndarray] = {}
+        for role in self.picks:  # one role at a time: the peak is one extra channel, not two
+            parts = self._parts.pop(role)
+            out[role] = np.concatenate(parts) if len(parts) != 1 else parts[0]
+            parts.clear()
+        return out
+
+    def seconds(self) -> float:
+        return self.frames / self.rate
+
+
+def wav_shortfall(path: Path) -> tuple[float, float] | None:
+    """(seconds the WAV header declares, seconds the file holds) when its data ends early."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[8:12] != b"WAVE" or head[:4] not in (b"RIFF", b"RIFX"):
+                return None
+            endian = "<" if head[:4] == b"RIFF" else ">"
+            pos, byte_rate = 12, 0
+            while pos + 8 <= size:
+                f.seek(pos)
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, csize = chunk[:4], struct.unpack(endian + "I", chunk[4:])[0]
+                if cid == b"fmt ":
+                    fmt = f.read(min(csize, 16))
+                    if len(fmt) >= 12:
+                        byte_rate = struct.unpack(endian + "I", fmt[8:12])[0]
+                elif cid == b"data":
+                    if csize in (0, 0xFFFFFFFF) or not byte_rate:  # length unknown (streamed)
+                        return None
+                    have = size - (pos + 8)
+                    return (csize / byte_rate, have / byte_rate) if csize > have else None
+                pos += 8 + csize + (csize & 1)
+    except OSError:
+        return None
+    return None
+
+
+def _truncated_note(path: Path, declared: float, have: float, how: str = "header") -> str:
+    return (f"{path.name}: recording is truncated: its {how} says {declared:.1f} s of audio, "
+            f"the file holds {have:.1f} s")
+
+
+def _load_soundfile(path: Path, roles: ChannelRoles) -> CallAudio:
+    with sf.SoundFile(str(path)) as f:  # raises for files libsndfile cannot read
+        rate, n, declared = f.samplerate, f.channels, f.frames
+        if 0 < declared and declared / rate > MAX_DURATION_S:
+            raise too_long(path, declared / rate)
+        coll = _Collector(path, rate, n, roles)
+        fmt = f.format
+        note = ""
+        try:
+            for block in f.blocks(blocksize=coll._block, dtype="float32", always_2d=True):
+                coll.add(block)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            if coll.frames == 0:
+                raise
+            note = (f"{path.name}: recording is truncated: decoding stopped at "
+                    f"{coll.seconds():.1f} s ({exc})")
+    call = CallAudio(path=path, source_rate=rate, source_channels=n, channels=coll.finish())
+    short = wav_shortfall(path) if fmt in ("WAV", "WAVEX") else None
+    if short:
+        note = _truncated_note(path, *short)
+    elif not note and fmt not in ("MP3",) and declared > 0 and \
+            (declared - coll.frames) / rate > TRUNCATION_SLACK_S:
+        note = _truncated_note(path, declared / rate, coll.seconds())
+    call.truncated, call.note = bool(note), note
+    return call
+
+
+def _frame_array(frame) -> np.ndarray:
+    arr = frame.to_ndarray()
+    n = frame.layout.nb_channels if hasattr(frame.layout, "nb_channels") else len(frame.layout.channels)
+    arr = arr.T if frame.format.is_planar else arr.reshape(-1, n)
+    if arr.dtype.kind in "iu":
+        arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
+    return arr.astype(np.float32, copy=False)
+
+
+class _Overrun(Exception):
+    """The container said the audio is shorter than it turns out to be."""
+
+
+def _audio_stream(path: Path, container):
+    stream = next((s for s in container.streams if s.type == "audio"), None)
+    if stream is None:
+        raise AudioError(f"{path.name}: no audio stream in the file")
+    return stream
+
+
+def _av_count(path: Path) -> float:
+    """Seconds of audio in the file, decoded and thrown away; refuses past the limit."""
+    import av
+
+    seconds = 0.0
+    with av.open(str(path)) as container:
+        stream = _audio_stream(path, container)
+        try:
+            for frame in container.decode(stream):
+                seconds += frame.samples / (frame.sample_rate or stream.rate or SAMPLE_RATE)
+                if seconds > MAX_DURATION_S:
+                    raise too_long(path)
+        except AudioError:
+            raise
+        except Exception:  # noqa: BLE001, S110 - damage: the collecting pass reports it
+            pass
+    return seconds
+
+
+def _av_collect(path: Path, roles: ChannelRoles, bound: float | None) -> tuple[_Collector | None, str]:
+    import av
+
+    coll: _Collector | None = None
+    with av.open(str(path)) as container:
+        stream = _audio_stream(path, container)
+        try:
+            for frame in container.decode(stream):
+                block = _frame_array(frame)
+                if coll is None:
+                    coll = _Collector(path, int(frame.sample_rate or stream.rate), block.shape[1], roles)
+                coll.add(block)
+                if bound is not None and coll.seconds() > bound:
+                    raise _Overrun
+        except (AudioError, _Overrun, MemoryError):
+            raise
+        except Exception as exc:
+            if coll is None or coll.frames == 0:
+                raise
+            return coll, (f"{path.name}: recording is truncated: decoding stopped at "
+                          f"{coll.seconds():.1f} s ({exc.__class__.__name__})")
+    return coll, ""
+
+
+def _load_av(path: Path, roles: ChannelRoles) -> CallAudio:
     import av  # imported lazily: only for formats libsndfile does not read
 
     try:
         with av.open(str(path)) as container:
-            stream = next((s for s in container.streams if s.type == "audio"), None)
-            if stream is None:
-                raise AudioError(f"{path.name}: no audio stream in the file")
-            rate = stream.rate or stream.codec_context.sample_rate
-            blocks = []
-            for frame in container.decode(stream):
-                arr = frame.to_ndarray()
-                if frame.format.is_planar:
-                    arr = arr.T
-                else:
-                    arr = arr.reshape(-1, frame.layout.nb_channels if hasattr(frame.layout, "nb_channels") else len(frame.layout.channels))
-                if arr.dtype.kind == "i":
-                    arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
-                blocks.append(arr.astype(np.float32))
-    except AudioError:
+            stream = _audio_stream(path, container)
+            declared = container.duration / 1e6 if container.duration else None
+            if declared is None and stream.duration and stream.time_base:
+                declared = float(stream.duration * stream.time_base)
+        if declared and declared > MAX_DURATION_S:
+            raise too_long(path, declared)
+        if declared:  # trusted only as far as it goes: more audio than said means count first
+            bound = declared * 1.01 + TRUNCATION_SLACK_S
+        else:  # no length in the container: count what it holds first, keeping nothing
+            bound = _av_count(path) + TRUNCATION_SLACK_S
+        try:
+            coll, note = _av_collect(path, roles, bound)
+        except _Overrun:
+            _av_count(path)  # refuses a file past the limit before anything is kept
+            coll, note = _av_collect(path, roles, None)
+    except (AudioError, MemoryError):
         raise
-    except Exception as exc:  # PyAV raises many error types; the user needs one line
+    except Exception as exc:  # noqa: BLE001 - PyAV raises many error types; the user needs one line
         raise AudioError(f"{path.name}: cannot decode audio ({exc.__class__.__name__}: {exc})") from None
-    if not blocks:
+    if coll is None:
         raise AudioError(f"{path.name}: the file holds no audio samples")
-    return np.concatenate(blocks, axis=0), int(rate)
-
-
-def decode(path: Path) -> tuple[np.ndarray, int]:
-    """Samples as float32 [frames, channels] and the file's sample rate."""
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a directory, not an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path.name}: the file is empty")
-    try:
-        data, rate = _decode_soundfile(path)
-    except AudioError:
-        raise
-    except (sf.LibsndfileError, RuntimeError, TypeError):
-        data, rate = _decode_av(path)
-    if data.shape[0] == 0:
-        raise AudioError(f"{path.name}: the file holds no audio samples")
-    if not np.all(np.isfinite(data)):
-        raise AudioError(f"{path.name}: the audio holds NaN or infinite samples")
-    return data, rate
+    call = CallAudio(path=path, source_rate=coll.rate, source_channels=coll.n_channels,
+                     channels=coll.finish())
+    if not note and declared and declared - coll.seconds() > max(TRUNCATION_SLACK_S, 0.01 * declared):
+        note = _truncated_note(path, declared, coll.seconds(), "container")
+    call.truncated, call.note = bool(note), note
+    return call
 
 
 def resample(x: np.ndarray, rate: int) -> np.ndarray:
@@ -119,19 +314,18 @@ def resample(x: np.ndarray, rate: int) -> np.ndarray:
 def load_call(path: str | Path, roles: ChannelRoles = ChannelRoles()) -> CallAudio:
     """Decode a call recording; a mono file yields only the agent channel."""
     path = Path(path)
-    data, rate = decode(path)
-    if rate < 8000:
-        raise AudioError(f"{path.name}: sample rate {rate} Hz is below telephone band (8000 Hz)")
-    n = data.shape[1]
-    call = CallAudio(path=path, source_rate=rate, source_channels=n)
-    if n == 1:
-        call.channels["agent"] = resample(data[:, 0], rate)
-        return call
-    for role, index in (("agent", roles.agent), ("caller", roles.caller)):
-        if index >= n:
-            raise AudioError(f"{path.name}: {role} channel {index} asked for, but the file has {n} channels")
-        call.channels[role] = resample(data[:, index], rate)
-    return call
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path.name}: the file is empty")
+    try:
+        return _load_soundfile(path, roles)
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return _load_av(path, roles)
 
 
 def expand_inputs(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
