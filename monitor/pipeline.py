@@ -8,11 +8,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from monitor.asr import Transcriber
 from monitor.audio.files import AudioError, CallAudio, ChannelRoles, load_call
 from monitor.events import CallEvent, ToneEvent, Transcript, Utterance, Violation
 from monitor.phrasebook import Profile
 from monitor.rules import RuleEngine, RuleOptions
-from monitor.rules.engine import timeline_key
+from monitor.rules.engine import TimelineItem, timeline_key
 from monitor.scoring import score
 from monitor.tones import ToneDetector
 from monitor.vad import VadOptions, segment
@@ -114,7 +115,8 @@ def judge(profile: Profile, options: RuleOptions, roles, transcripts: list[Trans
         engine.not_judged = sorted(set(engine.not_judged)
                                    | {r.name for r in engine.rules if r.name in skip})
         engine.rules = judged
-    for item in sorted([*events, *tones, *transcripts], key=timeline_key):
+    timeline: list[TimelineItem] = [*events, *tones, *transcripts]
+    for item in sorted(timeline, key=timeline_key):
         engine.feed(item)
     engine.tick(duration)
     engine.end(duration)
@@ -130,7 +132,7 @@ def recommended_used(profile: Profile, transcripts: list[Transcript]) -> list[st
     return found
 
 
-def score_call(path: Path, profile: Profile, transcriber, options: ScoreOptions = ScoreOptions()) -> CallReport:
+def score_call(path: Path, profile: Profile, transcriber: Transcriber, options: ScoreOptions = ScoreOptions()) -> CallReport:
     call = load_call(path, options.roles)
     events = read_events_sidecar(path) if options.use_events_sidecar else []
     confirmed, tones = caller_tones(call)

@@ -4,6 +4,7 @@
     python scripts/bench_hub.py                         # 200 desks, 10 consoles, 500/s, 60 s,
                                                         # steady run then a run with a SIGKILL
     python scripts/bench_hub.py --duration 10 --mode steady
+    python scripts/bench_hub.py --large                 # 1,000 desks at 1,000 alerts/s
 
 The hub runs as a subprocess (`python -m monitor.hub`). In the "kill" run it is killed with
 SIGKILL part-way and restarted on the same database: desks keep spooling and resend,
@@ -46,15 +47,16 @@ RULES = ["forbidden", "greeting", "closing", "hold", "hangup"]
 class HubProcess:
     """The hub as a child process, restartable on the same database."""
 
-    def __init__(self, port: int, db: Path, log: Path) -> None:
+    def __init__(self, port: int, db: Path, log: Path, extra: list[str] | None = None) -> None:
         self.port, self.db, self.log = port, db, log
+        self.extra = extra or []
         self.proc: subprocess.Popen | None = None
         self.cpu_seconds = 0.0
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "monitor.hub", "--host", "127.0.0.1",
                "--port", str(self.port), "--db", str(self.db), "--token", DESK_TOKEN,
-               "--console-token", CONSOLE_TOKEN, "--log-level", "warning"]
+               "--console-token", CONSOLE_TOKEN, "--log-level", "warning", *self.extra]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log)
 
@@ -111,7 +113,13 @@ class ConsoleStats:
 async def run_once(args: argparse.Namespace, kill: bool) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench-hub-"))
     port = free_port()
-    hub = HubProcess(port, work / "hub.sqlite3", work / "hub.log")
+    # Every desk connects from 127.0.0.1, like desks behind one NAT address: the hub's
+    # limit on connections waiting to authenticate per address must allow the herd that
+    # reconnects after the SIGKILL.
+    herd = str(max(64, args.desks + args.consoles))
+    hub = HubProcess(port, work / "hub.sqlite3", work / "hub.log",
+                     ["--max-preauth-per-address", herd, "--max-preauth", herd,
+                      "--sync", args.sync])
     hub.start()
     await hub.wait_ready()
     url = f"ws://127.0.0.1:{port}/ws"
@@ -266,9 +274,15 @@ def main() -> int:
     p.add_argument("--kill-at", type=float, default=0.5, help="fraction of the run")
     p.add_argument("--down", type=float, default=2.0, help="seconds the hub stays down")
     p.add_argument("--p99-target", type=float, default=200.0)
+    p.add_argument("--large", action="store_true",
+                   help="1,000 desks at 1,000 alerts/s (overrides --desks and --rate)")
+    p.add_argument("--sync", choices=("full", "normal"), default="full",
+                   help="the hub's --sync (default full, the hub's default)")
     p.add_argument("--keep", action="store_true",
                    help="keep the work directory (hub db, log, desk spools)")
     args = p.parse_args()
+    if args.large:
+        args.desks, args.rate = 1000, 1000.0
     if args.desks < 1 or args.consoles < 1 or args.rate <= 0 or args.duration <= 0:
         p.error("desks, consoles, rate and duration must be positive")
     # Each desk + console holds a socket and the desks a SQLite spool: raise the fd limit.

@@ -90,7 +90,9 @@ except AudioError as exc:
     out = "AudioError: " + str(exc)
 except MemoryError:
     out = "MemoryError"
-print(json.dumps({{"out": out, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+# VmHWM, not ru_maxrss: ru_maxrss survives exec and would count the forked parent (pytest, maybe a model).
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({{"out": out, "rss_mb": hwm / 1024}}))
 """
 
 

@@ -85,12 +85,17 @@ def test_authenticator_roles_and_bound_desks() -> None:
     auth = Authenticator({"dtok": None, "bound": "desk-3"}, {"ctok"})
     assert auth.check("desk", "dtok", "any-desk").ok
     assert auth.check("console", "ctok").ok
-    assert auth.check("console", "dtok").code == 4403
-    assert auth.check("desk", "ctok", "d").code == 4403
+    # Every refusal looks the same; the log detail says why.
+    assert auth.check("console", "dtok").code == 4401
+    assert auth.check("console", "dtok").detail == "a desk token cannot open a console"
+    assert auth.check("desk", "ctok", "d").code == 4401
     assert auth.check("desk", "wrong", "d").code == 4401
     assert auth.check("console", "").code == 4401
     assert auth.check("desk", "bound", "desk-3").ok
-    assert auth.check("desk", "bound", "desk-4").code == 4403
+    assert auth.check("desk", "bound", "desk-4").code == 4401
+    assert {auth.check(*a).reason for a in [("console", "dtok"), ("desk", "ctok", "d"),
+                                             ("desk", "wrong", "d"), ("desk", "bound", "x")]
+            } == {"invalid token"}
     assert auth.check("console", "ctok\u00e9").code == 4401  # non-ASCII is just wrong
     with pytest.raises(ValueError):
         Authenticator({}, {"ctok"})

@@ -21,9 +21,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from monitor.events import Role
+from monitor.events import SAMPLE_RATE, Role
 
-SAMPLE_RATE = 16000
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac",
                             ".au", ".aiff", ".aif", ".caf", ".wma", ".webm", ".mka"})
 MAX_DURATION_S = 2 * 3600.0  # a service call longer than this is a wrong file, not a call
@@ -89,7 +88,8 @@ class _Collector:
             self.picks: dict[Role, int] = {"agent": 0}
         else:
             self.picks = {}
-            for role, index in (("agent", roles.agent), ("caller", roles.caller)):
+            wanted: tuple[tuple[Role, int], ...] = (("agent", roles.agent), ("caller", roles.caller))
+            for role, index in wanted:
                 if index >= n_channels:
                     raise AudioError(f"{path.name}: {role} channel {index} asked for, but the file "
                                      f"has {n_channels} channels")

@@ -2,6 +2,10 @@
 
 Two roles: desks (push alerts) and consoles (read and acknowledge). A desk token may be
 bound to one desk name so a leaked desk token cannot speak for another desk.
+
+Every refusal looks the same to the client (close 4401 "invalid token", HTTP 401): a
+guesser must not learn that a token is valid for the other role or for another desk.
+The real reason is in `AuthResult.detail`, for the hub's log only.
 """
 from __future__ import annotations
 
@@ -19,6 +23,15 @@ class AuthResult:
     code: int = 0  # websocket close code when not ok
     reason: str = ""
     http_status: int = 200
+    detail: str = ""  # the real reason, for the hub's log; never sent to the client
+
+
+REFUSED_REASON = "invalid token"
+
+
+def _refused(detail: str) -> AuthResult:
+    from .protocol import CLOSE_UNAUTHORIZED
+    return AuthResult(False, CLOSE_UNAUTHORIZED, REFUSED_REASON, 401, detail)
 
 
 def _matches(token: str, candidates: list[bytes]) -> bool:
@@ -45,30 +58,28 @@ class Authenticator:
         self._console = [t.encode() for t in console_tokens]
 
     def check(self, role: Role, token: str | None, desk: str | None = None) -> AuthResult:
-        from .protocol import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED
+        from .protocol import CLOSE_UNAUTHORIZED
         if not token:
-            return AuthResult(False, CLOSE_UNAUTHORIZED, "missing token", 401)
+            return AuthResult(False, CLOSE_UNAUTHORIZED, "missing token", 401, "missing token")
         is_desk = _matches(token, self._desk_list)
         is_console = _matches(token, self._console)
         if role == "console":
             if is_console:
                 return AuthResult(True)
             if is_desk:
-                return AuthResult(False, CLOSE_FORBIDDEN, "a desk token cannot open a console",
-                                  403)
-            return AuthResult(False, CLOSE_UNAUTHORIZED, "invalid token", 401)
+                return _refused("a desk token cannot open a console")
+            return _refused("unknown token")
         if not is_desk:
             if is_console:
-                return AuthResult(False, CLOSE_FORBIDDEN, "a console token cannot push alerts",
-                                  403)
-            return AuthResult(False, CLOSE_UNAUTHORIZED, "invalid token", 401)
+                return _refused("a console token cannot push alerts")
+            return _refused("unknown token")
         bound = self._bound_desk(token)
         if bound is not None and desk != bound:
-            return AuthResult(False, CLOSE_FORBIDDEN, "this token is bound to another desk", 403)
+            return _refused(f"this token is bound to desk {bound}")
         return AuthResult(True)
 
     def _bound_desk(self, token: str) -> str | None:
-        given = token.encode()
+        given = token.encode("utf-8", "surrogatepass")
         for t, bound in self._desk.items():
             if hmac.compare_digest(given, t):
                 return bound

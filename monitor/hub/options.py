@@ -28,12 +28,28 @@ class HubOptions:
     ping_interval:    keepalive ping every N s; a peer silent for ping_timeout is dropped.
     allowed_origins:  extra browser Origins allowed to open a websocket or call the API
                       (default: same origin only; "*" allows any).
-    hello_timeout:    seconds a new connection has to authenticate.
+    hello_timeout:    seconds a new connection has, from TCP accept, to authenticate
+                      (handshake and hello together).
     close_timeout:    seconds a peer gets to finish a close (or answer a failed ping)
                       before its TCP connection is dropped.
-    sync:             "normal" survives a hub crash/SIGKILL; "full" also a power loss.
+    sync:             "full" (default): an acked alert survives a power loss too (one fsync
+                      per batch); "normal": survives a hub crash/SIGKILL only.
     desk_heartbeat:   seconds between a desk's heartbeats when its hello does not say;
                       a desk silent for 3 of them shows stale in /api/desks.
+    max_preauth:      connections not yet authenticated, all addresses together; the rest
+                      of max_connections is kept for authenticated desks and consoles.
+    max_preauth_per_address: connections not yet authenticated from one address. When a
+                      limit is reached the oldest such connection is dropped if it has been
+                      waiting over preauth_evict_after s, otherwise the new one is.
+    auth_failures:    failed authentications from one address tolerated (per
+                      auth_failure_window s) before it is blocked: 1 s, doubling up to
+                      auth_block_max s; a blocked address gets HTTP 429. Success clears it.
+    desk_rate/desk_burst: alerts per second a desk may push, sustained / in a burst (e.g.
+                      its spool after an outage); over it, alerts are rejected ("reject"
+                      frame, reason "over quota: ...").
+    desk_bytes_per_day: bytes of alert frames a desk may push per day (bucket of one day's
+                      worth, refilled continuously); over it, alerts are rejected.
+    retain_days:      alerts received longer ago are deleted (hourly); None keeps all.
     """
 
     host: str = "127.0.0.1"
@@ -51,12 +67,22 @@ class HubOptions:
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     allowed_origins: tuple[str, ...] = ()
-    hello_timeout: float = 10.0
+    hello_timeout: float = 5.0
     close_timeout: float = 5.0
-    sync: Literal["normal", "full"] = "normal"
+    sync: Literal["normal", "full"] = "full"
     max_errors: int = 20  # protocol errors tolerated per connection before closing it
     max_connections: int = 5000  # open websockets beyond this get HTTP 503
     desk_heartbeat: float = 10.0
+    max_preauth: int = 500
+    max_preauth_per_address: int = 64
+    preauth_evict_after: float = 1.0
+    auth_failures: int = 10
+    auth_failure_window: float = 60.0
+    auth_block_max: float = 60.0
+    desk_rate: float = 20.0
+    desk_burst: int = 2000
+    desk_bytes_per_day: int = 200 * 1024 * 1024
+    retain_days: float | None = None
 
     @property
     def tls(self) -> bool:

@@ -42,7 +42,10 @@ Hub -> client
   {"type": "error", "code": ..., "message": ...}
 
 Everything a client sends is untrusted: every field is type- and length-checked here, and
-JSON constants NaN/Infinity are refused, so nothing odd reaches the store or other clients.
+JSON constants NaN/Infinity are refused, strings that are not valid Unicode (a lone
+surrogate such as "\\ud800", which JSON escapes can carry but UTF-8 cannot store or send) are
+refused, and numbers too large for a float are refused, so nothing odd reaches the store or
+other clients.
 """
 from __future__ import annotations
 
@@ -62,6 +65,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_HELLO_TIMEOUT = 4408
 CLOSE_TOO_SLOW = 4429  # the console's bounded send queue overflowed: resume from last seq
 CLOSE_POLICY = 1008  # too many protocol errors
+CLOSE_TRY_AGAIN = 1013  # the hub is full: reconnect later
 
 # Limits on untrusted fields. Generous for real alerts, small enough that a hostile client
 # cannot bloat the store or the consoles.
@@ -236,6 +240,9 @@ def decode(raw: str | bytes) -> dict:
     return obj
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _str(obj: Mapping, key: str, limit: int, *, required: bool = True,
          pattern: re.Pattern[str] | None = None) -> str | None:
     v = obj.get(key)
@@ -247,6 +254,10 @@ def _str(obj: Mapping, key: str, limit: int, *, required: bool = True,
         raise ProtocolError("bad_type", f"field {key!r} must be a string")
     if len(v) > limit:
         raise ProtocolError("too_long", f"field {key!r} is longer than {limit} characters")
+    if _SURROGATE.search(v):
+        # Cannot be encoded as UTF-8: it would fail in the store and on every console.
+        raise ProtocolError("bad_value", f"field {key!r} is not valid Unicode "
+                                         "(lone surrogate)")
     if pattern is not None and not pattern.fullmatch(v):
         raise ProtocolError("bad_value", f"field {key!r} has characters or a length not allowed")
     return v
@@ -261,11 +272,18 @@ def _label(obj: Mapping, key: str, limit: int) -> str | None:
     return v or None
 
 
+def _float(v: float) -> float:
+    try:
+        return float(v)
+    except OverflowError:  # an int with hundreds of digits: out of range, not a crash
+        return math.inf
+
+
 def _number(obj: Mapping, key: str, lo: float, hi: float) -> float:
     v = obj.get(key)
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ProtocolError("bad_type", f"field {key!r} must be a number")
-    v = float(v)
+    v = _float(v)
     if not math.isfinite(v) or not lo <= v <= hi:
         raise ProtocolError("bad_value", f"field {key!r} must be between {lo:g} and {hi:g}")
     return v
@@ -276,7 +294,7 @@ def _seconds(obj: Mapping, key: str) -> float:
     # bool is an int subclass; True as a time is a client bug, not 1.0 s.
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ProtocolError("bad_type", f"field {key!r} must be a number of seconds")
-    v = float(v)
+    v = _float(v)
     if not math.isfinite(v) or not 0.0 <= v <= MAX_SECONDS:
         raise ProtocolError("bad_value", f"field {key!r} must be between 0 and {MAX_SECONDS:g}")
     return v

@@ -9,6 +9,12 @@ without an await in between, so the history/live handover has no gap and no over
 Desks also report their state (idle / on a call, last finished call) and send heartbeats.
 The hub keeps that in memory (the last finished call also in the store, so it survives a
 restart), serves it at GET /api/desks and pushes a "desk" frame to consoles on each change.
+
+Hostile clients: connections that have not authenticated yet sit in a bounded pool (per
+source address and overall) with one deadline from TCP accept, so they cannot take the
+room kept for authenticated desks and consoles; failed authentications block the address
+for a growing time; each desk has a rate and a size quota, and over-quota alerts are
+rejected with a reason; a failed write is rolled back and never shows a seq to anyone.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ import ssl
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Self
+from typing import Self, cast
 from urllib.parse import parse_qs
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -34,6 +40,7 @@ from .protocol import (
     CLOSE_HELLO_TIMEOUT,
     CLOSE_POLICY,
     CLOSE_TOO_SLOW,
+    CLOSE_TRY_AGAIN,
     CLOSE_UNAUTHORIZED,
     AckAlert,
     AlertMsg,
@@ -73,10 +80,44 @@ WRITE_BATCH = 512
 API_MAX_LIMIT = 1000
 STALE_AFTER = 3  # missed heartbeats before a desk shows stale
 DESK_SWEEP = 0.5  # seconds between looks for desks whose heartbeat became overdue
+PRUNE_EVERY = 3600.0  # seconds between --retain-days sweeps
+SINGLE_HEADERS = ("Host", "Origin", "Authorization", "Upgrade", "Connection",
+                  "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Content-Length")
 
 
 class HubConfigError(RuntimeError):
     """The hub cannot start with these options (one clear line for the user)."""
+
+
+class _Bucket:
+    """Token bucket: `rate` per second, holding at most `burst`."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = burst
+        self.at = time.monotonic()
+
+    def take(self, n: float = 1.0) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= n:
+            self.tokens -= n
+            return True
+        return False
+
+    def refund(self, n: float = 1.0) -> None:
+        self.tokens = min(self.burst, self.tokens + n)
+
+
+@dataclass
+class _Failures:
+    """Failed authentications from one address."""
+
+    count: int = 0
+    first: float = 0.0
+    block: float = 0.0  # length of the last block
+    blocked_until: float = 0.0
 
 
 @dataclass
@@ -99,6 +140,8 @@ class _Desk:
     last_call: LastCall | None = None
     last_alert: dict | None = None
     shown_stale: bool = True  # `stale` in the last desk frame pushed to consoles
+    alerts: _Bucket | None = None  # quotas, made on first use
+    volume: _Bucket | None = None
 
     def stale(self, now: float) -> bool:
         return self.seen_mono is None or now - self.seen_mono > STALE_AFTER * self.heartbeat
@@ -157,6 +200,12 @@ def _problem(status: int, message: str) -> Response:
     return _json(status, {"error": message}, extra)
 
 
+def _too_many(retry_after: float) -> Response:
+    return _json(429, {"error": "too many failed authentications from this address; "
+                                "try again later"},
+                 [("Retry-After", str(max(1, round(retry_after))))])
+
+
 def tls_context(certfile: Path, keyfile: Path | None) -> ssl.SSLContext:
     for f in (certfile, keyfile):
         if f is not None:
@@ -192,6 +241,15 @@ class Hub:
         self._desk_watch: asyncio.Task | None = None
         self._static: dict[str, bytes] = {}
         self._port = options.port
+        self._pruner: asyncio.Task | None = None
+        self.problem: str | None = None  # what the store found wrong at start, if anything
+        # Connections not authenticated yet -> (address, accepted at), oldest first.
+        self._pre: dict[ServerConnection, tuple[str, float]] = {}
+        self._pre_by_addr: dict[str, dict[ServerConnection, float]] = {}
+        self._accepted: dict[ServerConnection, float] = {}
+        self._authed = 0  # authenticated sessions open
+        self._failures: dict[str, _Failures] = {}
+        self.refused_preauth = 0  # connections dropped by the pre-auth limits
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -211,6 +269,7 @@ class Hub:
             self.store = AlertStore(o.db, o.sync)
         except StoreError as exc:
             raise HubConfigError(str(exc)) from None
+        self.problem = self.store.problem
         self._load_desks()
         self._ingest = asyncio.Queue(maxsize=o.ingest_queue)
         self._writer = asyncio.create_task(self._write_loop(), name="hub-writer")
@@ -223,18 +282,22 @@ class Hub:
                 ping_interval=o.ping_interval, ping_timeout=o.ping_timeout,
                 open_timeout=o.hello_timeout, close_timeout=o.close_timeout,
                 # Local network, small JSON: deflate would cost CPU and per-connection memory.
-                compression=None, server_header=None)
+                compression=None, server_header=None,
+                create_connection=self._connection_class())
         except OSError as exc:
             await self._stop_writer()
             self.store.close()
             reason = exc.strerror or str(exc)
             raise HubConfigError(f"cannot listen on {o.host}:{o.port}: {reason}") from None
         self._port = self.port
+        if o.retain_days is not None:
+            self._pruner = asyncio.create_task(self._prune_loop(), name="hub-prune")
         if not o.is_loopback():
             log.warning("listening on %s (not loopback)%s", o.host,
                         "" if o.tls else " without TLS: tokens and alerts travel in clear")
-        log.info("hub listening on %s (db %s, last seq %d); console page %s/#token=...",
-                 self.url, o.db, self.store.last_seq(), self.http_url)
+        log.info("hub listening on %s (db %s, last seq %d, epoch %s, %s); console page "
+                 "%s/#token=...", self.url, o.db, self.store.last_seq(), self.store.epoch,
+                 self.store.durability(), self.http_url)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -247,6 +310,10 @@ class Hub:
             self.store = None
 
     async def _stop_writer(self) -> None:
+        if self._pruner is not None:
+            self._pruner.cancel()
+            await asyncio.gather(self._pruner, return_exceptions=True)
+            self._pruner = None
         if self._desk_watch is not None:
             self._desk_watch.cancel()
             await asyncio.gather(self._desk_watch, return_exceptions=True)
@@ -299,24 +366,39 @@ class Hub:
             batch = [await self._ingest.get()]
             while len(batch) < WRITE_BATCH and not self._ingest.empty():
                 batch.append(self._ingest.get_nowait())
-            try:
-                results = self.store.insert_many((p.desk, p.record) for p in batch)
-            except Exception as exc:  # keep the writer alive: desks get an error and resend
-                log.error("%s", exc, exc_info=not isinstance(exc, StoreError))
-                exc = exc if isinstance(exc, StoreError) else StoreError(str(exc))
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        """Store a batch and fan it out. A batch that fails is rolled back (no one saw any
+        of it) and retried one alert at a time, so one alert the store refuses cannot hold
+        up the other desks' alerts."""
+        assert self.store is not None
+        try:
+            results = self.store.insert_many((p.desk, p.record) for p in batch)
+        except StoreError as exc:
+            if len(batch) > 1:
                 for p in batch:
-                    if not p.done.done():
-                        p.done.set_exception(exc)
-                continue
-            # Same synchronous step as the commit: see the module docstring.
-            for p, res in zip(batch, results, strict=True):
-                if not res.duplicate:
-                    a = res.alert
-                    self._desk(a.desk).last_alert = {"seq": a.seq, "at": a.received,
-                                                     "rule": a.rule}
-                    self._broadcast(dumps(a.to_message()))
+                    self._commit([p])
+                return
+            log.error("%s (desk %s, alert %s)", exc, batch[0].desk, batch[0].record.id)
+            if not batch[0].done.done():
+                batch[0].done.set_exception(exc)
+            return
+        except Exception:  # a bug: keep the writer alive, desks get an error and resend
+            log.exception("storing %d alerts failed", len(batch))
+            for p in batch:
                 if not p.done.done():
-                    p.done.set_result(res)
+                    p.done.set_exception(StoreError("internal error"))
+            return
+        # Same synchronous step as the commit: see the module docstring.
+        for p, res in zip(batch, results, strict=True):
+            if not res.duplicate:
+                a = res.alert
+                self._desk(a.desk).last_alert = {"seq": a.seq, "at": a.received,
+                                                 "rule": a.rule}
+                self._broadcast(dumps(a.to_message()))
+            if not p.done.done():
+                p.done.set_result(res)
 
     def _broadcast(self, frame: str) -> None:
         for console in list(self._consoles):
@@ -375,13 +457,123 @@ class Hub:
                 if d.stale(now) != d.shown_stale:
                     self._push_desk(d)
 
+    async def _prune_loop(self) -> None:
+        assert self.store is not None and self.options.retain_days is not None
+        while True:
+            before = time.time() - self.options.retain_days * 86400.0
+            total = 0
+            try:
+                while n := self.store.prune(before):
+                    total += n
+                    await asyncio.sleep(0)  # small steps: desks and consoles keep going
+            except StoreError as exc:
+                log.error("%s", exc)
+            if total:
+                log.info("deleted %d alerts older than %g days", total,
+                         self.options.retain_days)
+            await asyncio.sleep(PRUNE_EVERY)
+
+    # -- admission: connections before they authenticate --------------------------------
+
+    def _connection_class(self) -> type[ServerConnection]:
+        hub = self
+
+        class HubConnection(ServerConnection):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                super().connection_made(transport)
+                hub._admit(self, transport)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                hub._forget(self)
+                super().connection_lost(exc)
+
+        return HubConnection
+
+    def _admit(self, conn: ServerConnection, transport: asyncio.BaseTransport) -> None:
+        """A TCP connection was accepted: put it in the pre-auth pool, making room by
+        dropping the oldest waiting one (if it has waited long enough: a real client
+        authenticates in milliseconds) or else refusing this one."""
+        peer = transport.get_extra_info("peername")
+        addr = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        now = time.monotonic()
+        o = self.options
+        same = self._pre_by_addr.setdefault(addr, {})
+        pools: tuple[tuple[dict[ServerConnection, float], int], ...] = (
+            (same, o.max_preauth_per_address),
+            ({c: at for c, (_, at) in self._pre.items()} if len(self._pre) >= o.max_preauth else {}, o.max_preauth))
+        for pool, limit in pools:
+            if len(pool) >= limit:
+                oldest = next(iter(pool))  # dicts keep insertion order: the longest waiting
+                self.refused_preauth += 1
+                if now - pool[oldest] > o.preauth_evict_after:
+                    self._forget(oldest)
+                    cast(asyncio.Transport, oldest.transport).abort()
+                else:
+                    if not same:
+                        self._pre_by_addr.pop(addr, None)
+                    log.debug("refused a connection from %s: too many waiting to "
+                              "authenticate", addr)
+                    cast(asyncio.Transport, transport).abort()
+                    return
+        self._pre[conn] = (addr, now)
+        same[conn] = now
+        self._accepted[conn] = now
+
+    def _forget(self, conn: ServerConnection) -> None:
+        """Leave the pre-auth pool (authenticated, or gone)."""
+        entry = self._pre.pop(conn, None)
+        self._accepted.pop(conn, None)
+        if entry is not None:
+            same = self._pre_by_addr.get(entry[0])
+            if same is not None:
+                same.pop(conn, None)
+                if not same:
+                    del self._pre_by_addr[entry[0]]
+
+    @staticmethod
+    def _address(conn: ServerConnection) -> str:
+        peer = conn.remote_address
+        return str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+
+    def _blocked(self, addr: str) -> float:
+        """Seconds this address is still blocked for failed authentications (0: not)."""
+        f = self._failures.get(addr)
+        return 0.0 if f is None else max(0.0, f.blocked_until - time.monotonic())
+
+    def _auth_failed(self, addr: str) -> None:
+        o = self.options
+        now = time.monotonic()
+        if len(self._failures) > 10000:  # many addresses: forget the ones that calmed down
+            for a in [a for a, f in self._failures.items()
+                      if f.blocked_until < now and now - f.first > o.auth_failure_window]:
+                del self._failures[a]
+        f = self._failures.setdefault(addr, _Failures(first=now))
+        if now - f.first > o.auth_failure_window and f.blocked_until < now:
+            f.count, f.first = 0, now
+        f.count += 1
+        if f.count >= o.auth_failures:
+            f.block = min(o.auth_block_max, max(1.0, f.block * 2))
+            f.blocked_until = now + f.block
+            log.warning("%d failed authentications from %s: blocked for %g s", f.count, addr,
+                        f.block)
+
+    def _auth_ok(self, addr: str) -> None:
+        self._failures.pop(addr, None)
+
     # -- websocket sessions ----------------------------------------------------------
 
     async def _handler(self, ws: ServerConnection) -> None:
+        counted = False
         try:
             hello = await self._hello(ws)
             if hello is None:
                 return
+            self._forget(ws)
+            if self._authed >= self.options.max_connections:
+                await ws.close(CLOSE_TRY_AGAIN, "hub full, try again later")
+                return
+            self._authed += 1
+            counted = True
             if hello.role == "desk":
                 await self._desk_session(ws, hello)
             else:
@@ -394,29 +586,41 @@ class Hub:
                 await ws.close(1011, "internal error")
             except Exception:
                 pass
+        finally:
+            self._forget(ws)
+            if counted:
+                self._authed -= 1
 
     async def _hello(self, ws: ServerConnection) -> Hello | None:
         assert self._auth is not None
+        addr = self._address(ws)
+        # One deadline from TCP accept: the handshake time counts against the hello.
+        accepted = self._accepted.get(ws, time.monotonic())
+        left = self.options.hello_timeout - (time.monotonic() - accepted)
         try:
-            raw = await asyncio.wait_for(ws.recv(), self.options.hello_timeout)
+            raw = await asyncio.wait_for(ws.recv(), max(0.0, left))
         except TimeoutError:
             await ws.close(CLOSE_HELLO_TIMEOUT, "no hello in time")
             return None
         try:
             msg = parse_message(raw)
         except ProtocolError as exc:
+            self._auth_failed(addr)
             code = CLOSE_UNAUTHORIZED if exc.code == "missing_token" else CLOSE_BAD_HELLO
             await ws.close(code, ("missing token" if code == CLOSE_UNAUTHORIZED
                                   else f"bad hello: {exc.message}")[:120])
             return None
         if not isinstance(msg, Hello):
+            self._auth_failed(addr)
             await ws.close(CLOSE_BAD_HELLO, "the first message must be a hello")
             return None
         res = self._auth.check(msg.role, msg.token, msg.desk)
         if not res.ok:
-            log.warning("refused %s from %s: %s", msg.role, ws.remote_address, res.reason)
+            self._auth_failed(addr)
+            log.warning("refused %s from %s: %s", msg.role, addr, res.detail)
             await ws.close(res.code, res.reason)
             return None
+        self._auth_ok(addr)
         return msg
 
     async def _desk_session(self, ws: ServerConnection, hello: Hello) -> None:
@@ -437,8 +641,23 @@ class Hub:
             self._push_desk(d)
         log.info("desk %s disconnected", desk)
 
+    def _over_quota(self, d: _Desk, size: int) -> str | None:
+        """Charge one alert of `size` bytes to the desk; the reason if it is over quota."""
+        o = self.options
+        if d.alerts is None or d.volume is None:
+            d.alerts = _Bucket(o.desk_rate, max(1.0, float(o.desk_burst)))
+            d.volume = _Bucket(o.desk_bytes_per_day / 86400.0, float(o.desk_bytes_per_day))
+        if not d.alerts.take():
+            return (f"over quota: desk {d.name} sent more than {o.desk_rate:g} alerts/s "
+                    f"(burst {o.desk_burst})")
+        if not d.volume.take(size):
+            d.alerts.refund()
+            return (f"over quota: desk {d.name} sent more than {o.desk_bytes_per_day} bytes "
+                    "of alerts in a day")
+        return None
+
     async def _desk_frames(self, ws: ServerConnection, d: _Desk) -> None:
-        assert self._ingest is not None
+        assert self._ingest is not None and self.store is not None
         desk = d.name
         errors = 0
         loop = asyncio.get_running_loop()
@@ -470,14 +689,43 @@ class Hub:
                     await ws.close(CLOSE_POLICY, "too many invalid messages")
                     return
                 continue
+            size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "replace"))
+            over = self._over_quota(d, size)
+            if over is not None and (old := self.store.find(desk, msg.record.id)):
+                # A resend of an alert already stored: ack it, a reject would be a lie.
+                await ws.send(dumps({"type": "ack", "id": msg.record.id, "seq": old.seq,
+                                     "duplicate": True}))
+                continue
+            if over is not None:
+                # Refused, not dropped: the desk logs the reason and keeps the alert.
+                await ws.send(dumps({"type": "reject", "id": msg.record.id,
+                                     "code": "over_quota", "reason": over}))
+                continue
             pending = _Pending(desk, msg.record, loop.create_future())
             await self._ingest.put(pending)  # bounded: waits (and stops reading) when full
             try:
                 res = await pending.done
             except StoreError as exc:
-                await ws.send(error("store_failed", f"not stored, resend later: {exc}",
+                assert d.alerts is not None and d.volume is not None
+                d.alerts.refund()
+                d.volume.refund(size)
+                if not exc.transient:
+                    # The store can never take this alert: tell the desk to stop resending.
+                    errors += 1
+                    await ws.send(dumps({"type": "reject", "id": msg.record.id,
+                                         "code": "not_storable",
+                                         "reason": "the hub cannot store this alert"}))
+                    if errors > self.options.max_errors:
+                        await ws.close(CLOSE_POLICY, "too many invalid messages")
+                        return
+                    continue
+                await ws.send(error("store_failed", "not stored, resend later",
                                     ref=msg.record.id))
                 continue
+            if res.duplicate:  # a resend after a lost ack costs no quota
+                assert d.alerts is not None and d.volume is not None
+                d.alerts.refund()
+                d.volume.refund(size)
             await ws.send(dumps({"type": "ack", "id": msg.record.id, "seq": res.alert.seq,
                                  "duplicate": res.duplicate}))
 
@@ -580,8 +828,19 @@ class Hub:
     # -- HTTP ------------------------------------------------------------------------
 
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        try:
+            return self._check_request(conn, request)
+        except Exception:
+            log.exception("HTTP request %s failed", request.path[:100])
+            return _problem(500, "internal error")
+
+    def _check_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path, _, query = request.path.partition("?")
         headers = request.headers
+        for name in SINGLE_HEADERS:
+            if len(headers.get_all(name)) > 1:
+                return _problem(400, f"more than one {name} header")
+        addr = self._address(conn)
         origin_ok = origin_allowed(headers.get("Origin"), headers.get("Host"), self.options.tls,
                                    self.options.allowed_origins)
         if "websocket" in headers.get("Upgrade", "").lower():
@@ -590,33 +849,37 @@ class Hub:
             if not origin_ok:
                 log.warning("refused websocket from origin %r", headers.get("Origin"))
                 return _problem(403, "origin not allowed")
-            if self._server is not None and \
-                    len(self._server.connections) > self.options.max_connections:
+            blocked = self._blocked(addr)
+            if blocked:
+                return _too_many(blocked)
+            if self._authed >= self.options.max_connections:
                 return _problem(503, "too many connections")
             return None  # go on with the websocket handshake
-        try:
-            return self._route(request.method, path, query, headers, origin_ok)
-        except Exception:
-            log.exception("HTTP %s %s failed", request.method, path)
-            return _problem(500, "internal error")
+        return self._route(request.method, path, query, headers, origin_ok, addr)
 
     def _route(self, method: str, path: str, query: str, headers: Headers,
-               origin_ok: bool) -> Response:
+               origin_ok: bool, addr: str = "?") -> Response:
         if path in STATIC_ROUTES:
             if method != "GET":
                 return _problem(405, "method not allowed")
             _name, ctype = STATIC_ROUTES[path]
             return _response(200, self._static[path], ctype, PAGE_HEADERS)
         if path == "/api/health":
-            return _json(200, {"ok": True})
+            return _json(200, {"ok": True, "problem": self.problem})
         if path not in ("/api/alerts", "/api/ack", "/api/desks"):
             return _problem(404, "not found")
         if not origin_ok:
             return _problem(403, "origin not allowed")
         assert self._auth is not None and self.store is not None
+        blocked = self._blocked(addr)
+        if blocked:
+            return _too_many(blocked)
         res = self._auth.check("console", bearer_token(headers.get("Authorization")))
         if not res.ok:
+            self._auth_failed(addr)
+            log.warning("refused HTTP %s from %s: %s", path, addr, res.detail)
             return _problem(res.http_status, res.reason)
+        self._auth_ok(addr)
         if path == "/api/desks":
             if method != "GET":
                 return _problem(405, "use GET")

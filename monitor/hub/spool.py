@@ -22,6 +22,7 @@ import struct
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("monitor.hub.spool")
 
@@ -242,7 +243,7 @@ class Spool:
         self._db.close()
 
 
-def _text(value: object, errors: str = "strict") -> object:
+def _text(value: object, errors: str = "strict") -> Any:  # str, or None when damaged
     """A column read as bytes, back to str; None when it is not UTF-8 (damaged)."""
     if isinstance(value, bytes):
         try:
@@ -316,19 +317,21 @@ def _salvage_sql(path: Path) -> tuple[list[Row] | None, list[Rejected] | None]:
             shutil.copyfile(wal, Path(tmp) / "spool.db-wal")
         db = sqlite3.connect(str(copy))
         try:
-            rows = rejected = None
+            rows: list[Row] | None = None
+            rejected: list[Rejected] | None = None
             damaged: list[Rejected] = []
             db.text_factory = bytes  # damaged bytes may not even be UTF-8
+            found: list[Row] = []
             try:
-                rows = []
                 for n, i, f in db.execute("SELECT n, id, frame FROM spool ORDER BY n"):
                     if frame_ok(_text(i), _text(f)):
-                        rows.append((int(n), _text(i), _text(f)))
+                        found.append((int(n), _text(i), _text(f)))
                     else:  # bytes damaged inside the frame: kept, never sent
                         damaged.append((_text(i, "replace"), _text(f, "replace"), DAMAGED_FRAME,
                                         time.time()))
+                rows = found
             except (sqlite3.Error, TypeError, ValueError):
-                rows = rows or None
+                rows = found or None
             try:
                 rejected = [(_text(i, "replace"), _text(f, "replace"), _text(r, "replace"),
                              float(a)) for i, f, r, a in
@@ -394,7 +397,7 @@ def _values(payload: bytes) -> list[object]:
     return out
 
 
-def _cells(page: bytes, hdr: int, usable: int, read_page) -> list[tuple[int, list[object]]]:
+def _cells(page: bytes, hdr: int, usable: int, read_page) -> list[tuple[int, list[Any]]]:
     """(rowid, values) of each cell of a table leaf page (type 0x0D)."""
     found = []
     ncells = int.from_bytes(page[hdr + 3:hdr + 5], "big")

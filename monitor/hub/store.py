@@ -6,15 +6,19 @@ gets its ack. (desk, alert_id) is UNIQUE: a desk that resends after a lost ack i
 with the seq it already has instead of a second copy.
 
 Calls are synchronous and meant to run on the hub's event-loop thread: commits are small
-(WAL, no fsync per commit with sync="normal") and running them on the loop makes
+(WAL, one commit and fsync per batch) and running them on the loop makes
 "commit, then fan out to consoles" atomic with respect to a console's catch-up query,
 which is what gives resume-without-gaps-or-duplicates without any locks.
 """
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import stat
 import time
 import uuid
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,12 +62,57 @@ CREATE TABLE IF NOT EXISTS acks (
 );
 """
 
+log = logging.getLogger("monitor.hub")
+MARK_SIZE = 128
+
+
+def _create_private(path: Path) -> None:
+    """Make the database file (and missing parent folders) readable by this user only:
+    it holds every alert's text. An existing file open to others is tightened."""
+    missing = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
+    for folder in reversed(missing):  # mkdir(parents=True) would not apply the mode to all
+        try:
+            folder.mkdir(mode=0o700)
+            folder.chmod(0o700)  # whatever the umask
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"cannot create folder {folder}: {exc.strerror}") from None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        return
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"cannot create database {path}: {exc.strerror}") from None
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"),
+              path.with_name(path.name + ".mark")):
+        try:
+            mode = stat.S_IMODE(p.stat().st_mode)
+            if mode & 0o077:
+                p.chmod(mode & 0o700)
+                log.warning("%s was readable by others (mode %o): now %o", p, mode,
+                            mode & 0o700)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("cannot restrict the permissions of %s: %s", p, exc.strerror)
+
+
 _COLS = ('seq, desk, alert_id, call_id, rule, start, "end", emitted, text, evidence, phrase, '
          'severity, received, acked_at, acked_by')
 
 
 class StoreError(RuntimeError):
-    """The database could not be opened or written."""
+    """The database could not be opened or written.
+
+    transient: the database itself failed (disk full, I/O): the same write may work later.
+    Otherwise the data was refused (e.g. text SQLite cannot encode): it never will."""
+
+    def __init__(self, message: str, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -119,19 +168,31 @@ class InsertResult:
 class AlertStore:
     """SQLite alert log; one instance per hub process."""
 
-    def __init__(self, path: Path | str, sync: Literal["normal", "full"] = "normal") -> None:
+    def __init__(self, path: Path | str, sync: Literal["normal", "full"] = "full") -> None:
         self.path = Path(path)
+        self.sync = sync
+        # Set when the store found at start that it lost alerts or cannot be trusted; the
+        # hub then runs under a new epoch (see _check_mark) and says so loudly.
+        self.problem: str | None = None
+        self._mark_fd: int | None = None
+        self._mark_seq = self._mark_ack = 0
+        _create_private(self.path)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves so a batch is one commit.
             self._db = sqlite3.connect(str(self.path), isolation_level=None, timeout=0.5)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open database {self.path}: {exc}") from None
+        try:
             # One hub per database: a second hub would fan out only its own commits, and its
             # consoles could skip past alerts the other one stored. EXCLUSIVE (set before
             # WAL) holds the file lock for the life of the connection; the OS drops it if
             # the hub dies, so a restart after a crash is not blocked.
             self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
             self._db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL: a commit survives a crash or SIGKILL of the hub (it is in the WAL);
-            # FULL also survives power loss, at one fsync per batch.
+            # FULL (default): every batch commit is fsynced to the WAL before any desk is
+            # acked, so an acked alert survives a power loss too. NORMAL survives a crash
+            # or SIGKILL of the hub (the commit is in the OS page cache) but not a power
+            # loss. Either way the high-water mark below detects a lost commit.
             self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
             self._db.executescript(SCHEMA)
             # The epoch names this database: seqs only mean something within one epoch, so
@@ -142,15 +203,140 @@ class AlertStore:
                 "SELECT value FROM meta WHERE key='epoch'").fetchone()[0]
             self._db.execute("BEGIN IMMEDIATE")  # take the write lock now, not at 1st alert
             self._db.execute("COMMIT")
+            self._check_mark()
         except sqlite3.Error as exc:
+            self._db.close()
+            if self._mark_fd is not None:
+                os.close(self._mark_fd)
             hint = " (another hub is using it)" if "locked" in str(exc) else ""
             raise StoreError(f"cannot open database {self.path}: {exc}{hint}") from None
 
+    # -- high-water mark ---------------------------------------------------------------
+    #
+    # `<db>.mark` holds the epoch and the last committed seq and ack_seq, rewritten and
+    # fdatasync'd after every commit, before any desk is acked or any console is shown the
+    # seq. A damaged, truncated or deleted -wal (or a restored backup) brings the database
+    # back with fewer rows than the mark says were committed: then alerts that desks were
+    # acked for are gone, and reusing their seqs would make consoles that saw them skip the
+    # new alerts. So the store starts a new epoch (consoles re-sync from 0) and moves the
+    # AUTOINCREMENT counters above the mark (no seq is ever given out twice).
+
+    @property
+    def mark_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".mark")
+
+    def _read_mark(self) -> tuple[str, int, int] | None | str:
+        """(epoch, seq, ack_seq), None if there is no mark, or a string saying why the mark
+        cannot be read."""
+        try:
+            raw = self.mark_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return f"cannot read {self.mark_path}: {exc.strerror}"
+        parts = raw.split(b"\n", 1)[0].decode("ascii", "replace").split()
+        if len(parts) != 5 or parts[0] != "v1":
+            return f"{self.mark_path} is damaged"
+        body = " ".join(parts[:4]).encode()
+        try:
+            seq, ack, crc = int(parts[2]), int(parts[3]), int(parts[4], 16)
+        except ValueError:
+            return f"{self.mark_path} is damaged"
+        if zlib.crc32(body) != crc:
+            return f"{self.mark_path} is damaged (checksum)"
+        return parts[1], seq, ack
+
+    def _write_mark(self) -> None:
+        seq, ack = self.last_seq(), self.last_ack_seq()
+        if self._mark_fd is not None and (seq, ack) == (self._mark_seq, self._mark_ack):
+            return
+        body = f"v1 {self.epoch} {seq} {ack}"
+        line = f"{body} {zlib.crc32(body.encode()):08x}\n".encode().ljust(MARK_SIZE)
+        try:
+            if self._mark_fd is None:
+                self._mark_fd = os.open(self.mark_path, os.O_RDWR | os.O_CREAT, 0o600)
+            # One small write at offset 0 of a fixed-size file: it lands whole or not at
+            # all (one sector), so there is no window with an empty or half mark.
+            os.pwrite(self._mark_fd, line, 0)
+            os.fdatasync(self._mark_fd)
+            self._mark_seq, self._mark_ack = seq, ack
+        except OSError as exc:
+            # The rows are committed: failing the batch would only make desks resend.
+            # Detection of a later loss is weaker until the mark can be written again.
+            log.error("cannot update %s: %s", self.mark_path, exc.strerror)
+
+    def _check_mark(self) -> None:
+        problems: list[str] = []
+        row = self._db.execute("PRAGMA quick_check").fetchone()
+        if row is None or row[0] != "ok":
+            problems.append(f"integrity check failed ({row[0] if row else 'no answer'})")
+        mark = self._read_mark()
+        seq, ack = self.last_seq(), self.last_ack_seq()
+        floor_seq, floor_ack = seq, ack
+        if isinstance(mark, str):
+            problems.append(f"{mark}: cannot tell whether alerts were lost")
+        elif mark is None:
+            if seq or ack:
+                problems.append(f"no high-water mark {self.mark_path.name} beside a database "
+                                "that holds alerts: cannot tell whether alerts were lost")
+        else:
+            m_epoch, m_seq, m_ack = mark
+            floor_seq, floor_ack = max(seq, m_seq), max(ack, m_ack)
+            if m_epoch != self.epoch:
+                problems.append(f"the database's epoch {self.epoch} is not the one last "
+                                f"committed ({m_epoch}): database replaced or rebuilt")
+            if m_seq > seq:
+                problems.append(f"alerts {seq + 1}..{m_seq} ({m_seq - seq}) were committed "
+                                "(and acknowledged to their desks) but are no longer in the "
+                                "database: the -wal file was damaged or deleted")
+            if m_ack > ack:
+                problems.append(f"acknowledgements {ack + 1}..{m_ack} were committed but are "
+                                "no longer in the database")
+        if problems:
+            old = self.epoch
+            self.epoch = uuid.uuid4().hex
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("UPDATE meta SET value=? WHERE key='epoch'", (self.epoch,))
+            for table, floor in (("alerts", floor_seq), ("acks", floor_ack)):
+                if self._db.execute("UPDATE sqlite_sequence SET seq=MAX(seq, ?) WHERE name=?",
+                                    (floor, table)).rowcount == 0:
+                    self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)",
+                                     (table, floor))
+            self._db.execute("COMMIT")
+            self.problem = "; ".join(problems)
+            log.critical("HUB DATABASE %s CANNOT BE TRUSTED: %s. Starting a new epoch %s "
+                         "(was %s): consoles will re-sync from the start, and new alerts are "
+                         "numbered after %d so no seq is reused.", self.path, self.problem,
+                         self.epoch, old, floor_seq)
+        self._write_mark()
+
     def close(self) -> None:
         self._db.close()
+        if self._mark_fd is not None:
+            os.close(self._mark_fd)
+            self._mark_fd = None
+
+    def durability(self) -> str:
+        mode = self._db.execute("PRAGMA synchronous").fetchone()[0]
+        name = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(mode, str(mode))
+        return f"journal_mode=WAL synchronous={name}" + (
+            " (an acked alert survives a power loss)" if mode >= 2 else
+            " (an acked alert survives a hub crash, not a power loss)")
+
+    # -- writes ------------------------------------------------------------------------
+
+    def _rollback(self) -> None:
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error as exc:  # the connection is unusable: nothing else to do here
+            log.error("rollback failed in %s: %s", self.path, exc)
 
     def insert_many(self, desk_records: Iterable[tuple[str, AlertRecord]]) -> list[InsertResult]:
-        """Store alerts in one transaction; duplicates come back with their existing row."""
+        """Store alerts in one transaction; duplicates come back with their existing row.
+
+        All or nothing: on any failure the transaction is rolled back (no seq is used up or
+        visible to a reader) and StoreError is raised."""
         now = time.time()
         out: list[InsertResult] = []
         cur = self._db.cursor()
@@ -174,11 +360,40 @@ class AlertStore:
                     cur.lastrowid, desk, r.id, r.call_id, r.rule, r.start, r.end,  # type: ignore[arg-type]
                     r.emitted, r.text, r.evidence, r.phrase, r.severity, now), False))
             cur.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise StoreError(f"cannot store alerts in {self.path}: {exc}") from None
+        except Exception as exc:  # not only sqlite3.Error: e.g. UnicodeEncodeError
+            self._rollback()
+            raise StoreError(f"cannot store alerts in {self.path}: "
+                             f"{type(exc).__name__}: {exc}"[:300],
+                             transient=isinstance(exc, sqlite3.OperationalError)) from None
+        if any(not r.duplicate for r in out):
+            self._write_mark()
         return out
+
+    def prune(self, before: float, chunk: int = 2000) -> int:
+        """Delete up to `chunk` alerts received before `before` (unix s), with their acks.
+        Returns how many were deleted; call again until 0. Seqs are never reused."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            seqs = [r[0] for r in self._db.execute(
+                "SELECT seq FROM alerts WHERE received < ? ORDER BY seq LIMIT ?",
+                (before, chunk))]
+            if seqs:
+                hi = seqs[-1]
+                self._db.execute("DELETE FROM acks WHERE seq IN "
+                                 "(SELECT seq FROM alerts WHERE received < ? AND seq <= ?)",
+                                 (before, hi))
+                self._db.execute("DELETE FROM alerts WHERE received < ? AND seq <= ?",
+                                 (before, hi))
+            self._db.execute("COMMIT")
+        except Exception as exc:
+            self._rollback()
+            raise StoreError(f"cannot prune old alerts in {self.path}: {exc}") from None
+        return len(seqs)
+
+    def find(self, desk: str, alert_id: str) -> StoredAlert | None:
+        row = self._db.execute(f"SELECT {_COLS} FROM alerts WHERE desk=? AND alert_id=?",
+                               (desk, alert_id)).fetchone()
+        return None if row is None else StoredAlert(*row)
 
     def fetch_after(self, seq: int, limit: int = 500) -> list[StoredAlert]:
         rows = self._db.execute(f"SELECT {_COLS} FROM alerts WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -206,19 +421,21 @@ class AlertStore:
             row = self._db.execute("SELECT ack_seq, seq, by, at FROM acks WHERE seq=?",
                                    (seq,)).fetchone()
             self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+        except Exception as exc:
+            self._rollback()
             raise StoreError(f"cannot store acknowledgement in {self.path}: {exc}") from None
+        if new:
+            self._write_mark()
         return AckRecord(*row), new
 
     def last_seq(self) -> int:
-        row = self._db.execute("SELECT MAX(seq) FROM alerts").fetchone()
-        return int(row[0] or 0)
+        """The last seq given out (AUTOINCREMENT counter: still right after pruning)."""
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='alerts'").fetchone()
+        return int(row[0]) if row else 0
 
     def last_ack_seq(self) -> int:
-        row = self._db.execute("SELECT MAX(ack_seq) FROM acks").fetchone()
-        return int(row[0] or 0)
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='acks'").fetchone()
+        return int(row[0]) if row else 0
 
     def save_last_call(self, desk: str, call: LastCall) -> None:
         try:
@@ -226,7 +443,7 @@ class AlertStore:
                 "INSERT OR REPLACE INTO desk_calls (desk, call_id, score, ended, violations, "
                 "stored) VALUES (?,?,?,?,?,?)",
                 (desk, call.call_id, call.score, call.ended, call.violations, time.time()))
-        except sqlite3.Error as exc:
+        except Exception as exc:
             raise StoreError(f"cannot store the last call of {desk} in {self.path}: {exc}"
                              ) from None
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from monitor.audio.files import SAMPLE_RATE, ChannelRoles, load_call, resample
-from monitor.events import AudioFrame, CallEvent, EndOfStream, Role
+from monitor.audio.files import ChannelRoles, load_call, resample
+from monitor.events import SAMPLE_RATE, AudioFrame, CallEvent, EndOfStream, Role
 
 log = logging.getLogger("monitor.live")
 
