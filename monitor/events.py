@@ -1,7 +1,7 @@
 """Typed events that cross stage boundaries.
 
 audio source -> AudioFrame -> VadSegmenter -> Utterance -> Transcriber -> Transcript
--> RuleEngine -> Violation -> Alert -> sinks.  Every stream ends with EndOfStream.
+-> RuleEngine -> Violation -> Alert (monitor.hub.protocol: it crosses the wire) -> sinks.  Every stream ends with EndOfStream.
 Times are seconds from pick-up (t = 0 at the start of the call).
 """
 from __future__ import annotations
@@ -139,26 +139,6 @@ class Violation:
         d["start"] = round(self.start, 2)
         d["end"] = round(self.end, 2)
         return d
-
-
-@dataclass(frozen=True)
-class Alert:
-    """A violation as it leaves a desk for the supervisor hub."""
-
-    desk: str
-    call_id: str
-    rule: str
-    start: float
-    end: float
-    emitted: float  # seconds into the call when the desk sent it
-    text: str
-    evidence: str
-    phrase: str | None = None
-    severity: str = "major"
-    seq: int | None = None  # assigned by the hub
-
-    def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)

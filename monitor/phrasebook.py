@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from monitor.matcher import PhraseMatcher, Pattern
+from monitor.matcher import Pattern, PhraseMatcher
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "phrasebook"
 SEVERITIES = ("minor", "major", "critical")
@@ -74,8 +74,8 @@ class _Lines:
 
     def of(self, table: str, index: int | None = None, key: str | None = None) -> int:
         """Best line number for table[index].key (1-based; 0 when unknown)."""
-        header = re.compile(r"^\s*\[\[\s*%s\s*\]\]" % re.escape(table) if index is not None
-                            else r"^\s*\[\s*%s\s*\]" % re.escape(table))
+        name = re.escape(table)
+        header = re.compile(rf"^\s*\[\[\s*{name}\s*\]\]" if index is not None else rf"^\s*\[\s*{name}\s*\]")
         seen = -1
         start = None
         for i, line in enumerate(self.lines):
@@ -88,7 +88,7 @@ class _Lines:
             return 0
         if key is None:
             return start + 1
-        keyre = re.compile(r"^\s*%s\s*=" % re.escape(key))
+        keyre = re.compile(rf"^\s*{re.escape(key)}\s*=")
         for j in range(start + 1, len(self.lines)):
             if re.match(r"^\s*\[", self.lines[j]):
                 break

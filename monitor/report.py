@@ -111,5 +111,5 @@ def print_summary(reports: list[CallReport], failed: list[tuple[str, str]], out:
     for rule, count in sorted(by_rule.items(), key=lambda x: (-x[1], x[0])):
         calls = sum(1 for r in reports if any(v.rule == rule for v in r.violations))
         out.write(f"  {rule:<13} {count:3d} violation(s) in {calls} call(s)\n")
-    for name, err in failed:
+    for _, err in failed:
         out.write(f"  FAILED {err}\n")

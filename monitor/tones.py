@@ -23,6 +23,7 @@ how the audio was split.  Times are seconds from the first sample fed.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -263,7 +264,7 @@ class ToneDetector:
             for k in range(stop - chunk):
                 i = self._next_frame
                 self._next_frame += 1
-                for fam, flags in zip(self._families, on):
+                for fam, flags in zip(self._families, on, strict=True):
                     events.extend(self._step(fam, i, bool(flags[k])))
         keep_from = self._next_frame * self._hop
         self._buf = self._buf[keep_from - self._buf_start:]
@@ -315,7 +316,7 @@ class ToneDetector:
 
     def _fits(self, p: TonePattern, bursts: list[_Burst]) -> bool:
         return all(self._on_ok(p, b) for b in bursts) and all(
-            self._off_ok(p, b.start - a.end) for a, b in zip(bursts, bursts[1:]))
+            self._off_ok(p, b.start - a.end) for a, b in itertools.pairwise(bursts))
 
     def _step(self, fam: _Family, i: int, on: bool) -> list[ToneEvent]:
         if on:

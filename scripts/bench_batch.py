@@ -50,7 +50,7 @@ def run_score(corpus: Path, mapping: dict, out: Path, threads: int) -> tuple[flo
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"bench: monitor score failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
-    audio = sum(json.loads(l)["duration"] for l in out.read_text().splitlines() if l.strip())
+    audio = sum(json.loads(line)["duration"] for line in out.read_text().splitlines() if line.strip())
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
     return wall, audio, peak_mib
 

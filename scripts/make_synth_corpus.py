@@ -251,7 +251,7 @@ def deal(n: int, rng: np.random.Generator, parts: list) -> list:
     rema = sorted(range(len(parts)), key=lambda i: -(n * parts[i][1] - counts[i]))
     for i in rema[: n - sum(counts)]:
         counts[i] += 1
-    out = [v for (v, _), c in zip(parts, counts) for _ in range(c)]
+    out = [v for (v, _), c in zip(parts, counts, strict=True) for _ in range(c)]
     rng.shuffle(out)
     return out
 

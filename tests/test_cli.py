@@ -109,7 +109,7 @@ def test_a_broken_profile_names_file_line_and_problem(tmp_path, samples_dir):
     text = (REPO / "phrasebook" / "zte.toml").read_text(encoding="utf-8")
     bad = tmp_path / "mine.toml"
     bad.write_text(text.replace('phrase = "我没空"', 'phrase = 42'), encoding="utf-8")
-    line = next(i for i, l in enumerate(bad.read_text(encoding="utf-8").splitlines(), 1) if "phrase = 42" in l)
+    line = next(i for i, text in enumerate(bad.read_text(encoding="utf-8").splitlines(), 1) if "phrase = 42" in text)
     r = monitor("score", samples_dir / "demo-zte.flac", "--profile", bad)
     assert r.returncode == 2
     assert r.stderr.strip() == f"monitor: error: mine.toml:{line}: forbidden[4].phrase: must be a non-empty string"

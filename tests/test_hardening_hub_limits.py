@@ -32,7 +32,7 @@ from test_hub_support import (
 from websockets.exceptions import InvalidStatus
 
 from monitor.hub.desk_client import DeskClient
-from monitor.hub.protocol import AlertRecord
+from monitor.hub.protocol import Alert
 from monitor.hub.server import Hub
 from monitor.hub.store import AlertStore
 
@@ -144,8 +144,8 @@ def test_retain_days_prunes_old_alerts_and_keeps_seqs(tmp_path: Path) -> None:
     db = tmp_path / "hub.sqlite3"
     store = AlertStore(db)
     for i in range(30):
-        store.insert_many([("desk-1", AlertRecord(f"a:{i}", "c", "r", 0.0, 1.0, 1.0,
-                                                  "t", "e"))])
+        store.insert_many([("desk-1", Alert("", "c", "r", 0.0, 1.0, 1.0,
+                                                  "t", "e", id=f"a:{i}"))])
     store.ack(3, "sup")
     store._db.execute("UPDATE alerts SET received = received - 10 * 86400 WHERE seq <= 20")
     store.close()

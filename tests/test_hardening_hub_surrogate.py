@@ -24,7 +24,7 @@ from test_hub_support import (
     run,
 )
 
-from monitor.hub.protocol import AlertRecord, ProtocolError, parse_message
+from monitor.hub.protocol import Alert, ProtocolError, parse_message
 from monitor.hub.server import Hub, _Pending
 from monitor.hub.store import AlertStore, StoreError
 
@@ -45,8 +45,8 @@ def test_lone_surrogate_is_refused_at_the_protocol_edge() -> None:
 
 def test_a_failed_write_rolls_back_and_uses_no_seq(tmp_path: Path) -> None:
     store = AlertStore(tmp_path / "s.db")
-    rec = AlertRecord("x:1", "c", "r", 0.0, 1.0, 1.0, f"bad {BAD}", "e")
-    good = AlertRecord("x:2", "c", "r", 0.0, 1.0, 1.0, "good", "e")
+    rec = Alert("", "c", "r", 0.0, 1.0, 1.0, f"bad {BAD}", "e", id="x:1")
+    good = Alert("", "c", "r", 0.0, 1.0, 1.0, "good", "e", id="x:2")
     with pytest.raises(StoreError) as exc:
         store.insert_many([("desk-1", good), ("desk-1", rec)])
     assert not exc.value.transient  # the data, not the database: never retry it
@@ -88,8 +88,8 @@ def test_a_poisoned_batch_does_not_fail_the_other_alerts_in_it(tmp_path: Path) -
             console = await console_ws(hub.url)
             await recv_type(console, "caught_up")
             loop = asyncio.get_running_loop()
-            recs = [AlertRecord(f"p:{i}", "c", "r", 0.0, 1.0, 1.0,
-                                BAD if i == 2 else f"ok {i}", "e") for i in range(5)]
+            recs = [Alert("", "c", "r", 0.0, 1.0, 1.0,
+                                BAD if i == 2 else f"ok {i}", "e", id=f"p:{i}") for i in range(5)]
             pend = [_Pending("desk-1", r, loop.create_future()) for r in recs]
             hub._commit(pend)
             assert isinstance(pend[2].done.exception(), StoreError)

@@ -28,14 +28,14 @@ from test_hub_support import (
     wait_port,
 )
 
-from monitor.hub.protocol import AlertRecord
+from monitor.hub.protocol import Alert
 from monitor.hub.store import AlertStore
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def rec(i: int) -> AlertRecord:
-    return AlertRecord(f"a:{i}", "c", "r", 0.0, 1.0, 1.0, f"alert {i}", "e")
+def rec(i: int) -> Alert:
+    return Alert("", "c", "r", 0.0, 1.0, 1.0, f"alert {i}", "e", id=f"a:{i}")
 
 
 def crash_image(tmp_path: Path, n: int) -> tuple[Path, str]:

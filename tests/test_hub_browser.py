@@ -12,8 +12,9 @@ import re
 import shutil
 import threading
 import urllib.request
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, Coroutine
+from typing import Any
 
 import pytest
 from test_hub_support import CONSOLE_TOKEN, body, desk_ws, options, push

@@ -21,9 +21,9 @@ from test_hub_support import (
     wait_port,
 )
 
-from monitor.events import Alert
 from monitor.hub.console_client import ConsoleClient
 from monitor.hub.desk_client import DeskClient
+from monitor.hub.protocol import Alert
 from monitor.hub.server import Hub
 
 pytestmark = pytest.mark.timeout(60)

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from test_hub_support import body
 
-from monitor.events import Alert
 from monitor.hub.auth import Authenticator, bearer_token, origin_allowed
 from monitor.hub.protocol import (
+    Alert,
     AlertMsg,
     Hello,
     ProtocolError,
     alert_body,
+    dumps,
     parse_message,
 )
 
@@ -118,3 +120,15 @@ def test_origin_rule() -> None:
     assert origin_allowed("https://hub.local", "hub.local", True, ())  # default port
     assert origin_allowed("http://wall.local", "127.0.0.1:8765", False, ("http://wall.local",))
     assert not origin_allowed("null", "127.0.0.1:8765", False, ())
+
+
+def test_one_alert_type_from_the_desk_through_the_wire_to_the_console() -> None:
+    raised = Alert("desk-9", "c1", "forbidden", 1.0, 2.0, 2.5, "我不知道", "forbidden phrase", phrase="不知道")
+    msg = parse_message(dumps({"type": "alert", "id": "desk-9:1", "alert": raised.body()}))
+    assert isinstance(msg, AlertMsg)
+    # what the hub parses is the desk's alert, less what the hub adds
+    assert replace(msg.record, desk="desk-9") == replace(raised, id="desk-9:1")
+    stored = replace(msg.record, desk="desk-9", seq=5, received=1.7e9)
+    frame = stored.to_message()
+    assert frame["type"] == "alert" and frame["seq"] == 5 and frame["phrase"] == "不知道"
+    assert Alert(**{k: v for k, v in frame.items() if k != "type"}) == stored

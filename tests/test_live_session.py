@@ -63,7 +63,7 @@ def test_greeting_alert_is_raised_at_the_deadline_when_the_agent_is_silent():
     session = CallSession("c", ZTE)
     fired_at = None
     block = int(0.05 * SR)
-    for i in range(0, 7 * SR, block):
+    for _ in range(0, 7 * SR, block):
         for role in ("agent", "caller"):
             _, found = session.feed(role, quiet(0.05))
             if found and fired_at is None:

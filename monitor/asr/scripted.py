@@ -5,8 +5,8 @@ overlaps (in order); an utterance overlapping no line is non-speech.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from monitor.events import Role, Transcript, Utterance
 

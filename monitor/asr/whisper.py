@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -69,7 +69,7 @@ class WhisperTranscriber:
         self._steer()
         self._lock = threading.Lock()  # one decode at a time per model instance
 
-    def with_hotwords(self, hotwords: tuple[str, ...]) -> "WhisperTranscriber":
+    def with_hotwords(self, hotwords: tuple[str, ...]) -> WhisperTranscriber:
         """The same loaded model steered by other hot words (another profile's company)."""
         if tuple(hotwords) == self.opt.hotwords:
             return self
@@ -127,7 +127,7 @@ class WhisperTranscriber:
                     max_length=len(self._prompt) + max_new, return_scores=True,
                     return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1],
                     repetition_penalty=1.0, length_penalty=1.0)
-            for i, out in zip(batch, outs):
+            for i, out in zip(batch, outs, strict=True):
                 results[i] = self._to_transcript(utterances[i], out)
         return [r for r in results if r is not None]
 

@@ -10,8 +10,9 @@ The real reason is in `AuthResult.detail`, for the hub's log only.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import Literal
 from urllib.parse import urlsplit
 
 Role = Literal["desk", "console"]

@@ -13,7 +13,7 @@ import asyncio
 import json
 import random
 import ssl
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI

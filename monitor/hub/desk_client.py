@@ -47,7 +47,7 @@ from websockets.exceptions import (
 )
 from websockets.uri import parse_uri
 
-from monitor.events import Alert
+from monitor.hub.protocol import Alert
 
 from .protocol import (
     CLOSE_BAD_HELLO,

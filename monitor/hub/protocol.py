@@ -53,10 +53,8 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
-
-from monitor.events import Alert
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Literal
 
 # Close codes (4000-4999 are free for applications).
 CLOSE_BAD_HELLO = 4400
@@ -112,24 +110,53 @@ class Hello:
 
 
 @dataclass(frozen=True)
-class AlertRecord:
-    """A validated alert as a desk submits it (no seq yet)."""
+class Alert:
+    """One alert, the one type for it from the desk that raises it to every console.
 
-    id: str
+    The desk fills in what it heard; `id` is its desk-unique id once spooled, `seq` and
+    `received` come from the hub when it is stored, `acked_*` when a supervisor acks it.
+    """
+
+    desk: str
     call_id: str
     rule: str
     start: float
     end: float
-    emitted: float
+    emitted: float  # seconds into the call when the desk sent it
     text: str
     evidence: str
     phrase: str | None = None
     severity: str = "major"
+    id: str | None = None
+    seq: int | None = None
+    received: float | None = None  # hub wall clock
+    acked_at: float | None = None
+    acked_by: str | None = None
+
+    # What a desk sends (the `alert` object of its frame); the rest is added on the way.
+    BODY: ClassVar[tuple[str, ...]] = ("call_id", "rule", "start", "end", "emitted", "text", "evidence",
+                                       "phrase", "severity")
+
+    def to_wire(self) -> dict:
+        """Every field that is set (None left out)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    def body(self) -> dict:
+        return {k: getattr(self, k) for k in self.BODY if getattr(self, k) is not None}
+
+    def to_message(self) -> dict:
+        """The `alert` frame consoles get (and /api/alerts returns)."""
+        return {"type": "alert", **self.to_wire()}
+
+    @classmethod
+    def from_wire(cls, alert_id: str, body: Any, desk: str = "") -> Alert:
+        """A desk's `alert` object, validated as untrusted input (ProtocolError if not valid)."""
+        return parse_alert_body(alert_id, body, desk)
 
 
 @dataclass(frozen=True)
 class AlertMsg:
-    record: AlertRecord
+    record: Alert
 
 
 @dataclass(frozen=True)
@@ -309,7 +336,7 @@ def _seq(obj: Mapping, key: str, default: int | None = None) -> int | None:
     return v
 
 
-def parse_alert_body(alert_id: str, body: Any) -> AlertRecord:
+def parse_alert_body(alert_id: str, body: Any, desk: str = "") -> Alert:
     """Validate the `alert` object of an alert message (also used by the desk client)."""
     if not isinstance(body, dict):
         raise ProtocolError("bad_schema", "field 'alert' must be an object", ref=alert_id)
@@ -317,7 +344,8 @@ def parse_alert_body(alert_id: str, body: Any) -> AlertRecord:
         start, end = _seconds(body, "start"), _seconds(body, "end")
         if end < start:
             raise ProtocolError("bad_value", "alert 'end' is before 'start'")
-        return AlertRecord(
+        return Alert(
+            desk=desk,
             id=alert_id,
             call_id=_str(body, "call_id", MAX_CALL_ID),  # type: ignore[arg-type]
             rule=_str(body, "rule", MAX_RULE, pattern=NAME_RE),  # type: ignore[arg-type]
@@ -377,10 +405,10 @@ def parse_message(raw: str | bytes) -> ClientMessage:
 
 
 def alert_body(alert: Alert | Mapping[str, Any]) -> dict:
-    """The `alert` object a desk sends, from an events.Alert or a plain dict."""
-    d = alert.to_dict() if isinstance(alert, Alert) else dict(alert)
-    keys = ("call_id", "rule", "start", "end", "emitted", "text", "evidence", "phrase", "severity")
-    return {k: d[k] for k in keys if d.get(k) is not None}
+    """The `alert` object a desk sends, from an Alert or a plain dict."""
+    if isinstance(alert, Alert):
+        return alert.body()
+    return {k: alert[k] for k in Alert.BODY if alert.get(k) is not None}
 
 
 def dumps(obj: dict) -> str:

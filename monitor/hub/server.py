@@ -43,8 +43,8 @@ from .protocol import (
     CLOSE_TRY_AGAIN,
     CLOSE_UNAUTHORIZED,
     AckAlert,
+    Alert,
     AlertMsg,
-    AlertRecord,
     DeskStatus,
     Heartbeat,
     Hello,
@@ -123,7 +123,7 @@ class _Failures:
 @dataclass
 class _Pending:
     desk: str
-    record: AlertRecord
+    record: Alert
     done: asyncio.Future[InsertResult]
 
 
@@ -691,7 +691,7 @@ class Hub:
                 continue
             size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "replace"))
             over = self._over_quota(d, size)
-            if over is not None and (old := self.store.find(desk, msg.record.id)):
+            if over is not None and (old := self.store.find(desk, msg.record.id or "")):
                 # A resend of an alert already stored: ack it, a reject would be a lie.
                 await ws.send(dumps({"type": "ack", "id": msg.record.id, "seq": old.seq,
                                      "duplicate": True}))
@@ -781,7 +781,7 @@ class Hub:
                 break
             for r in rows:
                 await ws.send(dumps(r.to_message()))
-                last = r.seq
+                last = r.seq or last  # stored alerts always have one
             for a in acks:
                 await ws.send(dumps(a.to_message()))
                 ack_last = a.ack_seq

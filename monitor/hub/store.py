@@ -20,11 +20,11 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from .protocol import AlertRecord, LastCall
+from .protocol import Alert, LastCall
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -115,36 +115,13 @@ class StoreError(RuntimeError):
         self.transient = transient
 
 
-@dataclass(frozen=True)
-class StoredAlert:
-    seq: int
-    desk: str
-    id: str
-    call_id: str
-    rule: str
-    start: float
-    end: float
-    emitted: float
-    text: str
-    evidence: str
-    phrase: str | None
-    severity: str
-    received: float
-    acked_at: float | None = None
-    acked_by: str | None = None
-
-    def to_message(self) -> dict:
-        """The `alert` frame consoles get (and /api/alerts returns)."""
-        d = {"type": "alert", "seq": self.seq, "id": self.id, "desk": self.desk,
-             "call_id": self.call_id, "rule": self.rule, "start": self.start, "end": self.end,
-             "emitted": self.emitted, "text": self.text, "evidence": self.evidence,
-             "severity": self.severity, "received": self.received}
-        if self.phrase is not None:
-            d["phrase"] = self.phrase
-        if self.acked_at is not None:
-            d["acked_at"] = self.acked_at
-            d["acked_by"] = self.acked_by
-        return d
+def _stored(row: tuple) -> Alert:
+    """An alert as the store holds it (a row of _COLS)."""
+    (seq, desk, alert_id, call_id, rule, start, end, emitted, text, evidence, phrase, severity,
+     received, acked_at, acked_by) = row
+    return Alert(desk=desk, call_id=call_id, rule=rule, start=start, end=end, emitted=emitted, text=text,
+                 evidence=evidence, phrase=phrase, severity=severity, id=alert_id, seq=seq,
+                 received=received, acked_at=acked_at, acked_by=acked_by)
 
 
 @dataclass(frozen=True)
@@ -161,7 +138,7 @@ class AckRecord:
 
 @dataclass(frozen=True)
 class InsertResult:
-    alert: StoredAlert
+    alert: Alert
     duplicate: bool
 
 
@@ -332,7 +309,7 @@ class AlertStore:
         except sqlite3.Error as exc:  # the connection is unusable: nothing else to do here
             log.error("rollback failed in %s: %s", self.path, exc)
 
-    def insert_many(self, desk_records: Iterable[tuple[str, AlertRecord]]) -> list[InsertResult]:
+    def insert_many(self, desk_records: Iterable[tuple[str, Alert]]) -> list[InsertResult]:
         """Store alerts in one transaction; duplicates come back with their existing row.
 
         All or nothing: on any failure the transaction is rolled back (no seq is used up or
@@ -348,7 +325,7 @@ class AlertStore:
                 row = cur.execute(f"SELECT {_COLS} FROM alerts WHERE desk=? AND alert_id=?",
                                   (desk, r.id)).fetchone()
                 if row is not None:
-                    out.append(InsertResult(StoredAlert(*row), True))
+                    out.append(InsertResult(_stored(row), True))
                     continue
                 cur.execute(
                     'INSERT INTO alerts (desk, alert_id, call_id, rule, start, "end", '
@@ -356,9 +333,7 @@ class AlertStore:
                     'VALUES (?,?,?,?,?,?,?,?,?,?,?,?)',
                     (desk, r.id, r.call_id, r.rule, r.start, r.end, r.emitted, r.text,
                      r.evidence, r.phrase, r.severity, now))
-                out.append(InsertResult(StoredAlert(
-                    cur.lastrowid, desk, r.id, r.call_id, r.rule, r.start, r.end,  # type: ignore[arg-type]
-                    r.emitted, r.text, r.evidence, r.phrase, r.severity, now), False))
+                out.append(InsertResult(replace(r, desk=desk, seq=cur.lastrowid, received=now), False))
             cur.execute("COMMIT")
         except Exception as exc:  # not only sqlite3.Error: e.g. UnicodeEncodeError
             self._rollback()
@@ -390,15 +365,15 @@ class AlertStore:
             raise StoreError(f"cannot prune old alerts in {self.path}: {exc}") from None
         return len(seqs)
 
-    def find(self, desk: str, alert_id: str) -> StoredAlert | None:
+    def find(self, desk: str, alert_id: str) -> Alert | None:
         row = self._db.execute(f"SELECT {_COLS} FROM alerts WHERE desk=? AND alert_id=?",
                                (desk, alert_id)).fetchone()
-        return None if row is None else StoredAlert(*row)
+        return None if row is None else _stored(row)
 
-    def fetch_after(self, seq: int, limit: int = 500) -> list[StoredAlert]:
+    def fetch_after(self, seq: int, limit: int = 500) -> list[Alert]:
         rows = self._db.execute(f"SELECT {_COLS} FROM alerts WHERE seq > ? ORDER BY seq LIMIT ?",
                                 (seq, limit)).fetchall()
-        return [StoredAlert(*row) for row in rows]
+        return [_stored(row) for row in rows]
 
     def acks_after(self, ack_seq: int, limit: int = 500) -> list[AckRecord]:
         rows = self._db.execute("SELECT ack_seq, seq, by, at FROM acks WHERE ack_seq > ? "

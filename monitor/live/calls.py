@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from monitor.events import SAMPLE_RATE
 from monitor.events import (
+    SAMPLE_RATE,
     AudioFrame,
     CallEnded,
     CallStarted,

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 from monitor.asr import Transcriber
 from monitor.events import (
-    Alert,
     AudioFrame,
     CallEvent,
     CallStarted,
@@ -29,6 +28,7 @@ from monitor.events import (
     Transcript,
     Violation,
 )
+from monitor.hub.protocol import Alert
 from monitor.live.session import CallSession, LiveOptions, Work
 from monitor.live.sinks import AlertSink, CallSummary
 from monitor.phrasebook import Profile

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
-from monitor.events import Alert, CallStarted, Violation
+from monitor.events import CallStarted, Violation
+from monitor.hub.protocol import Alert
 
 
 @dataclass
@@ -85,7 +86,7 @@ class JsonlSink:
         pass
 
     async def emit(self, alert: Alert) -> None:
-        self._f.write(json.dumps(alert.to_dict(), ensure_ascii=False) + "\n")
+        self._f.write(json.dumps(alert.to_wire(), ensure_ascii=False) + "\n")
         self._f.flush()
 
     async def call_ended(self, summary: CallSummary) -> None:

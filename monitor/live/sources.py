@@ -164,7 +164,7 @@ class DeviceSource:
                     block = indata.copy()
                     loop.call_soon_threadsafe(self._enqueue, channels, rate, block)
 
-                def finished():
+                def finished(lost: asyncio.Event = lost) -> None:
                     loop.call_soon_threadsafe(lost.set)
 
                 if failed:

@@ -91,7 +91,7 @@ class RuleEngine:
         """
         return self._collect([v for r in self.rules if r.order_free for v in r.on_transcript(tr)])
 
-    def feed(self, item: "TimelineItem") -> list[Violation]:
+    def feed(self, item: TimelineItem) -> list[Violation]:
         """One item of the call's timeline, after ticking the clock to its time."""
         found = self.tick(timeline_time(item))
         if isinstance(item, CallEvent):
