@@ -126,6 +126,10 @@ def throw_frames(port: int, src: str, hello: dict | None, batch: list) -> None:
         pass  # refused (e.g. this address is blocked after bad hellos), closed, or quiet
 
 
+# The strategies hold deliberately huge values (their repr is long), and the websockets
+# client draws its masks from `random` while a frame is sent: both only warn.
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 def test_random_frames_do_not_break_storage_or_resume(tmp_path: Path) -> None:
     hub = Hub(options(tmp_path, max_errors=10))
     ht = HubThread(hub)
