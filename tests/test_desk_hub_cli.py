@@ -11,11 +11,16 @@ def test_a_desk_delivers_its_alerts_to_a_wss_hub_with_a_self_signed_certificate(
     cert, key = make_cert(tmp_path)
     with hub_process(tmp_path, tls=(cert, key)) as (wss_url, https, token):
         assert wss_url.startswith("wss://")
+        token_file = tmp_path / "desk.token"
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o600)  # not on the command line: /proc/PID/cmdline is world-readable
         r = subprocess.run(MONITOR + ["replay", str(samples_dir / "jingyi-rude.flac"), "--profile", "jingyi",
-                                      "--hub", wss_url, "--token", token, "--desk", "d-tls", "--cafile", str(cert),
+                                      "--hub", wss_url, "--token-file", str(token_file), "--desk", "d-tls",
+                                      "--cafile", str(cert),
                                       "--spool", str(tmp_path / "desk.spool")],
                            capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr
+        assert "warning" not in r.stderr, r.stderr
         alerts = hub_alerts(https, token, cafile=cert)
         # Without --cafile the certificate is not trusted: said, not delivered, exit 1.
         r2 = subprocess.run(MONITOR + ["replay", str(samples_dir / "jingyi-rude.flac"), "--profile", "jingyi",
@@ -26,6 +31,7 @@ def test_a_desk_delivers_its_alerts_to_a_wss_hub_with_a_self_signed_certificate(
     assert sorted(a["rule"] for a in alerts) == ["forbidden", "greeting"]
     assert {a["desk"] for a in alerts} == {"d-tls"}
     assert r2.returncode == 1 and "certificate" in r2.stderr and "2 alert(s) not delivered" in r2.stderr
+    assert "--token on the command line is visible to other users" in r2.stderr
     assert len(after) == len(alerts)
 
 

@@ -150,20 +150,20 @@ def _positive_float(text: str) -> float:
     return v
 
 
-class _TokenError(ValueError):
+class TokenError(ValueError):
     pass
 
 
-def _read_token_file(path: Path, warnings: list[str]) -> str:
+def read_token_file(path: Path, warnings: list[str]) -> str:
     try:
         text = path.read_text(encoding="utf-8")
         mode = path.stat().st_mode
     except (OSError, UnicodeDecodeError) as exc:
-        raise _TokenError(f"cannot read token file {path}: "
+        raise TokenError(f"cannot read token file {path}: "
                           f"{getattr(exc, 'strerror', None) or exc}") from None
     token = (text.splitlines() or [""])[0].strip()
     if not token:
-        raise _TokenError(f"token file {path} is empty")
+        raise TokenError(f"token file {path} is empty")
     if mode & 0o077:
         warnings.append(f"token file {path} is readable by other users (chmod 600 it)")
     return token
@@ -180,7 +180,7 @@ def resolve_tokens(args: argparse.Namespace, warnings: list[str]) -> None:
             warnings.append(f"{flag} on the command line is visible to other users in the "
                             f"process list; use {flag}-file or ${env}")
         elif getattr(args, file_attr, None):
-            setattr(args, attr, _read_token_file(getattr(args, file_attr), warnings))
+            setattr(args, attr, read_token_file(getattr(args, file_attr), warnings))
         else:
             setattr(args, attr, os.environ.get(env) or None)
     if args.desk_token:
@@ -190,7 +190,7 @@ def resolve_tokens(args: argparse.Namespace, warnings: list[str]) -> None:
         try:
             lines = args.desk_token_file.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
-            raise _TokenError(f"cannot read {args.desk_token_file}: "
+            raise TokenError(f"cannot read {args.desk_token_file}: "
                               f"{getattr(exc, 'strerror', None) or exc}") from None
         for n, line in enumerate(lines, 1):
             line = line.strip()
@@ -199,7 +199,7 @@ def resolve_tokens(args: argparse.Namespace, warnings: list[str]) -> None:
             try:
                 args.desk_token.append(_desk_token(line))
             except argparse.ArgumentTypeError:
-                raise _TokenError(f"{args.desk_token_file} line {n}: expected DESK=TOKEN"
+                raise TokenError(f"{args.desk_token_file} line {n}: expected DESK=TOKEN"
                                   ) from None
     tokens = [args.token, args.console_token, *(t for _, t in args.desk_token)]
     if any(t and len(t) < MIN_TOKEN for t in tokens):
@@ -237,7 +237,7 @@ def cmd_hub(args: argparse.Namespace) -> int:
     warnings: list[str] = []
     try:
         resolve_tokens(args, warnings)
-    except _TokenError as exc:
+    except TokenError as exc:
         return _fail("hub", str(exc))
     if not args.token and not args.desk_token:
         return _fail("hub", "no token: give --token (or set MONITOR_HUB_TOKEN)")
@@ -273,8 +273,8 @@ def cmd_console(args: argparse.Namespace) -> int:
 
     if args.token_file and not args.token:
         try:
-            args.token = _read_token_file(args.token_file, [])
-        except _TokenError as exc:
+            args.token = read_token_file(args.token_file, [])
+        except TokenError as exc:
             return _fail("console", str(exc))
     args.token = args.token or os.environ.get("MONITOR_CONSOLE_TOKEN") \
         or os.environ.get("MONITOR_HUB_TOKEN")

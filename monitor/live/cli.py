@@ -36,8 +36,10 @@ Tell a running `monitor live` desk that a call starts or ends (for softphone hoo
 def _add_alert_targets(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("alerts")
     g.add_argument("--hub", metavar="URL", help="supervisor hub websocket URL, e.g. ws://127.0.0.1:8765/ws")
-    g.add_argument("--token", default=os.environ.get("MONITOR_HUB_TOKEN"),
-                   help="desk token for the hub (default: $MONITOR_HUB_TOKEN)")
+    g.add_argument("--token", help="desk token for the hub; on the command line it is visible to "
+                   "other users in the process list: prefer --token-file or $MONITOR_HUB_TOKEN")
+    g.add_argument("--token-file", type=Path, metavar="FILE", help="read the desk token from the "
+                   "first line of FILE (mode 600)")
     g.add_argument("--cafile", type=Path, metavar="PEM", help="with a wss:// hub: trust this CA or self-signed "
                    "certificate too (the system's CA store is always used)")
     g.add_argument("--desk", help="this desk's name (default: the host name)")
@@ -110,8 +112,9 @@ def _sinks(args, profile_name: str = ""):
     if args.alerts:
         sinks.append(JsonlSink(args.alerts))
     if args.hub:
-        if not args.token:
-            raise UsageError("--hub needs --token (or $MONITOR_HUB_TOKEN)")
+        token = _desk_token(args)
+        if not token:
+            raise UsageError("--hub needs a desk token: --token-file FILE or $MONITOR_HUB_TOKEN")
         if not args.hub.startswith(("ws://", "wss://")):
             raise UsageError(f"--hub must be a ws:// or wss:// URL, not {args.hub!r}")
         if args.cafile and not args.hub.startswith("wss://"):
@@ -120,11 +123,35 @@ def _sinks(args, profile_name: str = ""):
 
         spool = args.spool or default_cache_dir().parent / f"{_desk_name(args)}.spool"
         try:
-            sinks.append(HubSink(args.hub, args.token, _desk_name(args), spool, profile=profile_name,
+            sinks.append(HubSink(args.hub, token, _desk_name(args), spool, profile=profile_name,
                                  cafile=args.cafile, on_problem=_say("hub"), on_recovered=_say("hub")))
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     return sinks
+
+
+def _desk_token(args) -> str | None:
+    """--token, else --token-file, else $MONITOR_HUB_TOKEN; warns when it is exposed or weak."""
+    from monitor.cli import UsageError
+    from monitor.hub.cli import MIN_TOKEN, TokenError, read_token_file
+
+    warnings: list[str] = []
+    if args.token:
+        warnings.append("--token on the command line is visible to other users in the process list; "
+                        "use --token-file or $MONITOR_HUB_TOKEN")
+        token = args.token
+    elif args.token_file:
+        try:
+            token = read_token_file(args.token_file, warnings)
+        except TokenError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        token = os.environ.get("MONITOR_HUB_TOKEN")
+    if token and len(token) < MIN_TOKEN:
+        warnings.append(f"the desk token is shorter than {MIN_TOKEN} characters: easy to guess")
+    for w in warnings:
+        print(f"monitor: warning: {w}", file=sys.stderr, flush=True)
+    return token
 
 
 def _say(what: str):
