@@ -3,42 +3,16 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
 from monitor.pipeline import CallReport
+from monitor.private import open_private
 
 CSV_FIELDS = ("call", "duration", "profile", "score", "rule", "start", "end", "channel", "phrase", "text",
               "evidence", "severity")
-
-
-def make_private_dirs(path: Path) -> None:
-    """mkdir -p, creating each missing folder 0700 (existing ones are left alone)."""
-    missing = []
-    while not path.exists() and path.parent != path:
-        missing.append(path)
-        path = path.parent
-    for d in reversed(missing):
-        try:
-            d.mkdir(mode=0o700)
-        except FileExistsError:
-            continue
-        os.chmod(d, 0o700)
-
-
-def open_private(path: Path, **kw):
-    """open(path, "w") for a report: a new file is created 0600 (reports hold what callers
-    said), whatever the umask; an existing file keeps the mode its owner gave it."""
-    make_private_dirs(path.parent)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        return os.fdopen(fd, "w", **kw)
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 class JsonlWriter:

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from monitor.private import make_private_dirs
+
 log = logging.getLogger("monitor.hub.spool")
 
 SCHEMA = """
@@ -53,23 +55,6 @@ class SpoolError(ValueError):
 
 class SpoolDamaged(Exception):
     """The spool file exists but cannot be read as a spool."""
-
-
-def make_private_dirs(path: Path) -> None:
-    """mkdir -p, creating each missing folder 0700 (existing ones are left alone)."""
-    missing = []
-    p = path
-    while not p.exists():
-        missing.append(p)
-        if p.parent == p:
-            break
-        p = p.parent
-    for d in reversed(missing):
-        try:
-            d.mkdir(mode=0o700)
-        except FileExistsError:
-            pass
-        os.chmod(d, 0o700)  # the umask may have taken bits off; never adds any beyond 0700
 
 
 def frame_ok(alert_id: object, frame: object) -> bool:

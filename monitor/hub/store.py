@@ -24,6 +24,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from monitor.private import make_private_dirs
+
 from .protocol import Alert, LastCall
 
 SCHEMA = """
@@ -69,15 +71,10 @@ MARK_SIZE = 128
 def _create_private(path: Path) -> None:
     """Make the database file (and missing parent folders) readable by this user only:
     it holds every alert's text. An existing file open to others is tightened."""
-    missing = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
-    for folder in reversed(missing):  # mkdir(parents=True) would not apply the mode to all
-        try:
-            folder.mkdir(mode=0o700)
-            folder.chmod(0o700)  # whatever the umask
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise StoreError(f"cannot create folder {folder}: {exc.strerror}") from None
+    try:
+        make_private_dirs(path.parent)
+    except OSError as exc:
+        raise StoreError(f"cannot create folder {exc.filename or path.parent}: {exc.strerror}") from None
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
