@@ -108,6 +108,26 @@ def test_call_start_and_end_show_in_api_desks(tmp_path: Path) -> None:
     run(scenario())
 
 
+def test_a_desk_whose_softphone_is_away_shows_it_and_keeps_it_across_calls(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with Hub(options(tmp_path)) as hub:
+            d = client(hub, tmp_path)
+            await d.start()
+            d.softphone("baresip away")  # no call is followed meanwhile: the board must say so
+            got = await desks_until(hub, lambda s: s.get("desk-1", {}).get("softphone") == "baresip away")
+            assert not got["desk-1"]["on_call"]
+            d.softphone("baresip connected")
+            await d.call_started("c-1", T0, "zte")
+            got = await desks_until(hub, lambda s: bool(s.get("desk-1", {}).get("on_call")))
+            assert got["desk-1"]["softphone"] == "baresip connected"
+            await d.call_ended("c-1", T0 + 30, 85.0, 1)
+            got = await desks_until(hub, lambda s: not s["desk-1"]["on_call"])
+            assert got["desk-1"]["softphone"] == "baresip connected"
+            await d.close()
+
+    run(scenario())
+
+
 def test_last_call_survives_a_hub_restart(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with Hub(options(tmp_path)) as hub:

@@ -55,6 +55,7 @@ def test_the_hub_shows_the_desk_on_the_call_and_then_its_last_score(softphone_ru
         seen = [d for snapshot in call.desks_during for d in snapshot["desks"] if d["desk"] == "desk-7"]
         assert seen and all(d["on_call"] and d["call_id"] == call.call_id for d in seen), call.desks_during
         assert all(d.get("peer", "").startswith("sip:caller@") for d in seen)
+        assert all(d.get("softphone") == "baresip connected" for d in seen)
     (desk,) = [d for d in run.desks_after if d["desk"] == "desk-7"]
     assert not desk["on_call"]
     assert desk["last_call"]["call_id"] == run.calls[1].call_id

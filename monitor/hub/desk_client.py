@@ -35,6 +35,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Self
 
@@ -215,7 +216,7 @@ class DeskClient:
         (as send() does for alerts)."""
         self._set_status(DeskStatus("on_call", call_id, _float(started_at),
                                     _clip(profile, MAX_PROFILE), _clip(peer, MAX_PEER),
-                                    self._status.last_call))
+                                    self._status.last_call, self._status.softphone))
 
     async def call_ended(self, call_id: str, ended_at: float, score: float,
                          violations: int | Collection[object]) -> None:
@@ -223,7 +224,12 @@ class DeskClient:
         count or the violations themselves. Returns at once, like call_started."""
         count = violations if isinstance(violations, int) else len(violations)
         self._set_status(DeskStatus(last_call=LastCall(call_id, _float(score),
-                                                       _float(ended_at), count)))
+                                                       _float(ended_at), count),
+                                    softphone=self._status.softphone))
+
+    def softphone(self, state: str | None) -> None:
+        """How the desk's softphone link is, e.g. "baresip connected" / "baresip away" (None: no softphone)."""
+        self._set_status(replace(self._status, softphone=_clip(state, MAX_PROFILE)))
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until the hub has acked every spooled alert; False on timeout."""

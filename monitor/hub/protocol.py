@@ -202,6 +202,9 @@ class DeskStatus:
     profile: str | None = None
     peer: str | None = None  # the other party (number or name), when the desk knows it
     last_call: LastCall | None = None
+    # The desk's softphone link when it follows one (e.g. "baresip connected", "baresip away":
+    # while away no call is followed, which a supervisor must see).
+    softphone: str | None = None
 
     @property
     def on_call(self) -> bool:
@@ -209,7 +212,7 @@ class DeskStatus:
 
     def to_wire(self) -> dict:
         d: dict[str, Any] = {"state": self.state}
-        for k in ("call_id", "call_started", "profile", "peer"):
+        for k in ("call_id", "call_started", "profile", "peer", "softphone"):
             if getattr(self, k) is not None:
                 d[k] = getattr(self, k)
         if self.last_call is not None:
@@ -225,15 +228,16 @@ class DeskStatus:
             raise ProtocolError("bad_value", "status 'state' must be 'idle' or 'on_call'")
         last = obj.get("last_call")
         last_call = None if last is None else LastCall.from_wire(last)
+        softphone = _label(obj, "softphone", MAX_PROFILE)
         if state == "idle":
             # Leftover call fields on an idle desk would show a call that is over.
-            return cls(last_call=last_call)
+            return cls(last_call=last_call, softphone=softphone)
         return cls(state="on_call",
                    call_id=_str(obj, "call_id", MAX_CALL_ID),  # same rule as in alerts
                    call_started=_number(obj, "call_started", 0.0, MAX_UNIX),
                    profile=_label(obj, "profile", MAX_PROFILE),
                    peer=_label(obj, "peer", MAX_PEER),
-                   last_call=last_call)
+                   last_call=last_call, softphone=softphone)
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,8 @@ class _Desk:
         return {"desk": self.name, "connected": self.sessions > 0, "stale": self.stale(now),
                 "last_seen": self.last_seen, "heartbeat": self.heartbeat,
                 "on_call": s.on_call, "call_id": s.call_id, "call_started": s.call_started,
-                "profile": s.profile, "peer": s.peer, "last_alert": self.last_alert,
+                "profile": s.profile, "peer": s.peer, "softphone": s.softphone,
+                "last_alert": self.last_alert,
                 "last_call": self.last_call.to_wire() if self.last_call else None}
 
 

@@ -154,6 +154,24 @@ def _desk_token(args) -> str | None:
     return token
 
 
+def _tell_hub_softphone(sinks, state: str) -> None:
+    from monitor.live.sinks import HubSink
+
+    for s in sinks:
+        if isinstance(s, HubSink):
+            s.softphone(state)
+
+
+def _softphone_said(sinks, state: str):
+    """Say a softphone problem (or its end) on stderr and show the link's state at the hub."""
+    say = _say("softphone")
+
+    def said(line: str) -> None:
+        say(line)
+        _tell_hub_softphone(sinks, state)
+    return said
+
+
 def _say(what: str):
     def say(line: str) -> None:
         print(f"monitor: {what}: {line}", file=sys.stderr, flush=True)
@@ -296,12 +314,14 @@ def cmd_live(args) -> int:
             if softphone:
                 from monitor.live.baresip import BaresipEvents, SoftphoneError
 
-                phone = BaresipEvents(*softphone, on_control=runner.control, on_problem=_say("softphone"),
-                                      on_recovered=_say("softphone"))
+                phone = BaresipEvents(*softphone, on_control=runner.control,
+                                      on_problem=_softphone_said(sinks, "baresip away"),
+                                      on_recovered=_softphone_said(sinks, "baresip connected"))
                 try:
                     await phone.connect_first()
                 except SoftphoneError as exc:
                     raise UsageError(str(exc)) from None
+                _tell_hub_softphone(sinks, "baresip connected")
                 phone_task = asyncio.create_task(phone.run())
             if args.duration:
                 loop.call_later(args.duration, stop.set)

@@ -132,6 +132,10 @@ class HubSink:
         await self.client.call_ended(summary.call_id, summary.started_at + summary.duration, summary.score,
                                      len(summary.violations))
 
+    def softphone(self, state: str | None) -> None:
+        """The softphone link as the supervisor should see it ("baresip connected" / "baresip away")."""
+        self.client.softphone(state)
+
     @property
     def pending(self) -> int:
         """Alerts not yet acknowledged by the hub (they stay in the spool)."""
