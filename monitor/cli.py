@@ -244,18 +244,32 @@ def _note(progress, line, report=None, transcript=False, printer=None):
 
 
 def cmd_phrasebook_check(args) -> int:
-    from monitor.phrasebook import PhrasebookError, load_profile
+    from monitor.phrasebook import PhrasebookError, check_include, is_include_file, load_profile
 
     bad = 0
     for f in args.files:
         try:
+            if is_include_file(f):
+                warnings = check_include(f)
+                for w in warnings:
+                    print(f"monitor: warning: {w}", file=sys.stderr)
+                name = Path(f).name if Path(f).suffix else f"{f}.toml"
+                print(f"{name}: valid shared include file (not a profile; "
+                      f"profiles merge its lists with include = [\"{name}\"])")
+                continue
             p = load_profile(f)
         except PhrasebookError as exc:
-            print(f"monitor: error: {exc}", file=sys.stderr)
+            for w in exc.warnings:
+                print(f"monitor: warning: {w}", file=sys.stderr)
+            for e in exc.errors:  # every error of the file, not only the first
+                print(f"monitor: error: {e}", file=sys.stderr)
             bad += 1
             continue
+        for w in p.warnings:
+            print(f"monitor: warning: {w}", file=sys.stderr)
+        inc = f", includes {', '.join(i.name for i in p.includes)}" if p.includes else ""
         print(f"{p.path.name}: ok (profile {p.name}: {len(p.forbidden)} forbidden phrases, "
-              f"greeting deadline {p.greeting_deadline_s:g} s, hold after {p.hold_max_silence_s:g} s)")
+              f"greeting deadline {p.greeting_deadline_s:g} s, hold after {p.hold_max_silence_s:g} s{inc})")
     return 1 if bad else 0
 
 
@@ -270,13 +284,27 @@ def cmd_phrasebook_list(args) -> int:
 
 def cmd_phrasebook_show(args) -> int:
     p = _load_profile(args.profile)
+
+    def texts(m) -> str:
+        return " / ".join(x.text for x in m.patterns)
+
+    def cost(s) -> str:
+        return f"{s.severity}, -{s.deduction:g}"
+
     print(f"profile {p.name}: {p.description}")
-    print(f"  greeting within {p.greeting_deadline_s:g} s: {' / '.join(x.text for x in p.greeting_inbound.patterns)}"
+    if p.includes:
+        print(f"  includes: {', '.join(str(i) for i in p.includes)}")
+    print(f"  greeting within {p.greeting_deadline_s:g} s ({cost(p.greeting)}): {texts(p.greeting_inbound)}"
           f"  [{p.greeting.seed}]")
-    print(f"  closing: {' / '.join(x.text for x in p.closing_phrases.patterns)}  [{p.closing.seed}]")
-    print(f"  hold over {p.hold_max_silence_s:g} s: ask {' / '.join(x.text for x in p.hold_ask.patterns)}"
+    if p.greeting_company:
+        print(f"  greeting names the company (minor, -{p.greeting.deduction / 2:g}): {texts(p.greeting_company)}")
+    print(f"  closing ({cost(p.closing)}): {texts(p.closing_phrases)}  [{p.closing.seed}]")
+    print(f"  hold over {p.hold_max_silence_s:g} s ({cost(p.hold)}): ask {texts(p.hold_ask)}"
           f"  [{p.hold.seed}]")
-    print(f"  hangup: the caller hangs up first  [{p.hangup.seed}]")
+    if p.hold_thanks:
+        print(f"  hold return within {p.hold_return_window_s:g} s (minor, -{p.hold.deduction / 2:g}): "
+              f"{texts(p.hold_thanks)}")
+    print(f"  hangup: the caller hangs up first ({cost(p.hangup)})  [{p.hangup.seed}]")
     print("  forbidden:")
     for e in p.forbidden:
         print(f"    {e.phrase:<24} -{e.deduction:g}  [{e.seed}]")

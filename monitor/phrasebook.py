@@ -2,24 +2,55 @@
 
 A profile is a TOML file (see phrasebook/*.toml). Every entry names the seed
 document and section it comes from. Errors name the file, the line and the
-problem, e.g. `zte.toml:42: forbidden[3].phrase: must be a non-empty string`.
+problem, e.g. `zte.toml:42: forbidden[3].phrase: must be a non-empty string`;
+every error of a file is found in one pass (`PhrasebookError.errors`).
+
+Lists shared by every profile live in an include file (phrasebook/common.toml):
+`include = ["common.toml"]` at the top of a profile merges it in first; lists
+are joined (the included entries first), single values of the profile win.
+An include is looked up next to the including file, then among the built-in
+files, so a profile kept anywhere can include the built-in common file by name.
 """
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any
 
 from monitor.matcher import Pattern, PhraseMatcher
+from monitor.text import normalize
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "phrasebook"
 SEVERITIES = ("minor", "major", "critical")
+RULE_TABLES = ("greeting", "closing", "hold", "hangup")
+DEFAULT_DEDUCTION = {"greeting": 10.0, "closing": 10.0, "hold": 10.0, "hangup": 10.0, "forbidden": 15.0}
 
 
 class PhrasebookError(Exception):
-    """A profile cannot be used; str() is one line naming file, line and problem."""
+    """A profile cannot be used. str() is one line naming file, line and the (first) problem;
+    `errors` holds every problem found, `warnings` the doubts."""
+
+    def __init__(self, errors: list[str], warnings: list[str] | None = None) -> None:
+        self.errors = _in_file_order(errors)
+        self.warnings = list(warnings or [])
+        more = len(self.errors) - 1
+        super().__init__(self.errors[0] + (f" (and {more} more error{'s' * (more > 1)}; "
+                                           "see `monitor phrasebook check`)" if more else ""))
+
+
+def _in_file_order(messages: list[str]) -> list[str]:
+    """Messages grouped by file (first seen first), by line within a file."""
+    files: dict[str, int] = {}
+
+    def key(msg: str) -> tuple[int, int]:
+        m = re.match(r"([^:]+?)(?::(\d+))?: ", msg)
+        name, line = (m.group(1), int(m.group(2) or 0)) if m else (msg, 0)
+        return files.setdefault(name, len(files)), line
+
+    return sorted(messages, key=key)
 
 
 @dataclass(frozen=True)
@@ -51,6 +82,7 @@ class Profile:
     greeting_inbound: PhraseMatcher  # any one of these forms is a greeting
     greeting_outbound: PhraseMatcher
     greeting_rude: PhraseMatcher
+    greeting_company: PhraseMatcher  # the greeting must name the company (minor "greeting_company")
     closing: RuleSettings
     closing_phrases: PhraseMatcher
     closing_offer: PhraseMatcher  # optional "anything else?" offer before goodbye
@@ -60,11 +92,48 @@ class Profile:
     hold_thanks: PhraseMatcher
     hold_max_silence_s: float
     hold_ask_lookback_s: float
+    hold_return_window_s: float  # the agent's words this long after coming back are the return
     hangup: RuleSettings
     forbidden_defaults: RuleSettings
     forbidden: tuple[ForbiddenEntry, ...]
     forbidden_matcher: PhraseMatcher
     recommended: PhraseMatcher
+    includes: tuple[Path, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+# -- what a phrasebook file may hold ------------------------------------------
+@dataclass(frozen=True)
+class _Kind:
+    kind: str  # str | text | strs | phrases | exact | num | severity
+    lo: float = 0.0
+    hi: float = 0.0
+
+
+_STR, _TEXT, _STRS, _SEV = _Kind("str"), _Kind("text"), _Kind("strs"), _Kind("severity")
+_PHRASES = _Kind("phrases")  # matched leniently anywhere: one character would match almost anything
+_EXACT = _Kind("exact")  # matched exactly as the opening word: one character is fine
+
+
+def _num(lo: float, hi: float) -> _Kind:
+    return _Kind("num", lo, hi)
+
+
+_RULE_KEYS = {"seed": _STR, "severity": _SEV, "deduction": _num(0, 100)}
+SCHEMA: dict[str, dict[str, _Kind]] = {
+    "profile": {"name": _STR, "description": _TEXT, "seeds": _STRS, "hotwords": _STRS},
+    "scoring": {k: _num(0, 100) for k in DEFAULT_DEDUCTION},
+    "greeting": {**_RULE_KEYS, "deadline_s": _num(0.5, 60), "inbound": _PHRASES, "outbound": _PHRASES,
+                 "company": _PHRASES, "rude": _EXACT},
+    "closing": {**_RULE_KEYS, "phrases": _PHRASES, "offer_help": _PHRASES, "window_s": _num(1, 600)},
+    "hold": {**_RULE_KEYS, "ask": _PHRASES, "thanks": _PHRASES, "max_silence_s": _num(1, 3600),
+             "ask_lookback_s": _num(0, 600), "return_window_s": _num(0.5, 120)},
+    "hangup": dict(_RULE_KEYS),
+    "recommended": {"seed": _STR, "phrases": _PHRASES},
+    "forbidden_defaults": {"seed": _TEXT, "severity": _SEV, "deduction": _num(0, 100)},
+}
+FORBIDDEN_KEYS: dict[str, _Kind] = {"phrase": _STR, "seed": _STR, "patterns": _PHRASES, "exclude": _PHRASES,
+                                    "severity": _SEV, "deduction": _num(0, 100), "note": _TEXT}
 
 
 # -- locating lines for error messages ---------------------------------------
@@ -72,23 +141,27 @@ class _Lines:
     def __init__(self, text: str) -> None:
         self.lines = text.splitlines()
 
-    def of(self, table: str, index: int | None = None, key: str | None = None) -> int:
-        """Best line number for table[index].key (1-based; 0 when unknown)."""
-        name = re.escape(table)
-        header = re.compile(rf"^\s*\[\[\s*{name}\s*\]\]" if index is not None else rf"^\s*\[\s*{name}\s*\]")
-        seen = -1
-        start = None
-        for i, line in enumerate(self.lines):
-            if header.match(line):
-                seen += 1
-                if index is None or seen == index:
-                    start = i
-                    break
-        if start is None:
-            return 0
-        if key is None:
-            return start + 1
-        keyre = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    def of(self, table: str | None, index: int | None = None, key: str | None = None) -> int:
+        """Best line number for table[index].key (table None: top level; 1-based; 0 when unknown)."""
+        if table is None:
+            start = -1
+        else:
+            name = re.escape(table)
+            header = re.compile(rf"^\s*\[\[\s*{name}\s*\]\]" if index is not None else rf"^\s*\[\s*{name}\s*\]")
+            seen = -1
+            found = None
+            for i, line in enumerate(self.lines):
+                if header.match(line):
+                    seen += 1
+                    if index is None or seen == index:
+                        found = i
+                        break
+            if found is None:
+                return 0
+            start = found
+            if key is None:
+                return start + 1
+        keyre = re.compile(rf"^\s*{re.escape(key or '')}\s*=")
         for j in range(start + 1, len(self.lines)):
             if re.match(r"^\s*\[", self.lines[j]):
                 break
@@ -97,175 +170,379 @@ class _Lines:
         return start + 1
 
 
-class _Reader:
-    def __init__(self, path: Path, data: dict, lines: _Lines) -> None:
-        self.path, self.data, self.lines = path, data, lines
+@dataclass
+class _Source:
+    path: Path
+    data: dict
+    lines: _Lines
+    includes: list[_Source] = field(default_factory=list)
 
-    def fail(self, table: str, index: int | None, key: str | None, problem: str) -> NoReturn:
-        where = f"{table}[{index}]" if index is not None else table
-        if key:
-            where += f".{key}"
+    def where(self, table: str | None, index: int | None = None, key: str | None = None) -> str:
         line = self.lines.of(table, index, key)
-        loc = f"{self.path.name}:{line}" if line else self.path.name
-        raise PhrasebookError(f"{loc}: {where}: {problem}")
-
-    def table(self, name: str, required: bool = True) -> dict:
-        t = self.data.get(name)
-        if t is None:
-            if required:
-                self.fail(name, None, None, "table is missing")
-            return {}
-        if not isinstance(t, dict):
-            self.fail(name, None, None, "must be a table")
-        return t
-
-    def string(self, t: dict, table: str, key: str, index: int | None = None, default: str | None = None) -> str:
-        v = t.get(key, default)
-        if not isinstance(v, str) or not v.strip():
-            self.fail(table, index, key, "must be a non-empty string")
-        return v.strip()
-
-    def strings(self, t: dict, table: str, key: str, index: int | None = None, required: bool = True) -> tuple[str, ...]:
-        v = t.get(key)
-        if v is None:
-            if required:
-                self.fail(table, index, key, "is missing (a list of phrases)")
-            return ()
-        if not isinstance(v, list) or not all(isinstance(s, str) and s.strip() for s in v):
-            self.fail(table, index, key, "must be a list of non-empty strings")
-        if required and not v:
-            self.fail(table, index, key, "must not be empty")
-        return tuple(s.strip() for s in v)
-
-    def number(self, t: dict, table: str, key: str, default: float, lo: float, hi: float,
-               index: int | None = None) -> float:
-        v = t.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            self.fail(table, index, key, "must be a number")
-        if not lo <= v <= hi:
-            self.fail(table, index, key, f"must be between {lo:g} and {hi:g}")
-        return float(v)
-
-    def rule(self, t: dict, table: str, default_deduction: float) -> RuleSettings:
-        severity = t.get("severity", "major")
-        if severity not in SEVERITIES:
-            self.fail(table, None, "severity", f"must be one of {', '.join(SEVERITIES)}")
-        return RuleSettings(seed=self.string(t, table, "seed"), severity=severity,
-                            deduction=self.number(t, table, "deduction", default_deduction, 0, 100))
+        return f"{self.path.name}:{line}" if line else self.path.name
 
 
-def _matcher(name: str, phrases, reader: _Reader, table: str, key: str, lenient: bool = True) -> PhraseMatcher:
-    try:
-        return PhraseMatcher([Pattern(p, name) for p in phrases], lenient=lenient)
-    except ValueError as exc:
-        reader.fail(table, None, key, str(exc))
+def _label(table: str | None, index: int | None, key: str | None) -> str:
+    where = table or ""
+    if index is not None:
+        where += f"[{index}]"
+    if key:
+        where = f"{where}.{key}" if where else key
+    return where
 
 
-def load_profile(ref: str | Path) -> Profile:
-    """Load a profile by name (zte, unicom, ...) or by path to a TOML file."""
-    path = Path(ref)
-    if not path.suffix and not path.exists():
-        path = PROFILE_DIR / f"{ref}.toml"
-        if not path.exists():
-            known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
-            raise PhrasebookError(f"no profile named {ref!r} (known: {known}; or give a .toml path)")
-    if not path.is_file():
-        raise PhrasebookError(f"{path}: no such profile file")
+class _Problems:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+
+    def error(self, src: _Source, table: str | None, index: int | None, key: str | None, problem: str) -> None:
+        self.errors.append(f"{src.where(table, index, key)}: {_label(table, index, key)}: {problem}")
+
+    def warn(self, src: _Source, table: str | None, index: int | None, key: str | None, problem: str) -> None:
+        self.warnings.append(f"{src.where(table, index, key)}: {_label(table, index, key)}: {problem}")
+
+
+# -- reading files and their includes ------------------------------------------
+def _read(path: Path) -> _Source:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise PhrasebookError(f"{path.name}: cannot read ({exc.__class__.__name__})") from None
+        raise PhrasebookError([f"{path.name}: cannot read ({exc.__class__.__name__})"]) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         loc = f"{path.name}:{m.group(1)}" if m else path.name
-        raise PhrasebookError(f"{loc}: TOML syntax error: {exc}") from None
-    return _compile(path, data, _Reader(path, data, _Lines(text)))
+        raise PhrasebookError([f"{loc}: TOML syntax error: {exc}"]) from None
+    return _Source(path, data, _Lines(text))
 
 
-def _compile(path: Path, data: dict, r: _Reader) -> Profile:
-    prof = r.table("profile")
-    scoring = r.table("scoring", required=False)
-    g = r.table("greeting")
-    c = r.table("closing")
-    h = r.table("hold")
-    hu = r.table("hangup")
-    fd = r.table("forbidden_defaults", required=False)
-    entries_raw = data.get("forbidden")
-    if not isinstance(entries_raw, list) or not entries_raw:
-        r.fail("forbidden", None, None, "needs at least one [[forbidden]] entry")
+def _resolve_include(ref: str, including: Path) -> Path | None:
+    """An include next to the including file, else a built-in one by name."""
+    for base in (including.parent, PROFILE_DIR):
+        for cand in (base / ref, base / f"{ref}.toml"):
+            if cand.is_file():
+                return cand.resolve()
+    return None
+
+
+def _load_tree(path: Path, probs: _Problems, chain: tuple[Path, ...] = ()) -> _Source:
+    src = _read(path)
+    inc = src.data.get("include", [])
+    if not isinstance(inc, list) or not all(isinstance(x, str) and x.strip() for x in inc):
+        probs.error(src, None, None, "include", "must be a list of file names")
+        return src
+    for ref in inc:
+        target = _resolve_include(ref.strip(), path)
+        if target is None:
+            probs.error(src, None, None, "include",
+                        f"no file {ref!r} next to {path.name} or among the built-in phrasebooks")
+        elif target in chain or target == path.resolve():
+            probs.error(src, None, None, "include", f"{ref!r} includes itself (through {path.name})")
+        else:
+            try:
+                src.includes.append(_load_tree(target, probs, chain + (path.resolve(),)))
+            except PhrasebookError as exc:  # the included file is unreadable: name it
+                probs.errors.extend(exc.errors)
+    return src
+
+
+# -- checking each file on its own -------------------------------------------
+def _check_value(src: _Source, probs: _Problems, table: str, index: int | None, key: str, kind: _Kind,
+                 v: Any) -> None:
+    def err(problem: str) -> None:
+        probs.error(src, table, index, key, problem)
+
+    if kind.kind == "str":
+        if not isinstance(v, str) or not v.strip():
+            err("must be a non-empty string")
+    elif kind.kind == "text":
+        if not isinstance(v, str):
+            err("must be a string")
+    elif kind.kind == "severity":
+        if v not in SEVERITIES:
+            err(f"must be one of {', '.join(SEVERITIES)}")
+    elif kind.kind == "num":
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            err("must be a number")
+        elif not kind.lo <= v <= kind.hi:
+            err(f"must be between {kind.lo:g} and {kind.hi:g}")
+    else:  # lists of strings
+        if not isinstance(v, list) or not all(isinstance(s, str) and s.strip() for s in v):
+            err("must be a list of non-empty strings")
+            return
+        if kind.kind == "strs":
+            return
+        for s in v:
+            _check_phrase(src, probs, table, index, key, s, warn_short=kind.kind == "phrases")
+
+
+def _check_phrase(src: _Source, probs: _Problems, table: str, index: int | None, key: str, phrase: str,
+                  warn_short: bool) -> None:
+    n = len(normalize(phrase))
+    if n == 0:
+        probs.error(src, table, index, key, f"pattern {phrase.strip()!r} has no characters to match")
+    elif n == 1 and warn_short:
+        probs.warn(src, table, index, key, f"one-character phrase {phrase.strip()!r} matches almost anything "
+                   "(a homophone of one syllable); use a longer phrase")
+
+
+def _check_file(src: _Source, probs: _Problems) -> None:
+    """Every key of the file is known and of the right type (file and line for each that is not)."""
+    for top, value in src.data.items():
+        if top == "include":
+            continue
+        if top == "forbidden":
+            if not isinstance(value, list):
+                probs.error(src, "forbidden", None, None, "must be [[forbidden]] entries")
+                continue
+            for i, e in enumerate(value):
+                if not isinstance(e, dict):
+                    probs.error(src, "forbidden", i, None, "must be a table")
+                    continue
+                for k, v in e.items():
+                    if k not in FORBIDDEN_KEYS:
+                        probs.error(src, "forbidden", i, k, "unknown field")
+                    else:
+                        _check_value(src, probs, "forbidden", i, k, FORBIDDEN_KEYS[k], v)
+                if "patterns" not in e and isinstance(e.get("phrase"), str) and e["phrase"].strip():
+                    _check_phrase(src, probs, "forbidden", i, "phrase", e["phrase"], warn_short=True)
+            continue
+        if top not in SCHEMA:
+            if isinstance(value, dict):
+                probs.error(src, top, None, None, "unknown table" + _did_you_mean(top))
+            else:
+                probs.error(src, None, None, top, "unknown field")
+            continue
+        if not isinstance(value, dict):
+            probs.error(src, None, None, top, "must be a table")
+            continue
+        for k, v in value.items():
+            if k not in SCHEMA[top]:
+                probs.error(src, top, None, k, "unknown field")
+            else:
+                _check_value(src, probs, top, None, k, SCHEMA[top][k], v)
+
+
+def _did_you_mean(name: str) -> str:
+    close = difflib.get_close_matches(name, [*SCHEMA, "forbidden"], n=1, cutoff=0.6)
+    return f"; did you mean [{close[0]}]?" if close else ""
+
+
+def _check_tree(src: _Source, probs: _Problems) -> None:
+    for inc in src.includes:
+        _check_tree(inc, probs)
+    _check_file(src, probs)
+
+
+# -- merging a file with its includes ----------------------------------------
+@dataclass
+class _Merged:
+    tables: dict[str, dict] = field(default_factory=dict)
+    forbidden: list[tuple[dict, _Source, int]] = field(default_factory=list)
+    declared: set[str] = field(default_factory=set)  # rule tables a profile file itself declares
+
+
+def _merge(src: _Source, into: _Merged, top: bool) -> None:
+    for inc in src.includes:
+        _merge(inc, into, top=False)
+    declares = top or "profile" in src.data  # an included full profile declares its rule tables too
+    for name, value in src.data.items():
+        if name == "forbidden" and isinstance(value, list):
+            into.forbidden.extend((e, src, i) for i, e in enumerate(value) if isinstance(e, dict))
+        elif name in SCHEMA and isinstance(value, dict):
+            if declares:
+                into.declared.add(name)
+            t = into.tables.setdefault(name, {})
+            for k, v in value.items():
+                if isinstance(v, list) and isinstance(t.get(k), list):
+                    t[k] = t[k] + [x for x in v if x not in t[k]]  # included entries first
+                else:
+                    t[k] = v
+
+
+# -- the profile ---------------------------------------------------------------
+def load_profile(ref: str | Path) -> Profile:
+    """Load a profile by name (zte, unicom, ...) or by path to a TOML file."""
+    path = Path(ref)
+    if not path.suffix and not path.exists():
+        path = PROFILE_DIR / f"{ref}.toml"
+        known = ", ".join(list_profiles())
+        if not path.exists():
+            raise PhrasebookError([f"no profile named {ref!r} (known: {known}; or give a .toml path)"])
+        if is_include_file(path):
+            raise PhrasebookError([f"{path.name} is a shared include file, not a profile (known: {known})"])
+    if not path.is_file():
+        raise PhrasebookError([f"{path}: no such profile file"])
+    probs = _Problems()
+    src = _load_tree(path, probs)
+    _check_tree(src, probs)
+    merged = _Merged()
+    _merge(src, merged, top=True)
+    profile = _compile(path, src, merged, probs)
+    if probs.errors or profile is None:
+        raise PhrasebookError(probs.errors, probs.warnings)
+    profile.warnings = tuple(probs.warnings)
+    return profile
+
+
+def check_include(path: str | Path) -> list[str]:
+    """Validate a shared include file on its own (it is no profile); returns its warnings."""
+    probs = _Problems()
+    src = _load_tree(_by_name(path), probs)
+    _check_tree(src, probs)
+    if probs.errors:
+        raise PhrasebookError(probs.errors, probs.warnings)
+    return probs.warnings
+
+
+def _by_name(ref: str | Path) -> Path:
+    p = Path(ref)
+    return PROFILE_DIR / f"{ref}.toml" if not p.suffix and not p.exists() else p
+
+
+def is_include_file(path: str | Path) -> bool:
+    """A phrasebook file without a [profile] table only supplies lists to profiles that include it."""
+    p = _by_name(path)
+    try:
+        return p.is_file() and "profile" not in tomllib.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+
+
+def _compile(path: Path, src: _Source, m: _Merged, probs: _Problems) -> Profile | None:
+    t = m.tables
+    missing = [name for name in ("profile", *RULE_TABLES) if name not in m.declared]
+    for name in missing:
+        # A misspelt table header explains the missing table: one error, at the typo.
+        typo = next((k for k in src.data if k not in SCHEMA and k not in ("include", "forbidden")
+                     and difflib.get_close_matches(k, [name], n=1, cutoff=0.6)), None)
+        if typo is not None:
+            probs.errors = [e for e in probs.errors if not e.endswith(f"{typo}: unknown table; did you mean [{name}]?")]
+            probs.error(src, typo, None, None, f"unknown table; did you mean [{name}]? ({name}: table is missing)")
+        else:
+            probs.error(src, name, None, None, "table is missing")
+    if not m.forbidden:
+        probs.error(src, "forbidden", None, None, "needs at least one [[forbidden]] entry")
+    _required(src, m, probs, missing)  # keys missing from the tables that are there: same pass
+    if probs.errors:
+        return None
+
+    scoring = t.get("scoring", {})
+
+    def rule(name: str) -> RuleSettings:
+        tab = t[name]
+        return RuleSettings(seed=tab["seed"].strip(), severity=tab.get("severity", "major"),
+                            deduction=float(tab.get("deduction", scoring.get(name, DEFAULT_DEDUCTION[name]))))
+
+    def phrases(table: str, key: str) -> tuple[str, ...]:
+        return tuple(s.strip() for s in t.get(table, {}).get(key, []))
+
+    def matcher(name: str, items: tuple[str, ...], lenient: bool = True) -> PhraseMatcher:
+        return PhraseMatcher([Pattern(p, name) for p in items], lenient=lenient)
+
+    fd = t.get("forbidden_defaults", {})
     fdef = RuleSettings(seed=fd.get("seed", "") or "", severity=fd.get("severity", "major"),
-                        deduction=r.number(fd, "forbidden_defaults", "deduction", 15, 0, 100))
-    if fdef.severity not in SEVERITIES:
-        r.fail("forbidden_defaults", None, "severity", f"must be one of {', '.join(SEVERITIES)}")
+                        deduction=float(fd.get("deduction", scoring.get("forbidden", DEFAULT_DEDUCTION["forbidden"]))))
     entries: list[ForbiddenEntry] = []
     patterns: list[Pattern] = []
-    seen: set[str] = set()
-    for i, e in enumerate(entries_raw):
-        if not isinstance(e, dict):
-            r.fail("forbidden", i, None, "must be a table")
-        unknown = set(e) - {"phrase", "seed", "patterns", "exclude", "severity", "deduction", "note"}
-        if unknown:
-            r.fail("forbidden", i, sorted(unknown)[0], "unknown field")
-        phrase = r.string(e, "forbidden", "phrase", i)
+    seen: dict[str, str] = {}
+    for e, esrc, i in m.forbidden:
+        phrase = e["phrase"].strip()
         if phrase in seen:
-            r.fail("forbidden", i, "phrase", f"duplicate phrase {phrase!r}")
-        seen.add(phrase)
-        severity = e.get("severity", fdef.severity)
-        if severity not in SEVERITIES:
-            r.fail("forbidden", i, "severity", f"must be one of {', '.join(SEVERITIES)}")
+            probs.error(esrc, "forbidden", i, "phrase", f"duplicate phrase {phrase!r}"
+                        + (f" (also in {seen[phrase]})" if seen[phrase] != esrc.path.name else ""))
+            continue
+        seen[phrase] = esrc.path.name
         entry = ForbiddenEntry(
-            phrase=phrase, seed=r.string(e, "forbidden", "seed", i),
-            patterns=r.strings(e, "forbidden", "patterns", i, required=False) or (phrase,),
-            exclude=r.strings(e, "forbidden", "exclude", i, required=False),
-            severity=severity,
-            deduction=r.number(e, "forbidden", "deduction", fdef.deduction, 0, 100, i))
+            phrase=phrase, seed=e["seed"].strip(),
+            patterns=tuple(s.strip() for s in e.get("patterns", [])) or (phrase,),
+            exclude=tuple(s.strip() for s in e.get("exclude", [])),
+            severity=e.get("severity", fdef.severity),
+            deduction=float(e.get("deduction", fdef.deduction)))
         entries.append(entry)
-        for p in entry.patterns:
-            try:
-                patterns.append(Pattern(p, phrase, exclude=entry.exclude))
-            except ValueError as exc:
-                r.fail("forbidden", i, "patterns", str(exc))
-    try:
-        forbidden_matcher = PhraseMatcher(patterns)
-    except ValueError as exc:
-        r.fail("forbidden", None, None, str(exc))
-    direction_forms = r.strings(g, "greeting", "inbound")
+        patterns.extend(Pattern(p, phrase, exclude=entry.exclude) for p in entry.patterns)
+    if probs.errors:
+        return None
+    inbound = phrases("greeting", "inbound")
+    company = phrases("greeting", "company")
+    g = t["greeting"]
     return Profile(
-        name=r.string(prof, "profile", "name"),
-        description=prof.get("description", ""),
+        name=t["profile"]["name"].strip(),
+        description=t["profile"].get("description", ""),
         path=path,
-        seeds=r.strings(prof, "profile", "seeds"),
-        hotwords=r.strings(prof, "profile", "hotwords", required=False),
-        greeting=r.rule(g, "greeting", scoring.get("greeting", 10)),
-        greeting_deadline_s=r.number(g, "greeting", "deadline_s", 5.0, 0.5, 60),
+        seeds=phrases("profile", "seeds"),
+        hotwords=phrases("profile", "hotwords"),
+        greeting=rule("greeting"),
+        greeting_deadline_s=float(g.get("deadline_s", 5.0)),
         # The company name said at pick-up is part of the greeting form ("您好，中兴通讯"),
         # so "<garbled 您好> + company" still counts.
-        greeting_inbound=_matcher("greeting", direction_forms + tuple(
-            f + c for f in direction_forms[:1] for c in r.strings(g, "greeting", "company", required=False)),
-            r, "greeting", "inbound"),
-        greeting_outbound=_matcher("greeting", r.strings(g, "greeting", "outbound", required=False) or direction_forms,
-                                   r, "greeting", "outbound"),
-        greeting_rude=_matcher("rude", r.strings(g, "greeting", "rude", required=False), r, "greeting", "rude",
-                               lenient=False),
-        closing=r.rule(c, "closing", 10),
-        closing_phrases=_matcher("closing", r.strings(c, "closing", "phrases"), r, "closing", "phrases"),
-        closing_offer=_matcher("offer", r.strings(c, "closing", "offer_help", required=False), r, "closing", "offer_help"),
-        closing_window_s=r.number(c, "closing", "window_s", 20.0, 1, 600),
-        hold=r.rule(h, "hold", 10),
-        hold_ask=_matcher("hold_ask", r.strings(h, "hold", "ask"), r, "hold", "ask"),
-        hold_thanks=_matcher("hold_thanks", r.strings(h, "hold", "thanks", required=False), r, "hold", "thanks"),
-        hold_max_silence_s=r.number(h, "hold", "max_silence_s", 10.0, 1, 3600),
-        hold_ask_lookback_s=r.number(h, "hold", "ask_lookback_s", 15.0, 0, 600),
-        hangup=r.rule(hu, "hangup", 10),
+        greeting_inbound=matcher("greeting", inbound + tuple(f + c for f in inbound[:1] for c in company)),
+        greeting_outbound=matcher("greeting", phrases("greeting", "outbound") or inbound),
+        greeting_rude=matcher("rude", phrases("greeting", "rude"), lenient=False),
+        greeting_company=matcher("company", company),
+        closing=rule("closing"),
+        closing_phrases=matcher("closing", phrases("closing", "phrases")),
+        closing_offer=matcher("offer", phrases("closing", "offer_help")),
+        closing_window_s=float(t["closing"].get("window_s", 20.0)),
+        hold=rule("hold"),
+        hold_ask=matcher("hold_ask", phrases("hold", "ask")),
+        hold_thanks=matcher("hold_thanks", phrases("hold", "thanks")),
+        hold_max_silence_s=float(t["hold"].get("max_silence_s", 10.0)),
+        hold_ask_lookback_s=float(t["hold"].get("ask_lookback_s", 15.0)),
+        hold_return_window_s=float(t["hold"].get("return_window_s", 6.0)),
+        hangup=rule("hangup"),
         forbidden_defaults=fdef,
         forbidden=tuple(entries),
-        forbidden_matcher=forbidden_matcher,
-        recommended=_matcher("recommended", r.strings(r.table("recommended", required=False), "recommended",
-                                                       "phrases", required=False), r, "recommended", "phrases"),
+        forbidden_matcher=PhraseMatcher(patterns),
+        recommended=matcher("recommended", phrases("recommended", "phrases")),
+        includes=tuple(_all_includes(src)),
     )
 
 
+_REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
+    "profile": (("name", "str"), ("seeds", "list")),
+    "greeting": (("seed", "str"), ("inbound", "list")),
+    "closing": (("seed", "str"), ("phrases", "list")),
+    "hold": (("seed", "str"), ("ask", "list")),
+    "hangup": (("seed", "str"),),
+}
+
+
+def _required(src: _Source, m: _Merged, probs: _Problems, missing: list[str]) -> None:
+    """Keys a profile needs, looked for in the profile and its includes together."""
+    t = m.tables
+    for table, keys in _REQUIRED.items():
+        if table in missing:
+            continue
+        tab = t.get(table, {})
+        for key, kind in keys:
+            if key in tab:
+                if kind == "list" and tab[key] == []:
+                    probs.error(src, table, None, key, "must not be empty")
+                continue
+            probs.error(src, table, None, key, "must be a non-empty string" if kind == "str"
+                        else "is missing (a list of phrases)")
+    # Each [[forbidden]] entry needs its phrase and seed (types were checked per file).
+    for e, esrc, i in m.forbidden:
+        for key in ("phrase", "seed"):
+            if key not in e:
+                probs.error(esrc, "forbidden", i, key, "must be a non-empty string")
+
+
+def _all_includes(src: _Source) -> list[Path]:
+    out: list[Path] = []
+    for inc in src.includes:
+        out.extend(_all_includes(inc))
+        out.append(inc.path)
+    return out
+
+
+def include_files() -> list[str]:
+    """Built-in shared include files (no [profile] table), by name."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml") if is_include_file(p))
+
+
 def list_profiles() -> list[str]:
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml") if not is_include_file(p))

@@ -1,4 +1,9 @@
-"""greeting: the agent opens with the profile's greeting within the deadline."""
+"""greeting: the agent opens with the profile's greeting within the deadline.
+
+When the profile lists a company name ([greeting] company), a greeting that does
+not name it is a minor "greeting_company" finding; a missing or rude greeting is
+the "greeting" violation alone.
+"""
 from __future__ import annotations
 
 from monitor.events import Transcript, Violation
@@ -14,6 +19,7 @@ class GreetingRule(Rule):
         self.deadline = p.greeting_deadline_s
         self.forms = p.greeting_outbound if facts.direction == "outbound" else p.greeting_inbound
         self.first: Transcript | None = None  # first agent speech, if within the deadline
+        self.said: list[str] = []  # the agent's words within the deadline
         self.greeted = False
         self.rude: str | None = None
         self.decided = False
@@ -31,6 +37,7 @@ class GreetingRule(Rule):
             if rude and rude.start == 0 and (greet is None or greet.start > rude.start):
                 self.rude = rude.matched
                 return self._judge()  # a rude first word decides it: no need to wait
+        self.said.append(tr.text)
         if self.forms.first(tr.text):
             self.greeted = True
         return []
@@ -48,11 +55,23 @@ class GreetingRule(Rule):
             return [violation(self.name, s, 0.0, self.first.end, self.first.text,
                               f"rude opening “{self.rude}” instead of a greeting")]
         if self.greeted:
-            return []
+            return self._company()
         if self.first is not None:
             return [violation(self.name, s, 0.0, self.first.end, self.first.text,
                               f"first words at {self.first.start:.1f} s carry no greeting")]
         return [violation(self.name, s, 0.0, self.deadline, "", f"the agent said nothing within {self.deadline:g} s")]
+
+    def _company(self) -> list[Violation]:
+        company = self.profile.greeting_company
+        # The recogniser may split "您好，| 中兴通讯": the greeting is all the words in time.
+        if not company or company.first("".join(self.said)):
+            return []
+        assert self.first is not None  # greeted: the agent spoke
+        names = " / ".join(p.text for p in company.patterns)
+        s = self.profile.greeting
+        return [violation("greeting_company", s, 0.0, self.first.end, " ".join(self.said),
+                          f"the greeting does not name the company ({names})",
+                          severity="minor", deduction=s.deduction / 2)]
 
     def end(self, t_end: float) -> list[Violation]:
         return self.tick(max(t_end, self.deadline + 1e-3))

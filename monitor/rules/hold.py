@@ -3,6 +3,11 @@
 A silence on both channels longer than the profile's limit is a hold. Without
 an ask in the agent's words just before it, it is a violation ("hold"); without
 thanks when the agent comes back, a minor one ("hold_return").
+
+The return is everything the agent says in the first [hold] return_window_s
+seconds after coming back, read as one text: the recogniser often splits
+"对不起，让您久等了" in two and mishears it ("对不起 | 将您就等了"), so the
+thanks phrases ([hold] thanks) are matched leniently over the whole return.
 """
 from __future__ import annotations
 
@@ -30,7 +35,8 @@ class HoldRule(Rule):
         self.last_end: float | None = None  # end of the latest speech on either channel
         self.agent: list[Transcript] = []
         self.judged_gap: float | None = None  # start of the gap already judged
-        self.awaiting_thanks: float | None = None
+        self.awaiting_thanks: float | None = None  # start of a hold the agent has not come back from
+        self.returning: list[Transcript] = []  # the agent's words since coming back from it
         self.caller_gone_at: float | None = None
 
     def on_tone(self, tone: ToneEvent) -> list[Violation]:
@@ -39,6 +45,25 @@ class HoldRule(Rule):
         return []
 
     def tick(self, now: float) -> list[Violation]:
+        return self._judge_return(now) + self._judge_gap(now)
+
+    def _judge_return(self, now: float | None) -> list[Violation]:
+        """Once the return window is over (or the call is), did the agent thank the caller?"""
+        p = self.profile
+        if self.awaiting_thanks is None or not self.returning:
+            return []
+        back = self.returning[0].start
+        if now is not None and now <= back + p.hold_return_window_s:
+            return []
+        gap, said = self.awaiting_thanks, self.returning
+        self.awaiting_thanks, self.returning = None, []
+        if p.hold_thanks.first("".join(t.text for t in said)):
+            return []
+        return [violation("hold_return", p.hold, gap, said[-1].end, " ".join(t.text for t in said),
+                          "after the wait the agent did not thank the caller (让您久等了)",
+                          severity="minor", deduction=p.hold.deduction / 2)]
+
+    def _judge_gap(self, now: float) -> list[Violation]:
         p = self.profile
         if self.last_end is None or self.judged_gap == self.last_end:
             return []
@@ -64,12 +89,12 @@ class HoldRule(Rule):
         if tr.role == "agent" and tr.speech:
             self.agent.append(tr)
             del self.agent[:-10]
-            if self.awaiting_thanks is not None:
-                gap = self.awaiting_thanks
-                self.awaiting_thanks = None
-                if self.profile.hold_thanks and not self.profile.hold_thanks.first(tr.text):
-                    out.append(violation("hold_return", self.profile.hold, gap, tr.end, tr.text,
-                                         "after the wait the agent did not thank the caller (让您久等了)",
-                                         severity="minor", deduction=self.profile.hold.deduction / 2))
+            if self.awaiting_thanks is not None and self.profile.hold_thanks:
+                self.returning.append(tr)
+                if self.profile.hold_thanks.first("".join(t.text for t in self.returning)):
+                    self.awaiting_thanks, self.returning = None, []  # thanked: nothing to wait for
         self.last_end = tr.end if self.last_end is None else max(self.last_end, tr.end)
         return out
+
+    def end(self, t_end: float) -> list[Violation]:
+        return self._judge_return(None)
