@@ -22,6 +22,7 @@ NEGATIONS = frozenset({"bu", "mei", "bie", "wu", "fei"})
 _FUZZY_INITIALS = [{"z", "zh"}, {"c", "ch"}, {"s", "sh"}, {"n", "l"}, {"f", "h"}, {"r", "l"}, {"j", "q"}]
 _FUZZY_FINALS = [{"in", "ing"}, {"en", "eng"}, {"an", "ang"}, {"ian", "iang"}, {"uan", "uang"},
                  {"i", "in"}, {"e", "en"}, {"ong", "eng"}, {"o", "ou"}, {"uo", "o"}, {"ao", "ou"}]
+CONCESSIVE_REACH = 3  # characters between the phrase and its question word: 您, 他们, 这个
 NEAR = 0.3
 FAR = 1.0
 INDEL = 1.0
@@ -157,6 +158,38 @@ def _normalize_with_breaks(text: str) -> tuple[str, list[int]]:
     return "".join(norm_parts), breaks
 
 
+@dataclass(frozen=True)
+class Polite:
+    """Constructions that hold a forbidden phrase without being one, checked within its clause.
+
+    caller_subject: right before the phrase ("您不知道也没关系", "如果您没空的话"): it is
+        said of the caller, not the agent refusing.
+    question: right before the phrase ("有没办法…", "您明天有没空"): the phrase is what a
+        yes/no question asks about.
+    concessive_words / concessive_then: a question word just after the phrase (a short
+        subject may come between) and then 都/也 later in the clause ("我不管多晚都帮您处理",
+        "我不管您什么时候打来也会接": no matter how late / when, I will).
+    """
+
+    caller_subject: tuple[str, ...] = ()
+    question: tuple[str, ...] = ()
+    concessive_words: tuple[str, ...] = ()
+    concessive_then: tuple[str, ...] = ()
+
+    def excuses(self, clause: str, start: int, end: int) -> str | None:
+        """The construction that excuses clause[start:end], if any."""
+        before, after = clause[:start], clause[end:]
+        if any(before.endswith(w) for w in self.caller_subject):
+            return "said of the caller"
+        if any(before.endswith(w) for w in self.question):
+            return "a question about it"
+        for w in self.concessive_words:
+            at = after.find(w)
+            if 0 <= at <= CONCESSIVE_REACH and any(t in after[at + len(w):] for t in self.concessive_then):
+                return "concessive (no matter …)"
+        return None
+
+
 class PhraseMatcher:
     """Finds any of a list of patterns in text; compiled once.
 
@@ -165,9 +198,10 @@ class PhraseMatcher:
     four to seven syllables may also have one syllable quite wrong.
     """
 
-    def __init__(self, patterns: list[Pattern], lenient: bool = False) -> None:
+    def __init__(self, patterns: list[Pattern], lenient: bool = False, polite: Polite | None = None) -> None:
         self.patterns = list(patterns)
         self.lenient = lenient
+        self.polite = polite
         self._excl = {p.text: [Pattern(x, "exclude") for x in p.exclude] for p in self.patterns}
 
     def __bool__(self) -> bool:
@@ -192,6 +226,11 @@ class PhraseMatcher:
             for s, e, c in hits:
                 if any(xs <= s and e <= xe for xs, xe in spans):
                     continue
+                if self.polite is not None:
+                    lo = max((b for b in breaks if b <= s), default=0)
+                    hi = min((b for b in breaks if b >= e), default=len(norm))
+                    if self.polite.excuses(norm[lo:hi], s - lo, e - lo):
+                        continue
                 out.append(Match(p.name, p.text, s, e, round(c, 2), norm[s:e]))
         # One report per phrase region: the best-scoring pattern wins.
         out.sort(key=lambda m: (m.cost, -(m.end - m.start)))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor.matcher import Pattern, PhraseMatcher
+from monitor.matcher import Pattern, PhraseMatcher, Polite
 from monitor.text import normalize
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "phrasebook"
@@ -131,6 +131,9 @@ SCHEMA: dict[str, dict[str, _Kind]] = {
     "hangup": dict(_RULE_KEYS),
     "recommended": {"seed": _STR, "phrases": _PHRASES},
     "forbidden_defaults": {"seed": _TEXT, "severity": _SEV, "deduction": _num(0, 100)},
+    # Polite constructions a forbidden phrase can sit in (see matcher.Polite): words, not phrases.
+    "polite": {"caller_subject": _STRS, "question": _STRS, "concessive_words": _STRS,
+               "concessive_then": _STRS},
 }
 FORBIDDEN_KEYS: dict[str, _Kind] = {"phrase": _STR, "seed": _STR, "patterns": _PHRASES, "exclude": _PHRASES,
                                     "severity": _SEV, "deduction": _num(0, 100), "note": _TEXT}
@@ -495,7 +498,10 @@ def _compile(path: Path, src: _Source, m: _Merged, probs: _Problems) -> Profile 
         hangup=rule("hangup"),
         forbidden_defaults=fdef,
         forbidden=tuple(entries),
-        forbidden_matcher=PhraseMatcher(patterns),
+        forbidden_matcher=PhraseMatcher(patterns, polite=Polite(
+            caller_subject=phrases("polite", "caller_subject"), question=phrases("polite", "question"),
+            concessive_words=phrases("polite", "concessive_words"),
+            concessive_then=phrases("polite", "concessive_then"))),
         recommended=matcher("recommended", phrases("recommended", "phrases")),
         includes=tuple(_all_includes(src)),
     )

@@ -1,0 +1,43 @@
+"""A forbidden string inside polite speech is not a violation; the rude form still is.
+
+The constructions are data (phrasebook/common.toml `[polite]`), checked within the
+phrase's clause on the recogniser's words (which often carry no punctuation).
+"""
+import pytest
+
+from monitor.phrasebook import load_profile
+
+ZTE, UNICOM, JINGYI = load_profile("zte"), load_profile("unicom"), load_profile("jingyi")
+
+
+def forbidden(profile, text):
+    return [m.name for m in profile.forbidden_matcher.find(text)]
+
+
+@pytest.mark.parametrize("profile, polite, rude, phrase", [
+    # concessive 不管…都…: "no matter how late, I will"
+    (ZTE, "我不管多晚都会帮您处理好", "这个事我不管，你去找别人", "我不管"),
+    (ZTE, "我不管您什么时候打来也会接的", "我不管这些", "我不管"),
+    # a question built on 有没…
+    (UNICOM, "请问您那边有没办法重启一下路由器", "这个真的没办法", "没办法"),
+    # said of the caller, not the agent refusing
+    (ZTE, "您不知道型号也没关系，我帮您查", "这个我不知道", "我不知道"),
+    (JINGYI, "如果您不知道序列号的话我教您找", "不知道，你问别人吧", "不知道"),
+    (UNICOM, "您这边没办法过来的话我们上门", "没办法，规定就是这样", "没办法"),
+])
+def test_the_polite_construction_passes_and_the_rude_form_is_caught(profile, polite, rude, phrase):
+    assert forbidden(profile, polite) == [], polite
+    assert phrase in forbidden(profile, rude), rude
+
+
+def test_a_construction_only_counts_within_its_clause():
+    # 您 ends the previous clause: "…告诉您。不知道" is the agent not knowing.
+    assert "我不知道" in forbidden(ZTE, "我已经告诉您了，不知道就是不知道")
+    # the concessive needs its 都/也 in the same clause: "I don't care how much, you do it yourselves"
+    assert "我不管" in forbidden(ZTE, "我不管多少钱，你们都自己弄")
+
+
+def test_a_rude_question_is_still_rude():
+    broadband = load_profile("broadband")
+    for said in ("你有没有搞错", "您有没有搞错啊"):
+        assert forbidden(broadband, said) == ["你有没有搞错？"], said
