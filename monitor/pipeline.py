@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from monitor.asr import Transcriber
+from monitor.attribution import AttributionOptions, Attributor, dropped, is_leak
 from monitor.audio.files import AudioError, CallAudio, ChannelRoles, load_call
-from monitor.events import CallEvent, ToneEvent, Transcript, Utterance, Violation
+from monitor.events import SAMPLE_RATE, CallEvent, ToneEvent, Transcript, Utterance, Violation
 from monitor.phrasebook import Profile
 from monitor.rules import RuleEngine, RuleOptions
 from monitor.rules.engine import TimelineItem, timeline_key
@@ -25,6 +26,7 @@ class ScoreOptions:
     vad: VadOptions = VadOptions()
     rules: RuleOptions = RuleOptions()
     use_events_sidecar: bool = True
+    attribution: AttributionOptions = AttributionOptions()
 
 
 @dataclass
@@ -51,6 +53,8 @@ class CallReport:
             "score": self.score,
             "violations": [v.to_dict() for v in self.violations],
             "transcript": [t.to_dict() for t in self.transcript if t.speech],
+            # Heard, but not this side speaking: the other side leaking in, or a neighbour.
+            "not_their_words": [{**t.to_dict(), "why": t.dropped_because} for t in self.transcript if is_leak(t)],
             "not_judged": self.not_judged,
             "hangup_evidence": self.hangup_evidence,
             "recommended_used": self.recommended_used,
@@ -101,6 +105,24 @@ def utterances_of(call: CallAudio, tones: list[ToneEvent], vad: VadOptions) -> l
     return utts
 
 
+def attribute(call: CallAudio, utts: list[Utterance],
+              options: AttributionOptions) -> tuple[list[Utterance], list[Transcript]]:
+    """(utterances of each side's own speaker, transcripts of the echoes and background voices)."""
+    attributor = Attributor(options)
+    keep: list[Utterance] = []
+    leaks: list[Transcript] = []
+    for u in sorted(utts, key=lambda u: u.start):  # each channel in time order, as live
+        a, b = int(u.start * SAMPLE_RATE), int(u.end * SAMPLE_RATE)
+        other = next((r for r in call.channels if r != u.role), None)
+        why = attributor.judge(u.role, call.channels[u.role][a:b],
+                               call.channels[other][a:b] if other else None)
+        if why is None:
+            keep.append(u)
+        else:
+            leaks.append(dropped(u, why))
+    return keep, leaks
+
+
 # What cannot be judged from a recording that ends early: its end is not the call's end.
 NOT_JUDGED_WHEN_TRUNCATED = ("hangup",)
 
@@ -137,7 +159,8 @@ def score_call(path: Path, profile: Profile, transcriber: Transcriber, options: 
     events = read_events_sidecar(path) if options.use_events_sidecar else []
     confirmed, tones = caller_tones(call)
     utts = utterances_of(call, tones, options.vad)
-    transcripts = sorted(transcriber.transcribe(utts), key=lambda t: (t.start, t.role))
+    own_voice, leaks = attribute(call, utts, options.attribution)
+    transcripts = sorted(transcriber.transcribe(own_voice) + leaks, key=lambda t: (t.start, t.role))
     engine = judge(profile, options.rules, call.roles, transcripts, confirmed, events, call.duration,
                    skip=NOT_JUDGED_WHEN_TRUNCATED if call.truncated else ())
     violations = sorted(engine.violations, key=lambda v: (v.start, v.rule))

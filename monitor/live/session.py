@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from monitor.attribution import AttributionOptions, Attributor, dropped
 from monitor.events import SAMPLE_RATE, CallEvent, Role, ToneEvent, Transcript, Utterance, Violation
 from monitor.phrasebook import Profile
 from monitor.rules import RuleEngine, RuleOptions
@@ -24,7 +25,29 @@ from monitor.rules.engine import TimelineItem, timeline_key, timeline_time
 from monitor.tones import ToneDetector
 from monitor.vad import VadOptions, VadSegmenter
 
+RECENT_S = 45.0  # audio kept per channel: longer than any utterance the VAD lets through
 TONE_SLACK_S = 0.3  # utterances starting this close to a tone onset (pre-roll included) are the tone
+
+
+class _Recent:
+    """The last RECENT_S seconds of one channel, addressable by call time."""
+
+    def __init__(self) -> None:
+        self._chunks: list[np.ndarray] = []
+        self._start = 0  # sample index of the first kept chunk
+        self._end = 0
+
+    def add(self, x: np.ndarray) -> None:
+        self._chunks.append(x)
+        self._end += len(x)
+        while self._chunks and self._end - self._start - len(self._chunks[0]) > RECENT_S * SAMPLE_RATE:
+            self._start += len(self._chunks.pop(0))
+
+    def span(self, start: float, end: float) -> np.ndarray:
+        a, b = max(int(start * SAMPLE_RATE), self._start), min(int(end * SAMPLE_RATE), self._end)
+        if b <= a or not self._chunks:
+            return np.zeros(0, dtype=np.float32)
+        return np.concatenate(self._chunks)[a - self._start:b - self._start]
 
 
 @dataclass(frozen=True)
@@ -32,6 +55,7 @@ class LiveOptions:
     """How a live call is followed."""
 
     vad: VadOptions = field(default_factory=VadOptions)
+    attribution: AttributionOptions = field(default_factory=AttributionOptions)
     rules: RuleOptions = field(default_factory=RuleOptions)
     partial_every_s: float = 2.0  # re-transcribe a long open agent utterance this often
     partial_min_s: float = 3.0  # ... once it has gone on this long
@@ -53,6 +77,8 @@ class CallSession:
         self.roles = roles
         self.opt = options
         self.vad = {r: VadSegmenter(r, options.vad) for r in roles}
+        self.attributor = Attributor(options.attribution)
+        self._audio = {r: _Recent() for r in roles}  # for telling a side's own voice from leaks
         self.tones = ToneDetector("caller") if "caller" in roles else None
         self.engine = RuleEngine(profile, options.rules, roles)
         self._heard = {r: 0.0 for r in roles}  # audio seconds fed per channel
@@ -77,9 +103,10 @@ class CallSession:
                 self._on_tone(tone)
         utts = self.vad[role].feed(samples)
         self._heard[role] += len(samples) / SAMPLE_RATE
+        self._audio[role].add(samples)
         if utts or self.vad[role].in_speech:
             self.last_voice = max(self.last_voice, self._heard[role])
-        work = [self._submit(u) for u in utts if not self._is_tone(u)]
+        work = [w for u in utts if not self._is_tone(u) and (w := self._submit(u)) is not None]
         work += self._partials(role)
         found += self.release()
         return work, found
@@ -91,7 +118,9 @@ class CallSession:
     def finish(self) -> list[Work]:
         """End of audio: the last open utterances go to the recogniser."""
         self.finished = True
-        return [self._submit(u) for r in self.roles for u in self.vad[r].flush() if not self._is_tone(u)]
+        utts = sorted((u for r in self.roles for u in self.vad[r].flush() if not self._is_tone(u)),
+                      key=lambda u: u.start)
+        return [w for u in utts if (w := self._submit(u)) is not None]
 
     def close(self, t_end: float | None = None, end_heard: bool = True) -> list[Violation]:
         """Everything is transcribed: judge what only the end of the call decides.
@@ -150,7 +179,20 @@ class CallSession:
         heapq.heappush(self._timeline, (timeline_key(item), next(self._order), item))
 
     # -- helpers ------------------------------------------------------------------------
-    def _submit(self, u: Utterance) -> Work:
+    def _leak(self, u: Utterance, remember: bool = True) -> str | None:
+        other = next((r for r in self.roles if r != u.role), None)
+        own = self._audio[u.role].span(u.start, u.end)
+        return self.attributor.judge(u.role, own, self._audio[other].span(u.start, u.end) if other else None,
+                                     remember=remember)
+
+    def _submit(self, u: Utterance) -> Work | None:
+        why = self._leak(u)
+        if why is not None:  # not this side speaking: never transcribed, said in the report
+            tr = dropped(u, why)
+            self._partial_at.pop(u.role, None)
+            self.transcripts.append(tr)
+            self._push(tr)
+            return None
         self._pending[(u.role, u.start)] = u
         self._partial_at.pop(u.role, None)
         return Work(u)
@@ -167,7 +209,10 @@ class CallSession:
         if now - since < self.opt.partial_min_s or now - last < self.opt.partial_every_s:
             return []
         self._partial_at[role] = now
-        return [Work(Utterance(role=role, start=since, end=now, samples=v.open_samples()), partial=True)]
+        piece = Utterance(role=role, start=since, end=now, samples=v.open_samples())
+        if self._leak(piece, remember=False) is not None:
+            return []
+        return [Work(piece, partial=True)]
 
     def _on_tone(self, tone: ToneEvent) -> None:
         self.tone_events.append(tone)

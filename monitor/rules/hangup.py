@@ -6,6 +6,7 @@ is still talking; otherwise no disconnect tone at all before the end.
 """
 from __future__ import annotations
 
+from monitor.attribution import is_leak
 from monitor.events import CallEvent, ToneEvent, Transcript, Violation
 from monitor.rules.base import Rule, violation
 
@@ -48,7 +49,7 @@ class HangupRule(Rule):
 
     def on_transcript(self, tr: Transcript) -> list[Violation]:
         # Any caller sound counts here, even unrecognisable words.
-        if tr.role == "caller" and tr.dropped_because not in ("empty", "known hallucination"):
+        if tr.role == "caller" and tr.dropped_because not in ("empty", "known hallucination") and not is_leak(tr):
             if self.caller_last_end is None or tr.end >= self.caller_last_end:
                 self.caller_last_end = tr.end
                 self.caller_last_text = tr.text if tr.speech else ""

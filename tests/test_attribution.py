@@ -1,0 +1,91 @@
+"""Whose voice is it: the side's own speaker, the other side leaking in (echo), or a neighbour."""
+import numpy as np
+
+from monitor.asr.scripted import Line
+from monitor.attribution import Attributor
+from monitor.events import AudioFrame, Control
+from monitor.live.session import CallSession
+from monitor.phrasebook import load_profile
+from tests.test_desk_runner import run as run_desk
+from tests.test_vad import quiet, voiced
+
+SR = 16000
+DB = 10 ** (1 / 20)
+
+
+def test_the_other_sides_voice_leaking_in_is_echo_and_double_talk_is_not():
+    a = Attributor()
+    caller = voiced(1.0, f0=140)
+    assert a.judge("agent", caller / DB ** 18, caller).startswith("echo of the other side (-18 dB)")
+    # both talk at once, the agent 6 dB softer than the caller: the agent's own words
+    assert a.judge("agent", voiced(1.0) / DB ** 6, caller) is None
+
+
+def test_a_neighbour_well_below_this_sides_speaker_is_background_once_that_speaker_is_known():
+    a = Attributor()
+    own = voiced(1.0)
+    assert a.judge("agent", own / DB ** 12, None) is None  # nothing known yet: kept
+    for _ in range(3):
+        assert a.judge("agent", own, None) is None
+    assert a.judge("agent", own / DB ** 12, None).startswith("background voice")
+    assert a.judge("agent", own / DB ** 4, None) is None  # a softer sentence of the agent's own
+
+
+def two_channels_with_leak(seconds=12.0):
+    """The agent greets and answers, never says goodbye; the caller leaks onto the agent channel 12.5 dB down
+    (webrtcvad itself ignores fainter leaks on a quiet line)."""
+    agent, caller = quiet(seconds, level=0.0003), quiet(seconds, level=0.0003)  # a quiet headset line
+    for s, e in ((0.5, 2.0), (5.0, 6.5)):
+        agent[int(s * SR):int(s * SR) + int((e - s) * SR)] += voiced(e - s, f0=190)
+    for s, e in ((3.0, 4.0), (7.5, 8.5)):
+        burst = voiced(e - s, f0=140)
+        caller[int(s * SR):int(s * SR) + len(burst)] += burst
+        agent[int(s * SR):int(s * SR) + len(burst)] += burst / DB ** 12.5  # line echo / sidetone
+    return agent, caller
+
+
+LINES = [Line("agent", 0.5, 2.0, "您好，中兴通讯！"), Line("caller", 3.0, 4.0, "我的路由器坏了。"),
+         Line("agent", 5.0, 6.5, "好的，我们明天派人上门。"), Line("caller", 7.5, 8.5, "好的，再见。"),
+         # what the recogniser would make of the echo on the agent channel, if it were asked
+         Line("agent", 3.0, 4.0, "我的路由器坏了。"), Line("agent", 7.5, 8.5, "好的，再见。")]
+
+
+def test_the_callers_goodbye_echoed_on_the_agent_channel_is_not_the_agents_goodbye():
+    agent, caller = two_channels_with_leak()
+    b = int(0.1 * SR)
+    frames = [AudioFrame(role, i / SR, x[i:i + b]) for i in range(0, len(agent), b)
+              for role, x in (("agent", agent), ("caller", caller))]
+    script = [Control("start", call_id="c1"), *frames, Control("end", by="caller")]
+    (s,), sink, _ = run_desk(script, LINES)
+    assert [v.rule for v in s.violations] == ["closing"]  # the agent never said 再见
+
+
+def test_batch_reports_the_words_it_did_not_count_and_agrees_with_live(tmp_path):
+    import soundfile as sf
+
+    from monitor.asr.scripted import ScriptedTranscriber
+    from monitor.pipeline import score_call
+
+    agent, caller = two_channels_with_leak()
+    sf.write(tmp_path / "call.wav", np.stack([agent, caller], axis=1), SR)
+    report = score_call(tmp_path / "call.wav", load_profile("zte"), ScriptedTranscriber(LINES))
+    d = report.to_dict()
+    # the agent never said goodbye (and no busy tone says the caller hung up first)
+    assert [v["rule"] for v in d["violations"]] == ["closing", "hangup"]
+    leaks = d["not_their_words"]
+    assert [(x["channel"], round(x["start"])) for x in leaks] == [("agent", 3), ("agent", 7)]
+    assert all(x["why"].startswith("echo of the other side") for x in leaks)
+
+
+def test_a_live_session_drops_the_echo_before_it_reaches_the_recogniser():
+    agent, caller = two_channels_with_leak()
+    session = CallSession("c", load_profile("zte"))
+    sent = []
+    for i in range(0, len(agent), 800):
+        for role, x in (("agent", agent), ("caller", caller)):
+            work, _ = session.feed(role, x[i:i + 800])
+            sent += [w.utterance for w in work if not w.partial]
+    sent += [w.utterance for w in session.finish()]
+    assert [round(u.start) for u in sent if u.role == "agent"] == [0, 5]  # the echoes at 3 and 7.5 s never go
+    assert [(t.role, round(t.start)) for t in session.transcripts if t.dropped_because.startswith("echo")] == \
+        [("agent", 3), ("agent", 7)]
