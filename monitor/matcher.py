@@ -166,6 +166,8 @@ class Polite:
         said of the caller, not the agent refusing.
     question: right before the phrase ("有没办法…", "您明天有没空"): the phrase is what a
         yes/no question asks about.
+    negated: right before the phrase ("不是没法查，只是要等两天", "也不是不可能"): the agent
+        denies the refusal.
     concessive_words / concessive_then: a question word just after the phrase (a short
         subject may come between) and then 都/也 later in the clause ("我不管多晚都帮您处理",
         "我不管您什么时候打来也会接": no matter how late / when, I will).
@@ -173,6 +175,7 @@ class Polite:
 
     caller_subject: tuple[str, ...] = ()
     question: tuple[str, ...] = ()
+    negated: tuple[str, ...] = ()
     concessive_words: tuple[str, ...] = ()
     concessive_then: tuple[str, ...] = ()
 
@@ -183,6 +186,8 @@ class Polite:
             return "said of the caller"
         if any(before.endswith(w) for w in self.question):
             return "a question about it"
+        if any(before.endswith(w) for w in self.negated):
+            return "denied"
         for w in self.concessive_words:
             at = after.find(w)
             if 0 <= at <= CONCESSIVE_REACH and any(t in after[at + len(w):] for t in self.concessive_then):

@@ -132,7 +132,7 @@ SCHEMA: dict[str, dict[str, _Kind]] = {
     "recommended": {"seed": _STR, "phrases": _PHRASES},
     "forbidden_defaults": {"seed": _TEXT, "severity": _SEV, "deduction": _num(0, 100)},
     # Polite constructions a forbidden phrase can sit in (see matcher.Polite): words, not phrases.
-    "polite": {"caller_subject": _STRS, "question": _STRS, "concessive_words": _STRS,
+    "polite": {"caller_subject": _STRS, "question": _STRS, "negated": _STRS, "concessive_words": _STRS,
                "concessive_then": _STRS},
 }
 FORBIDDEN_KEYS: dict[str, _Kind] = {"phrase": _STR, "seed": _STR, "patterns": _PHRASES, "exclude": _PHRASES,
@@ -500,6 +500,7 @@ def _compile(path: Path, src: _Source, m: _Merged, probs: _Problems) -> Profile 
         forbidden=tuple(entries),
         forbidden_matcher=PhraseMatcher(patterns, polite=Polite(
             caller_subject=phrases("polite", "caller_subject"), question=phrases("polite", "question"),
+            negated=phrases("polite", "negated"),
             concessive_words=phrases("polite", "concessive_words"),
             concessive_then=phrases("polite", "concessive_then"))),
         recommended=matcher("recommended", phrases("recommended", "phrases")),

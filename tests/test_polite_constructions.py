@@ -24,6 +24,9 @@ def forbidden(profile, text):
     (ZTE, "您不知道型号也没关系，我帮您查", "这个我不知道", "我不知道"),
     (JINGYI, "如果您不知道序列号的话我教您找", "不知道，你问别人吧", "不知道"),
     (UNICOM, "您这边没办法过来的话我们上门", "没办法，规定就是这样", "没办法"),
+    # the agent denies the refusal
+    (UNICOM, "不是没法查，只是要多等两天", "这个没法查", "没法查"),
+    (ZTE, "这个也不是不可能，我帮您申请一下", "不可能，你别想了", "不可能"),
 ])
 def test_the_polite_construction_passes_and_the_rude_form_is_caught(profile, polite, rude, phrase):
     assert forbidden(profile, polite) == [], polite
