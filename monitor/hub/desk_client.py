@@ -32,7 +32,6 @@ import logging
 import random
 import socket
 import ssl
-import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
@@ -49,6 +48,7 @@ from websockets.exceptions import (
 from websockets.uri import parse_uri
 
 from monitor.hub.protocol import Alert
+from monitor.outage import Outage
 
 from .protocol import (
     CLOSE_BAD_HELLO,
@@ -160,9 +160,7 @@ class DeskClient:
         self._status = DeskStatus()
         self._status_changed = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self._trouble_since: float | None = None  # monotonic; None while all is well
-        self._reported_at = 0.0
-        self._reported: str | None = None
+        self._outage = Outage(report_every)
         self.connected = False
         self.connects = 0
         self.duplicates = 0  # acks saying the hub already had it (a resend after a lost ack)
@@ -315,21 +313,16 @@ class DeskClient:
             delay = min(delay * 2, self.backoff_max)
 
     def _problem(self, line: str) -> None:
-        now = time.monotonic()
-        if self._trouble_since is None:
-            self._trouble_since = now
-        elif line == self._reported and now - self._reported_at < self.report_every:
+        if not self._outage.down(line):
             return
-        self._reported, self._reported_at = line, now
         n = self._spool.count
         self._tell(self.on_problem, f"{line}; {n} alert(s) waiting in the spool" if n else line,
                    logging.WARNING)
 
     def _recovered(self) -> None:
-        if self._trouble_since is None:
+        away = self._outage.up()
+        if away is None:
             return
-        away = time.monotonic() - self._trouble_since
-        self._trouble_since, self._reported = None, None
         n = self._spool.count
         self._tell(self.on_recovered, f"hub {self.url} connected again after {away:.0f} s"
                    + (f"; resending {n} spooled alert(s)" if n else ""), logging.INFO)

@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from monitor.events import Control, Role
+from monitor.outage import Outage
 
 log = logging.getLogger("monitor.live")
 
@@ -311,38 +312,33 @@ class BaresipEvents:
     # -- running ------------------------------------------------------------------------
     async def run(self) -> None:
         """Read events until `close()`, reconnecting (with backoff) whenever baresip goes away."""
-        outage_since: float | None = None
-        reported = 0.0
+        outage = Outage(self.report_every)
         delay = self.backoff[0]
         while not self._closed.is_set():
             if self._writer is None:
                 try:
                     await self._connect()
                 except SoftphoneError as exc:
-                    now = time.monotonic()
-                    if outage_since is None:
-                        outage_since = reported = now
-                        self.on_problem(f"{exc}; no calls are followed until it is back")
-                    elif now - reported >= self.report_every:
-                        reported = now
-                        self.on_problem(f"{exc}; still away after {now - outage_since:.0f} s, "
-                                        "no calls are followed")
+                    first = outage.since is None
+                    if outage.down("away"):  # one outage, whatever each attempt says
+                        self.on_problem(f"{exc}; no calls are followed until it is back" if first else
+                                        f"{exc}; still away after {outage.lasted():.0f} s, no calls are followed")
                     await self._sleep(delay)
                     delay = min(delay * 2, self.backoff[1])
                     continue
-                if outage_since is not None:
-                    self.on_recovered(f"{self.where}: connected again after {time.monotonic() - outage_since:.0f} s")
-                    outage_since = None
+                away = outage.up()
+                if away is not None:
+                    self.on_recovered(f"{self.where}: connected again after {away:.0f} s")
             since = time.monotonic()
             why = await self._read_until_lost()
             if self._closed.is_set():
                 break
-            outage_since = reported = time.monotonic()
+            outage.down("away")
             self.on_problem(f"{self.where}: {why}; reconnecting")
             await self._lost()
             # a connection that lasted is a fresh outage; one dropped at once (another
             # client taking ctrl_tcp's only connection) backs off further
-            delay = self.backoff[0] if outage_since - since > 2.0 else min(delay * 2, self.backoff[1])
+            delay = self.backoff[0] if time.monotonic() - since > 2.0 else min(delay * 2, self.backoff[1])
             await self._sleep(delay)
 
     async def _read_until_lost(self) -> str:

@@ -67,6 +67,10 @@ class Ears:
         self.tones: ToneDetector | None = ToneDetector("caller") if "caller" in roles else None
         self.last_voice = 0.0
 
+    def forget_speech(self) -> None:
+        """Start the VADs afresh: what they heard was a tone, not speech."""
+        self.vad = {r: VadSegmenter(r) for r in self.vad}
+
     def feed(self, frame: AudioFrame, t: float) -> bool:
         """True when the frame holds speech (not a call-progress tone)."""
         if frame.role == "caller" and self.tones is not None:
@@ -154,7 +158,7 @@ class CallDetector:
             # The busy tone goes on until the agent hangs up: it is not a new call.
             self._tone_after.feed(frame.samples)
             if self._tone_after.active is not None:
-                self._ears = Ears(self.roles)
+                self._ears.forget_speech()
                 return []
             self._tone_after = None
         if not self._ears.feed(frame, frame.end):

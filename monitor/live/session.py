@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,7 +34,7 @@ class _Recent:
     """The last RECENT_S seconds of one channel, addressable by call time."""
 
     def __init__(self) -> None:
-        self._chunks: list[np.ndarray] = []
+        self._chunks: deque[np.ndarray] = deque()
         self._start = 0  # sample index of the first kept chunk
         self._end = 0
 
@@ -41,13 +42,20 @@ class _Recent:
         self._chunks.append(x)
         self._end += len(x)
         while self._chunks and self._end - self._start - len(self._chunks[0]) > RECENT_S * SAMPLE_RATE:
-            self._start += len(self._chunks.pop(0))
+            self._start += len(self._chunks.popleft())
 
     def span(self, start: float, end: float) -> np.ndarray:
         a, b = max(int(start * SAMPLE_RATE), self._start), min(int(end * SAMPLE_RATE), self._end)
-        if b <= a or not self._chunks:
-            return np.zeros(0, dtype=np.float32)
-        return np.concatenate(self._chunks)[a - self._start:b - self._start]
+        parts: list[np.ndarray] = []
+        pos = self._end
+        for chunk in reversed(self._chunks):  # only the chunks the span covers, newest first
+            pos -= len(chunk)
+            if pos >= b:
+                continue
+            if pos + len(chunk) <= a:
+                break
+            parts.append(chunk[max(0, a - pos):b - pos])
+        return np.concatenate(parts[::-1]) if parts else np.zeros(0, dtype=np.float32)
 
 
 @dataclass(frozen=True)
