@@ -355,21 +355,7 @@ def build(fp: FieldPlan, speech, bank: list, seed: int) -> tuple[np.ndarray, dic
     plan, kinds, prm = fp.base, fp.kinds, fp.params
     rng = np.random.default_rng(seed)
     placed = timeline(compose(fp, speech, rng), fp, speech, rng)
-    last_turn, last_start, last_audio = placed[-1]
-    if last_turn.cut_frac is not None:
-        cut = int(len(last_audio) * last_turn.cut_frac)
-        placed[-1] = (last_turn, last_start, last_audio[:cut])
-        end = hangup_t = last_start + cut
-        by = "agent"
-    else:
-        last_end = last_start + len(last_audio)
-        if plan.hangup == "caller":
-            by = "caller"
-            hangup_t = last_end + int(rng.uniform(0.3, 1.0) * SR)
-            end = hangup_t + int(rng.uniform(1.5, 3.5) * SR)
-        else:
-            by = "agent"
-            end = hangup_t = last_end + int(rng.uniform(0.3, 1.5) * SR)
+    end, hangup_t, by = msc.end_of_call(placed, plan, rng)
 
     if "backchannel" in kinds:  # caller back-channels inside the agent's longer lines
         extra = []
@@ -439,22 +425,8 @@ def build(fp: FieldPlan, speech, bank: list, seed: int) -> tuple[np.ndarray, dic
             leak = delay(signal.sosfilt(band, src[:, other]), prm["echo_ms"][role])
             x[:, ch[role]] += leak * 10 ** (-prm["echo_db"][role] / 20)
 
+    x = msc.line_and_noise(x, plan, rng, bank, active, speech_rms)
     tel = plan.condition.endswith("8k")
-    band = signal.butter(4, [300, 3400], btype="bandpass", fs=SR, output="sos")
-    if tel:
-        x = signal.sosfiltfilt(band, x, axis=0)
-    if plan.snr_db is not None:
-        for role, c in ch.items():
-            nz = msc.make_noise(plan.noise[role], rng, end, bank)
-            if tel:
-                nz = signal.sosfiltfilt(band, nz)
-            x[:, c] += nz * speech_rms[c] / (np.sqrt(np.mean(nz**2)) * 10 ** (plan.snr_db / 20))
-    sos = signal.butter(2, 2000, fs=SR, output="sos")
-    floor = signal.sosfilt(sos, rng.normal(size=x.shape), axis=0)
-    x += floor * 10 ** (msc.FLOOR_DBFS / 20) / np.sqrt(np.mean(floor**2, axis=0))
-    peak = np.abs(x).max()
-    if peak > 0.99:
-        x *= 0.99 / peak
     if "agc" in kinds:
         for role in (["agent", "caller"] if prm["agc_on"] == "both" else [prm["agc_on"]]):
             x[:, ch[role]] = agc_clip(x[:, ch[role]], prm["clip_db"])

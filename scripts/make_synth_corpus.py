@@ -508,10 +508,9 @@ def r2(x: float) -> float:
     return round(float(x), 2)
 
 
-def build(plan: Plan, speech: Speech, bank: list, seed: int) -> tuple[np.ndarray, dict]:
-    rng = np.random.default_rng(seed)
-    turns = compose(plan, speech, rng)
-    placed = timeline(turns, plan, speech, rng)
+def end_of_call(placed: list, plan: Plan, rng: np.random.Generator) -> tuple[int, int, str]:
+    """Where the recording ends, when the hang-up is and who hangs up: (end, hangup_t, by).
+    An agent line cut off (`cut_frac`) is shortened in `placed`: the agent hung up on it."""
     last_turn, last_start, last_audio = placed[-1]
     if last_turn.cut_frac is not None:
         cut = int(len(last_audio) * last_turn.cut_frac)
@@ -527,6 +526,38 @@ def build(plan: Plan, speech: Speech, bank: list, seed: int) -> tuple[np.ndarray
         else:
             by = "agent"
             end = hangup_t = last_end + int(rng.uniform(0.3, 1.5) * SR)
+    return end, hangup_t, by
+
+
+def line_and_noise(x: np.ndarray, plan: Plan, rng: np.random.Generator, bank: list, active: np.ndarray,
+                   speech_rms: list[float] | None = None) -> np.ndarray:
+    """The telephone band (8 kHz calls), background noise at the call's SNR relative to each side's
+    speech (`speech_rms`, else measured where `active`), a faint floor, and no clipping."""
+    tel = plan.condition.endswith("8k")
+    band = signal.butter(4, [300, 3400], btype="bandpass", fs=SR, output="sos")
+    if tel:  # the SNR holds in the telephone band (most brown noise and hum lie below it)
+        x = signal.sosfiltfilt(band, x, axis=0)
+    if plan.snr_db is not None:
+        for role, c in (("agent", 0), ("caller", 1)):
+            rms = speech_rms[c] if speech_rms is not None else np.sqrt(np.mean(x[active[:, c], c] ** 2))
+            nz = make_noise(plan.noise[role], rng, len(x), bank)
+            if tel:
+                nz = signal.sosfiltfilt(band, nz)
+            x[:, c] += nz * rms / (np.sqrt(np.mean(nz**2)) * 10 ** (plan.snr_db / 20))
+    sos = signal.butter(2, 2000, fs=SR, output="sos")
+    floor = signal.sosfilt(sos, rng.normal(size=x.shape), axis=0)
+    x += floor * 10 ** (FLOOR_DBFS / 20) / np.sqrt(np.mean(floor**2, axis=0))
+    peak = np.abs(x).max()
+    if peak > 0.99:  # loud noise peaks: scale the call rather than clip
+        x *= 0.99 / peak
+    return x
+
+
+def build(plan: Plan, speech: Speech, bank: list, seed: int) -> tuple[np.ndarray, dict]:
+    rng = np.random.default_rng(seed)
+    turns = compose(plan, speech, rng)
+    placed = timeline(turns, plan, speech, rng)
+    end, hangup_t, by = end_of_call(placed, plan, rng)
 
     x = np.zeros((end, 2))
     ch = {"agent": 0, "caller": 1}
@@ -554,24 +585,8 @@ def build(plan: Plan, speech: Speech, bank: list, seed: int) -> tuple[np.ndarray
     else:
         violations.append({"rule": "hangup", "start": r2(end / SR), "end": r2(end / SR)})
 
+    x = line_and_noise(x, plan, rng, bank, active)
     tel = plan.condition.endswith("8k")
-    band = signal.butter(4, [300, 3400], btype="bandpass", fs=SR, output="sos")
-    if tel:  # the SNR holds in the telephone band (most brown noise and hum lie below it)
-        x = signal.sosfiltfilt(band, x, axis=0)
-    if plan.snr_db is not None:
-        for role, c in ch.items():
-            speech_rms = np.sqrt(np.mean(x[active[:, c], c] ** 2))
-            nz = make_noise(plan.noise[role], rng, end, bank)
-            if tel:
-                nz = signal.sosfiltfilt(band, nz)
-            x[:, c] += nz * speech_rms / (np.sqrt(np.mean(nz**2)) * 10 ** (plan.snr_db / 20))
-    sos = signal.butter(2, 2000, fs=SR, output="sos")
-    floor = signal.sosfilt(sos, rng.normal(size=x.shape), axis=0)
-    x += floor * 10 ** (FLOOR_DBFS / 20) / np.sqrt(np.mean(floor**2, axis=0))
-    peak = np.abs(x).max()
-    if peak > 0.99:  # loud noise peaks: scale the call rather than clip
-        x *= 0.99 / peak
-
     audio_name = f"{plan.call_id}.wav" if tel else f"{plan.call_id}.flac"
     label = {
         "call_id": plan.call_id,

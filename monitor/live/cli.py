@@ -154,12 +154,15 @@ def _desk_token(args) -> str | None:
     return token
 
 
-def _tell_hub_softphone(sinks, state: str) -> None:
+def _hubs(sinks) -> list:
     from monitor.live.sinks import HubSink
 
-    for s in sinks:
-        if isinstance(s, HubSink):
-            s.softphone(state)
+    return [s for s in sinks if isinstance(s, HubSink)]
+
+
+def _tell_hub_softphone(sinks, state: str) -> None:
+    for hub in _hubs(sinks):
+        hub.softphone(state)
 
 
 def _softphone_said(sinks, state: str):
@@ -179,18 +182,13 @@ def _say(what: str):
 
 
 async def _start_sinks(sinks) -> None:
-    from monitor.live.sinks import HubSink
-
-    for s in sinks:
-        if isinstance(s, HubSink):
-            await s.start()
+    for hub in _hubs(sinks):  # at once: spooled alerts go out, a hub problem is said
+        await hub.start()
 
 
 def _spooled(sinks) -> int:
     """Alerts still waiting for the hub after the sinks closed; says so on stderr."""
-    from monitor.live.sinks import HubSink
-
-    left = sum(s.pending for s in sinks if isinstance(s, HubSink))
+    left = sum(hub.pending for hub in _hubs(sinks))
     if left:
         print(f"monitor: error: {left} alert(s) not delivered to the hub; they stay spooled and are "
               "sent on the next start", file=sys.stderr, flush=True)

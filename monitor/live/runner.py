@@ -83,13 +83,9 @@ class DeskRunner:
                     t.cancel()
             await asyncio.gather(pump, *([stopper] if stopper else []), return_exceptions=True)
             if self._call is not None:  # cancelled mid-call: still report what was heard
-                self._end_call(CallEnded(t=self.detector.now - self.detector_at, why="desk stopped"))
+                self._end_call(CallEnded(t=self.detector.now - self._call.started.at, why="desk stopped"))
             self.summaries = list(await asyncio.gather(*self._finishing))
         return self.summaries
-
-    @property
-    def detector_at(self) -> float:
-        return self._call.started.at if self._call is not None else 0.0
 
     async def _stop_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
