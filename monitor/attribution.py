@@ -69,4 +69,5 @@ def dropped(u: Utterance, why: str) -> Transcript:
 
 
 def is_leak(tr: Transcript) -> bool:
-    return tr.dropped_because.startswith(("echo of", "background voice"))
+    """Heard on the channel but not this side's words: an echo, a neighbour, music on hold."""
+    return tr.dropped_because.startswith(("echo of", "background voice", "music"))

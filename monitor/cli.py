@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from monitor import __version__
+from monitor import __version__, logs
 from monitor.argtypes import channel, positive_int
+from monitor.logs import level_type
 
 DESCRIPTION = """\
 Local compliance monitor for Mandarin service calls. It cuts each side of a call into
@@ -29,8 +30,10 @@ examples:
   monitor score calls/ --profile-map profiles.json --out report.jsonl
 
 Stereo recordings: channel 0 is the agent, 1 the caller (change with --agent-channel and
---caller-channel). A mono file is scored for agent-side rules only (greeting, forbidden,
-closing); the report lists the rules it could not judge. A CALL.events.json file beside
+--caller-channel). A mono file holds both sides: each utterance is given to the agent or
+the caller with a confidence (--mono-roles auto, the default); --mono-roles agent scores
+every word as the agent's (greeting, forbidden, closing only) and lists the rules it could
+not judge. A CALL.events.json file beside
 CALL.wav ([{"t": 31.2, "type": "hangup", "by": "caller"}]) decides who hung up first.
 
 exit status: 0 all calls scored, 1 some calls failed (the others are still in the
@@ -51,6 +54,14 @@ def add_asr_options(p: argparse.ArgumentParser) -> None:
                    help="CPU threads for the model (default: up to 4)")
 
 
+def add_meta_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("call metadata (carried into every report row)")
+    g.add_argument("--meta", metavar="CSV", help="calls.csv with a 'file' column and any of agent, team, date, "
+                   "direction, profile and extra columns")
+    g.add_argument("--name-pattern", metavar="PATTERN", help="read fields from file names, e.g. "
+                   "'{date}_{agent}_{callid}.wav' (the --meta CSV wins where both say something)")
+
+
 def _score_parser(sub) -> None:
     p = sub.add_parser("score", help="score recorded calls into a report",
                        description="Score recorded calls: violations, score and transcript per call.",
@@ -62,15 +73,23 @@ def _score_parser(sub) -> None:
     p.add_argument("--profile-map", metavar="FILE", help="JSON object {\"call name\": \"profile\"} for a "
                    "folder of calls under different norms; calls not in it use --profile")
     p.add_argument("--out", metavar="FILE", help="write one JSON object per call (JSONL) here")
-    p.add_argument("--csv", metavar="FILE", help="also write one CSV row per violation here")
+    p.add_argument("--csv", metavar="FILE", help="also write FILE-calls.csv (one row per call) and "
+                   "FILE-violations.csv (one row per violation), UTF-8 with BOM for Excel")
+    add_meta_options(p)
     p.add_argument("--direction", choices=("inbound", "outbound"), default="inbound",
                    help="who placed the calls (decides the expected greeting; default inbound)")
     p.add_argument("--agent-channel", type=channel, default=0, help="channel of the agent (default 0)")
     p.add_argument("--caller-channel", type=channel, default=1, help="channel of the caller (default 1)")
+    p.add_argument("--mono-roles", choices=("auto", "agent"), default="auto",
+                   help="mono files: auto tells the agent from the caller in the mix (default); "
+                        "agent hears every word as the agent's")
     p.add_argument("--transcript", action="store_true", help="print each call's transcript too")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     add_asr_options(p)
+    from monitor.cluster import add_cluster_options
+
+    add_cluster_options(p)
     p.set_defaults(func=cmd_score)
 
 
@@ -101,9 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="monitor", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"monitor {__version__}")
-    parser.add_argument("--verbose", "-v", action="store_true", help="log details to stderr")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log details to stderr (--log-level info)")
+    parser.add_argument("--log-level", type=level_type, metavar="LEVEL",
+                        help="debug, info, warning (default; the hub: info) or error; also after any command")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _score_parser(sub)
+    from monitor.qa_commands import add_qa_commands
+
+    add_qa_commands(sub)
     _phrasebook_parser(sub)
     _model_parser(sub)
     from monitor.live.cli import add_live_commands
@@ -115,7 +139,19 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_hub_commands(sub)
+    _add_log_level(sub)
     return parser
+
+
+def _add_log_level(sub: argparse._SubParsersAction) -> None:
+    """`--log-level` after every command too (monitor score ... --log-level debug)."""
+    for p in sub.choices.values():
+        if "--log-level" not in p._option_string_actions:
+            p.add_argument("--log-level", type=level_type, default=argparse.SUPPRESS, metavar="LEVEL",
+                           help="debug, info, warning or error (log lines go to stderr with timestamps)")
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _add_log_level(action)
 
 
 # -- commands -------------------------------------------------------------------
@@ -156,6 +192,7 @@ def _transcriber(args, profile):
 def cmd_score(args) -> int:
     from monitor.audio.files import AudioError, ChannelRoles, expand_inputs
     from monitor.pipeline import ScoreOptions, score_call
+    from monitor.qa_commands import call_meta, meta_profiles, meta_source_of, with_direction
     from monitor.report import JsonlWriter, print_call, print_summary, write_csv
     from monitor.rules import RuleOptions
 
@@ -163,8 +200,9 @@ def cmd_score(args) -> int:
         raise UsageError("--agent-channel and --caller-channel must differ")
     default_profile = _load_profile(args.profile)
     mapping = _profile_map(args.profile_map)
+    meta_source = meta_source_of(args)
     profiles = {default_profile.name: default_profile}
-    for name in sorted(set(mapping.values())):
+    for name in sorted(set(mapping.values()) | meta_profiles(meta_source)):
         if name not in profiles:
             profiles[name] = _load_profile(name)
     files, input_errors = expand_inputs(args.paths)
@@ -173,22 +211,37 @@ def cmd_score(args) -> int:
     if not files:
         raise UsageError("no audio files to score")
     options = ScoreOptions(roles=ChannelRoles(args.agent_channel, args.caller_channel),
-                           rules=RuleOptions(direction=args.direction))
+                           rules=RuleOptions(direction=args.direction), mono_roles=args.mono_roles)
     try:
         writer = JsonlWriter(Path(args.out)) if args.out else None
     except OSError as exc:
         raise UsageError(f"{args.out}: cannot write the report ({exc.strerror or exc})") from None
-    transcriber = None  # one model for all profiles; each profile only changes the hot words
+    transcriber: Any = None  # one model for all profiles; each profile only changes the hot words
     reports, failed = [], [(e, e) for e in input_errors]
     progress = _progress(files, args)
+    plans: dict = {}
+
+    def plan(path):  # a call's metadata, profile and options, read once
+        if path not in plans:
+            meta = call_meta(meta_source, path, progress)
+            profile = profiles.get(mapping.get(path.stem, meta.get("profile", "")), default_profile)
+            plans[path] = (meta, profile, with_direction(options, meta))
+        return plans[path]
+
+    pool = _cluster_pool(args, files, plan)  # --ray: scored on the cluster, given back in input order
     try:
         for path in progress:
-            profile = profiles.get(mapping.get(path.stem, ""), default_profile)
-            transcriber = transcriber or _transcriber(args, profile)
+            meta, profile, call_options = plan(path)
+            if pool is None:
+                transcriber = transcriber or _transcriber(args, profile)
             try:
-                report = score_call(path, profile, transcriber.with_hotwords(profile.hotwords), options)
-            except (AudioError, MemoryError) as exc:
-                msg = str(exc) if isinstance(exc, AudioError) else f"{path.name}: too large to load"
+                report = pool.result(path) if pool is not None else \
+                    score_call(path, profile, transcriber.with_hotwords(profile.hotwords), call_options)
+                report.meta = meta
+            except (AudioError, MemoryError, Exception) as exc:  # one call's failure never loses the others
+                msg = (str(exc) if isinstance(exc, AudioError) else f"{path.name}: too large to load"
+                       if isinstance(exc, MemoryError)
+                       else f"{path.name}: internal error while scoring ({type(exc).__name__}: {exc}); please report it")
                 _note(progress, f"monitor: error: {msg}")
                 failed.append((path.name, msg))
                 if writer:
@@ -204,19 +257,36 @@ def cmd_score(args) -> int:
     finally:
         if writer:
             writer.close()
+        if pool is not None:
+            pool.close()
+    written = [args.out] if args.out else []
     if args.csv:
         try:
-            write_csv(Path(args.csv), reports)
+            written += [str(p) for p in write_csv(Path(args.csv), reports)]
         except OSError as exc:
             print(f"monitor: error: {args.csv}: cannot write the CSV report ({exc.strerror or exc})",
                   file=sys.stderr)
             failed.append((args.csv, f"{args.csv}: CSV report not written"))
     print_summary(reports, failed, sys.stdout)
-    if args.out:
-        print(f"report: {args.out}" + (f", {args.csv}" if args.csv else ""))
+    if written:
+        print(f"report: {', '.join(written)}")
     if not reports:
         return 2
     return 1 if failed else 0
+
+
+def _cluster_pool(args, files, plan):
+    if not getattr(args, "ray", None):
+        return None
+    from monitor.asr.whisper import AsrOptions
+    from monitor.cluster import ClusterError, Job, RayPool
+
+    jobs = [Job(p, *plan(p)[1:]) for p in files]
+    asr = AsrOptions(model_dir=args.model, beam_size=args.beam, hotwords=jobs[0].profile.hotwords)
+    try:
+        return RayPool(args.ray, jobs, asr, args.ray_workers, args.ray_cpus)
+    except ClusterError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _progress(files, args):
@@ -305,6 +375,15 @@ def cmd_phrasebook_show(args) -> int:
         print(f"  hold return within {p.hold_return_window_s:g} s (minor, -{p.hold.deduction / 2:g}): "
               f"{texts(p.hold_thanks)}")
     print(f"  hangup: the caller hangs up first ({cost(p.hangup)})  [{p.hangup.seed}]")
+    e = p.escalations
+    print("  escalations (the caller's words; warn the supervisor, no deduction):")
+    print(f"    complaint: {texts(e.complaint_phrases)}  [{e.complaint.seed}]")
+    print(f"    supervisor: {texts(e.supervisor_phrases)}  [{e.supervisor.seed}]")
+    print(f"    repeat: the same statement in {e.repeat_times} utterances within {e.repeat_within_s:g} s  "
+          f"[{e.repeat.seed}]")
+    if e.answer_phrases:
+        print(f"  complaint answered within {e.answer_within_s:g} s (minor, -{e.answer.deduction / 2:g}): "
+              f"{texts(e.answer_phrases)}  [{e.answer.seed}]")
     print("  forbidden:")
     for e in p.forbidden:
         print(f"    {e.phrase:<24} -{e.deduction:g}  [{e.seed}]")
@@ -325,8 +404,7 @@ def cmd_model(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logs.setup(args.log_level or ("info" if args.verbose else "warning"))
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:

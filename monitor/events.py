@@ -57,10 +57,13 @@ class Transcript:
     avg_logprob: float = 0.0
     no_speech_prob: float = 0.0
     dropped_because: str = ""
+    # Mixed-mono calls only (monitor.roles): how sure the role is, 0.5..1; None: heard on its own channel.
+    role_confidence: float | None = None
 
     def to_dict(self) -> dict:
         return {"channel": self.role, "start": round(self.start, 2), "end": round(self.end, 2),
-                "text": self.text}
+                "text": self.text,
+                **({"role_confidence": self.role_confidence} if self.role_confidence is not None else {})}
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,14 @@ def _normalize_with_breaks(text: str) -> tuple[str, list[int]]:
     return "".join(norm_parts), breaks
 
 
+def _sounds_in(words: tuple[str, ...], text: str) -> bool:
+    """Is one of these one-character words in the text, or a character read the same
+    (the recogniser writes 都 as 读 or 度)?"""
+    said = [_readings(ch) for ch in text]
+    return any(_readings(w) & r for w in words if len(w) == 1 for r in said) or \
+        any(w in text for w in words if len(w) != 1)
+
+
 @dataclass(frozen=True)
 class Polite:
     """Constructions that hold a forbidden phrase without being one, checked within its clause.
@@ -171,6 +179,14 @@ class Polite:
     concessive_words / concessive_then: a question word just after the phrase (a short
         subject may come between) and then 都/也 later in the clause ("我不管多晚都帮您处理",
         "我不管您什么时候打来也会接": no matter how late / when, I will).
+    concessive_opening: earlier in the clause, with no concessive_then yet between it and
+        the phrase ("不管您知不知道型号，我们都能…"): the phrase is the condition that does
+        not matter, not what the agent asserts ("不管你怎么说我都没办法" still is).
+    concessive_after: just after the phrase ("您没法查到也没关系"): even if, it is fine.
+    a_not_a: negation characters of a yes/no question "X不X" / "X没X". A phrase that starts
+        with one right after X ("知不知道", "归不归我管") is half of the question, and a
+        phrase after such a question in its clause ("你有没有觉得哪里没办法操作？") is what
+        the question asks about.
     """
 
     caller_subject: tuple[str, ...] = ()
@@ -178,6 +194,9 @@ class Polite:
     negated: tuple[str, ...] = ()
     concessive_words: tuple[str, ...] = ()
     concessive_then: tuple[str, ...] = ()
+    concessive_opening: tuple[str, ...] = ()
+    concessive_after: tuple[str, ...] = ()
+    a_not_a: tuple[str, ...] = ()
 
     def excuses(self, clause: str, start: int, end: int) -> str | None:
         """The construction that excuses clause[start:end], if any."""
@@ -190,9 +209,29 @@ class Polite:
             return "denied"
         for w in self.concessive_words:
             at = after.find(w)
-            if 0 <= at <= CONCESSIVE_REACH and any(t in after[at + len(w):] for t in self.concessive_then):
+            if 0 <= at <= CONCESSIVE_REACH and _sounds_in(self.concessive_then, after[at + len(w):]):
                 return "concessive (no matter …)"
+        for w in self.concessive_opening:
+            at = before.rfind(w)
+            if at >= 0 and not any(t in before[at + len(w):] for t in self.concessive_then):
+                return "concessive (no matter …)"
+        if any(0 <= after.find(w) <= CONCESSIVE_REACH for w in self.concessive_after):
+            return "concessive (even if …, it is fine)"
+        if self._a_not_a(clause, start):
+            return "a question about it"
         return None
+
+    def _a_not_a(self, clause: str, start: int) -> bool:
+        """The phrase is half of an X不X question, or comes after one in its clause."""
+        if not self.a_not_a:
+            return False
+        neg = "".join(re.escape(n) for n in self.a_not_a)
+        if clause[start:start + 1] in self.a_not_a:
+            for k in (1, 2):  # 知不知道, 知道不知道
+                x = clause[start + 1:start + 1 + k]
+                if len(x) == k and clause[:start].endswith(x):
+                    return True
+        return re.search(rf"(.)[{neg}]\1", clause[:start]) is not None
 
 
 class PhraseMatcher:

@@ -14,8 +14,10 @@ files, so a profile kept anywhere can include the built-in common file by name.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,10 +25,16 @@ from typing import Any
 from monitor.matcher import Pattern, PhraseMatcher, Polite
 from monitor.text import normalize
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "phrasebook"
+# The built-in profiles: monitor/profiles in an installed wheel (package data); in a source
+# checkout monitor/profiles is a link to the repository's phrasebook/ folder.
+_PACKAGED = Path(__file__).resolve().parent / "profiles"
+PROFILE_DIR = (_PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parent.parent / "phrasebook").resolve()
 SEVERITIES = ("minor", "major", "critical")
 RULE_TABLES = ("greeting", "closing", "hold", "hangup")
-DEFAULT_DEDUCTION = {"greeting": 10.0, "closing": 10.0, "hold": 10.0, "hangup": 10.0, "forbidden": 15.0}
+DEFAULT_DEDUCTION = {"greeting": 10.0, "closing": 10.0, "hold": 10.0, "hangup": 10.0, "forbidden": 15.0,
+                     "complaint_answer": 10.0}
+# Caller-side warnings to the supervisor: their own severity, and never a deduction.
+ESCALATION = "escalation"
 
 
 class PhrasebookError(Exception):
@@ -70,6 +78,35 @@ class RuleSettings:
     deduction: float
 
 
+@dataclass(frozen=True)
+class ServiceMetricLimits:
+    """Optional [service_metrics] rules: the agent's speech rate and interrupting the caller (monitor.metrics)."""
+
+    settings: RuleSettings  # the findings are minor unless the table says otherwise
+    max_chars_per_min: float | None  # "speech_rate" when the agent speaks faster (over the whole call)
+    min_talk_s: float  # ... and has talked at least this long (a rate over a few words means little)
+    max_interruptions: int | None  # "interrupting" when the agent starts over the caller more often
+
+
+@dataclass(frozen=True)
+class Escalations:
+    """What in the caller's words warns the supervisor (rules "escalation_*"), and the
+    agent's answer to a complaint ("complaint_answer", minor)."""
+
+    complaint: RuleSettings
+    complaint_phrases: PhraseMatcher  # threats to complain or escalate (投诉, 12315, 工信部 …)
+    supervisor: RuleSettings
+    supervisor_phrases: PhraseMatcher  # asks for a supervisor (找你们领导 …)
+    repeat: RuleSettings
+    repeat_times: int  # the same statement in this many separate caller utterances
+    repeat_min_syllables: int  # shorter clauses (好的, 谢谢) are never "the same complaint"
+    repeat_within_s: float
+    repeat_ignore: tuple[str, ...]  # words taken out before comparing (你好, 听得到吗, 型号是 …), longest first
+    answer: RuleSettings  # deduction: the [scoring] value; the finding is minor and costs half
+    answer_phrases: PhraseMatcher  # the prescribed apology; empty: the norms prescribe none
+    answer_within_s: float
+
+
 @dataclass
 class Profile:
     name: str
@@ -98,8 +135,10 @@ class Profile:
     forbidden: tuple[ForbiddenEntry, ...]
     forbidden_matcher: PhraseMatcher
     recommended: PhraseMatcher
+    escalations: Escalations
     includes: tuple[Path, ...] = ()
     warnings: tuple[str, ...] = ()
+    service_metrics: ServiceMetricLimits | None = None  # no [service_metrics] table: not judged
 
 
 # -- what a phrasebook file may hold ------------------------------------------
@@ -133,7 +172,20 @@ SCHEMA: dict[str, dict[str, _Kind]] = {
     "forbidden_defaults": {"seed": _TEXT, "severity": _SEV, "deduction": _num(0, 100)},
     # Polite constructions a forbidden phrase can sit in (see matcher.Polite): words, not phrases.
     "polite": {"caller_subject": _STRS, "question": _STRS, "negated": _STRS, "concessive_words": _STRS,
-               "concessive_then": _STRS},
+               "concessive_then": _STRS, "concessive_opening": _STRS, "concessive_after": _STRS,
+               "a_not_a": _STRS},
+    # Caller-side escalations (rules "escalation_*": severity "escalation", no deduction).
+    "escalation": {"negated": _STRS},  # caller words right before a phrase that deny it: 我不是要投诉
+    "escalation_complaint": {"seed": _STR, "phrases": _PHRASES},
+    "escalation_supervisor": {"seed": _STR, "phrases": _PHRASES},
+    "escalation_repeat": {"seed": _STR, "times": _num(2, 20), "min_syllables": _num(2, 50),
+                          "within_s": _num(10, 7200), "ignore": _STRS},
+    # The agent answers a complaint with the prescribed apology (minor "complaint_answer").
+    "complaint_answer": {"seed": _STR, "deduction": _num(0, 100), "phrases": _PHRASES, "within_s": _num(1, 600)},
+    # Optional rules on the service metrics (rules "speech_rate" and "interrupting", minor by default).
+    "service_metrics": {"seed": _STR, "severity": _SEV, "deduction": _num(0, 100),
+                        "max_chars_per_min": _num(60, 1000), "min_talk_s": _num(0, 3600),
+                        "max_interruptions": _num(0, 100)},
 }
 FORBIDDEN_KEYS: dict[str, _Kind] = {"phrase": _STR, "seed": _STR, "patterns": _PHRASES, "exclude": _PHRASES,
                                     "severity": _SEV, "deduction": _num(0, 100), "note": _TEXT}
@@ -221,9 +273,31 @@ def _read(path: Path) -> _Source:
     return _Source(path, data, _Lines(text))
 
 
+def user_profile_dir() -> Path:
+    """The user's own profiles: $MONITOR_PROFILE_DIR, else $XDG_CONFIG_HOME (~/.config)/call-monitor/profiles."""
+    env = os.environ.get("MONITOR_PROFILE_DIR")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "call-monitor" / "profiles"
+
+
+def profile_dirs() -> tuple[Path, ...]:
+    """Where profiles are looked up by name: the user's folder first (a user's zte.toml wins), then the built-in."""
+    return (user_profile_dir(), PROFILE_DIR)
+
+
+def _named(ref: str | Path) -> Path:
+    """NAME.toml in the first profile folder that has it (the built-in path when none does)."""
+    for base in profile_dirs():
+        cand = base / f"{ref}.toml"
+        if cand.is_file():
+            return cand
+    return PROFILE_DIR / f"{ref}.toml"
+
+
 def _resolve_include(ref: str, including: Path) -> Path | None:
-    """An include next to the including file, else a built-in one by name."""
-    for base in (including.parent, PROFILE_DIR):
+    """An include next to the including file, else one in the user's folder or a built-in one by name."""
+    for base in (including.parent, *profile_dirs()):
         for cand in (base / ref, base / f"{ref}.toml"):
             if cand.is_file():
                 return cand.resolve()
@@ -370,7 +444,7 @@ def load_profile(ref: str | Path) -> Profile:
     """Load a profile by name (zte, unicom, ...) or by path to a TOML file."""
     path = Path(ref)
     if not path.suffix and not path.exists():
-        path = PROFILE_DIR / f"{ref}.toml"
+        path = _named(ref)
         known = ", ".join(list_profiles())
         if not path.exists():
             raise PhrasebookError([f"no profile named {ref!r} (known: {known}; or give a .toml path)"])
@@ -402,7 +476,7 @@ def check_include(path: str | Path) -> list[str]:
 
 def _by_name(ref: str | Path) -> Path:
     p = Path(ref)
-    return PROFILE_DIR / f"{ref}.toml" if not p.suffix and not p.exists() else p
+    return _named(ref) if not p.suffix and not p.exists() else p
 
 
 def is_include_file(path: str | Path) -> bool:
@@ -502,9 +576,53 @@ def _compile(path: Path, src: _Source, m: _Merged, probs: _Problems) -> Profile 
             caller_subject=phrases("polite", "caller_subject"), question=phrases("polite", "question"),
             negated=phrases("polite", "negated"),
             concessive_words=phrases("polite", "concessive_words"),
-            concessive_then=phrases("polite", "concessive_then"))),
+            concessive_then=phrases("polite", "concessive_then"),
+            concessive_opening=phrases("polite", "concessive_opening"),
+            concessive_after=phrases("polite", "concessive_after"),
+            a_not_a=phrases("polite", "a_not_a"))),
         recommended=matcher("recommended", phrases("recommended", "phrases")),
+        escalations=_escalations(t, phrases),
         includes=tuple(_all_includes(src)),
+        service_metrics=_service_metrics(t.get("service_metrics")),
+    )
+
+
+def _service_metrics(tab: dict | None) -> ServiceMetricLimits | None:
+    if not tab:
+        return None
+    rate, most = tab.get("max_chars_per_min"), tab.get("max_interruptions")
+    return ServiceMetricLimits(
+        settings=RuleSettings(seed=str(tab.get("seed", "")).strip(), severity=tab.get("severity", "minor"),
+                              deduction=float(tab.get("deduction", 0.0))),
+        max_chars_per_min=None if rate is None else float(rate), min_talk_s=float(tab.get("min_talk_s", 20.0)),
+        max_interruptions=None if most is None else int(most))
+
+
+def _escalations(t: dict[str, dict], phrases: Callable[[str, str], tuple[str, ...]]) -> Escalations:
+    scoring = t.get("scoring", {})
+
+    def warning(name: str) -> RuleSettings:
+        return RuleSettings(seed=t.get(name, {}).get("seed", "").strip(), severity=ESCALATION, deduction=0.0)
+
+    # Said by the caller and costly when wrong: matched strictly, and not when denied (我不是要投诉).
+    denied = Polite(negated=phrases("escalation", "negated"))
+
+    def caller_said(name: str) -> PhraseMatcher:
+        return PhraseMatcher([Pattern(x, x) for x in phrases(name, "phrases")], polite=denied)
+
+    rep, ans = t.get("escalation_repeat", {}), t.get("complaint_answer", {})
+    return Escalations(
+        complaint=warning("escalation_complaint"), complaint_phrases=caller_said("escalation_complaint"),
+        supervisor=warning("escalation_supervisor"), supervisor_phrases=caller_said("escalation_supervisor"),
+        repeat=warning("escalation_repeat"), repeat_times=int(rep.get("times", 3)),
+        repeat_min_syllables=int(rep.get("min_syllables", 5)), repeat_within_s=float(rep.get("within_s", 300.0)),
+        repeat_ignore=tuple(sorted({normalize(x) for x in phrases("escalation_repeat", "ignore")} - {""},
+                                   key=len, reverse=True)),
+        answer=RuleSettings(seed=ans.get("seed", "").strip(), severity="minor", deduction=float(
+            ans.get("deduction", scoring.get("complaint_answer", DEFAULT_DEDUCTION["complaint_answer"])))),
+        answer_phrases=PhraseMatcher([Pattern(x, "apology") for x in phrases("complaint_answer", "phrases")],
+                                     lenient=True),
+        answer_within_s=float(ans.get("within_s", 20.0)),
     )
 
 
@@ -546,10 +664,20 @@ def _all_includes(src: _Source) -> list[Path]:
     return out
 
 
+def _profile_files() -> dict[str, Path]:
+    """name -> file over every profile folder; the user's folder wins on a name clash."""
+    found: dict[str, Path] = {}
+    for base in profile_dirs():
+        for p in sorted(base.glob("*.toml")) if base.is_dir() else ():
+            found.setdefault(p.stem, p)
+    return found
+
+
 def include_files() -> list[str]:
-    """Built-in shared include files (no [profile] table), by name."""
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml") if is_include_file(p))
+    """Shared include files (no [profile] table), by name: the user's and the built-in ones."""
+    return sorted(n for n, p in _profile_files().items() if is_include_file(p))
 
 
 def list_profiles() -> list[str]:
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml") if not is_include_file(p))
+    """Profiles known by name: the user's (~/.config/call-monitor/profiles) and the built-in ones."""
+    return sorted(n for n, p in _profile_files().items() if not is_include_file(p))

@@ -12,7 +12,12 @@ from monitor.asr import Transcriber
 from monitor.attribution import AttributionOptions, Attributor, dropped, is_leak
 from monitor.audio.files import AudioError, CallAudio, ChannelRoles, load_call
 from monitor.events import SAMPLE_RATE, CallEvent, ToneEvent, Transcript, Utterance, Violation
+from monitor.judge_input import JudgeInput
+from monitor.metrics import call_metrics
+from monitor.mono import mono_call
+from monitor.music import MUSIC, MusicOptions, split_music
 from monitor.phrasebook import Profile
+from monitor.roles import MonoRoleOptions
 from monitor.rules import RuleEngine, RuleOptions
 from monitor.rules.engine import TimelineItem, timeline_key
 from monitor.scoring import score
@@ -27,6 +32,10 @@ class ScoreOptions:
     rules: RuleOptions = RuleOptions()
     use_events_sidecar: bool = True
     attribution: AttributionOptions = AttributionOptions()
+    music: MusicOptions = MusicOptions()
+    # A mono file: "auto" splits the mix into agent and caller (monitor.roles); "agent" hears it all as the agent.
+    mono_roles: str = "auto"
+    mono: MonoRoleOptions = MonoRoleOptions()
 
 
 @dataclass
@@ -44,10 +53,13 @@ class CallReport:
     tones: list[ToneEvent] = field(default_factory=list)
     truncated: bool = False  # the recording ends before its header says: no hang-up judged
     note: str = ""  # why it is truncated, one line
+    judge_input: JudgeInput | None = None  # what the rules were fed: `monitor rescore` re-judges from it
+    meta: dict[str, str] = field(default_factory=dict)  # agent, team, date, ... (monitor.meta)
 
     def to_dict(self) -> dict:
         return {
             "call": self.call,
+            **({"meta": self.meta} if self.meta else {}),
             "duration": round(self.duration, 2),
             "profile": self.profile,
             "score": self.score,
@@ -62,6 +74,8 @@ class CallReport:
                       for t in self.tones],
             "truncated": self.truncated,
             **({"note": self.note} if self.note else {}),
+            "metrics": call_metrics(self.transcript, self.duration).to_dict(),
+            **({"judge_input": self.judge_input.to_dict()} if self.judge_input else {}),
         }
 
 
@@ -157,16 +171,31 @@ def recommended_used(profile: Profile, transcripts: list[Transcript]) -> list[st
 def score_call(path: Path, profile: Profile, transcriber: Transcriber, options: ScoreOptions = ScoreOptions()) -> CallReport:
     call = load_call(path, options.roles)
     events = read_events_sidecar(path) if options.use_events_sidecar else []
-    confirmed, tones = caller_tones(call)
-    utts = utterances_of(call, tones, options.vad)
-    own_voice, leaks = attribute(call, utts, options.attribution)
-    transcripts = sorted(transcriber.transcribe(own_voice) + leaks, key=lambda t: (t.start, t.role))
-    engine = judge(profile, options.rules, call.roles, transcripts, confirmed, events, call.duration,
-                   skip=NOT_JUDGED_WHEN_TRUNCATED if call.truncated else ())
+    roles = call.roles
+    if options.mono_roles == "auto" and roles == ("agent",):  # mixed mono: both sides in one channel
+        mono = mono_call(call, profile, transcriber, options.rules.direction, options.vad, options.music, options.mono)
+        confirmed, tones, transcripts, roles = mono.confirmed_tones, mono.tones, mono.transcripts, ("agent", "caller")
+    else:
+        confirmed, tones = caller_tones(call)
+        utts, music = split_music(utterances_of(call, tones, options.vad), options.music)
+        own_voice, leaks = attribute(call, utts, options.attribution)
+        leaks += [dropped(u, MUSIC) for u in music]
+        transcripts = sorted(transcriber.transcribe(own_voice) + leaks, key=lambda t: (t.start, t.role))
+    return judged_report(path.name, profile, JudgeInput(
+        roles=roles, direction=options.rules.direction, rules=options.rules.rules, transcripts=transcripts,
+        confirmed_tones=confirmed, tones=tones, events=events, duration=call.duration,
+        skip=NOT_JUDGED_WHEN_TRUNCATED if call.truncated else (), truncated=call.truncated, note=call.note,
+        path=str(path), hotwords=profile.hotwords))
+
+
+def judged_report(call: str, profile: Profile, inp: JudgeInput) -> CallReport:
+    """Judge what was heard in a call against a profile (`score` after recognition, and `rescore`)."""
+    engine = judge(profile, RuleOptions(direction=inp.direction, rules=inp.rules), inp.roles, inp.transcripts,
+                   inp.confirmed_tones, inp.events, inp.duration, skip=inp.skip)
     violations = sorted(engine.violations, key=lambda v: (v.start, v.rule))
     hangup = next((r for r in engine.rules if r.name == "hangup"), None)
-    return CallReport(call=path.name, path=str(path), duration=call.duration, profile=profile.name,
-                      score=score(violations), violations=violations, transcript=transcripts,
+    return CallReport(call=call, path=inp.path, duration=inp.duration, profile=profile.name,
+                      score=score(violations), violations=violations, transcript=inp.transcripts,
                       not_judged=engine.not_judged, hangup_evidence=getattr(hangup, "evidence", ""),
-                      recommended_used=recommended_used(profile, transcripts),
-                      tones=tones, truncated=call.truncated, note=call.note)
+                      recommended_used=recommended_used(profile, inp.transcripts),
+                      tones=inp.tones, truncated=inp.truncated, note=inp.note, judge_input=inp)

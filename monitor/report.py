@@ -1,18 +1,16 @@
 """Writing batch results: JSONL (one call per line), CSV, and a terminal summary."""
 from __future__ import annotations
 
-import csv
 import json
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
+from monitor.csv_report import write_csvs
+from monitor.labels import evidence, rule_name
 from monitor.pipeline import CallReport
 from monitor.private import open_private
-
-CSV_FIELDS = ("call", "duration", "profile", "score", "rule", "start", "end", "channel", "phrase", "text",
-              "evidence", "severity")
 
 
 class JsonlWriter:
@@ -25,6 +23,10 @@ class JsonlWriter:
         self._f.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
         self._f.flush()
 
+    def write_row(self, row: dict) -> None:
+        self._f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._f.flush()
+
     def write_error(self, call: str, error: str) -> None:
         self._f.write(json.dumps({"call": call, "error": error, "violations": []}, ensure_ascii=False) + "\n")
         self._f.flush()
@@ -33,19 +35,9 @@ class JsonlWriter:
         self._f.close()
 
 
-def write_csv(path: Path, reports: Iterable[CallReport]) -> None:
-    """One row per violation; a call without violations gets one row with an empty rule."""
-    with open_private(path, encoding="utf-8-sig", newline="") as f:  # BOM: Excel reads UTF-8 Chinese
-        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        w.writeheader()
-        for r in reports:
-            base = {"call": r.call, "duration": round(r.duration, 2), "profile": r.profile, "score": r.score}
-            if not r.violations:
-                w.writerow(base)
-            for v in r.violations:
-                w.writerow({**base, "rule": v.rule, "start": round(v.start, 2), "end": round(v.end, 2),
-                            "channel": v.channel, "phrase": v.phrase or "", "text": v.text,
-                            "evidence": v.evidence, "severity": v.severity})
+def write_csv(path: Path, reports: Iterable[CallReport]) -> tuple[Path, Path]:
+    """The calls CSV (one row per call) and the violations CSV beside `path` (see monitor.csv_report)."""
+    return write_csvs(path, [r.to_dict() for r in reports])
 
 
 def _clock(t: float) -> str:
@@ -57,9 +49,9 @@ def print_call(r: CallReport, out: IO[str], show_transcript: bool = False) -> No
     if not r.violations:
         out.write("  no violations\n")
     for v in r.violations:
-        what = f"“{v.phrase}” " if v.phrase else ""
+        # The wording the console and the reports use (monitor/labels.py), with the rule's key.
         said = f"  「{v.text}」" if v.text else ""
-        out.write(f"  {_clock(v.start):>7}  {v.rule:<13} {what}{v.evidence}{said}\n")
+        out.write(f"  {_clock(v.start):>7}  {v.rule:<13} {rule_name(v.rule)}：{evidence(v.evidence)}{said}\n")
     if r.recommended_used:
         out.write(f"  service phrases used: {'、'.join(r.recommended_used)}\n")
     if r.truncated:
@@ -84,6 +76,6 @@ def print_summary(reports: list[CallReport], failed: list[tuple[str, str]], out:
     out.write(f"; mean score {mean:.1f}\n")
     for rule, count in sorted(by_rule.items(), key=lambda x: (-x[1], x[0])):
         calls = sum(1 for r in reports if any(v.rule == rule for v in r.violations))
-        out.write(f"  {rule:<13} {count:3d} violation(s) in {calls} call(s)\n")
+        out.write(f"  {rule:<13} {count:3d} violation(s) in {calls} call(s)  {rule_name(rule)}\n")
     for _, err in failed:
         out.write(f"  FAILED {err}\n")

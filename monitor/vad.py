@@ -34,6 +34,10 @@ class VadOptions:
     post_pad_s: float = 0.2  # audio kept after the last voiced frame
     min_utterance_s: float = 0.25  # shorter bursts are clicks, not speech
     max_utterance_s: float = 14.0  # force a cut so one window of the model holds it
+    # Whisper drops or garbles the end of long fast stretches: once an utterance is this
+    # long, a shorter pause (a comma's) closes it, so long turns are cut between clauses.
+    long_utterance_s: float = 5.0
+    long_stop_silence_s: float = 0.3
     floor_margin_db: float = 6.0  # a voiced frame must be this far above the noise floor
     # Voiced speech is periodic (pitch 80-400 Hz); most background noise is not.
     # Normalised autocorrelation peak a frame needs; 0 turns the check off.
@@ -205,7 +209,9 @@ class VadSegmenter:
             self._silence_run = 0
         else:
             self._silence_run += 1
-        if self._silence_run * self._dt >= self.opt.stop_silence_s:
+        long = self.now - self._utt_start >= self.opt.long_utterance_s
+        stop = self.opt.long_stop_silence_s if long else self.opt.stop_silence_s
+        if self._silence_run * self._dt >= stop:
             result = self._close(self._last_voiced_end)
         elif self.now - self._utt_start >= self.opt.max_utterance_s:
             result = self._close(self.now, keep_open=True)

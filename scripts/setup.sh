@@ -28,7 +28,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 log=.venv/setup.log
 if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip &&
-       .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'; } >"$log" 2>&1; then
+       .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,cluster]'; } >"$log" 2>&1; then
   cat "$log" >&2
   echo "setup: pip install failed (log above)" >&2
   exit 1

@@ -50,3 +50,25 @@ def load_labels(path: Path) -> dict:
     import json
 
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+# A few dev calls scored once per session with the real model (rescore, metrics and HTML tests share them):
+# greeting, forbidden (zte and unicom), hold, caller and agent hang-ups; clean, telephone and noisy audio.
+DEV_SUBSET = ("dev-001", "dev-002", "dev-009", "dev-013", "dev-016", "dev-017")
+
+
+@pytest.fixture(scope="session")
+def scored_dev_subset(corpus_dir, whisper_factory):
+    """{call id: (CallReport, labels)} for DEV_SUBSET, each scored with its labelled profile."""
+    import json
+
+    from monitor.phrasebook import load_profile
+    from monitor.pipeline import score_call
+
+    manifest = {m["call_id"]: m for m in map(json.loads, (corpus_dir / "manifest.jsonl").read_text().splitlines())}
+    out = {}
+    for cid in DEV_SUBSET:
+        labels = load_labels(corpus_dir / manifest[cid]["labels"])
+        profile = load_profile(labels["profile"])
+        out[cid] = (score_call(corpus_dir / manifest[cid]["audio"], profile, whisper_factory(profile.hotwords)), labels)
+    return out

@@ -77,8 +77,8 @@ def test_reports_and_their_folders_are_private(tmp_path, umask022):
     w = JsonlWriter(out)
     w.write(report())
     w.close()
-    write_csv(tmp_path / "new" / "c" / "r.csv", [report()])
-    assert mode(out) == 0o600 and mode(tmp_path / "new" / "c" / "r.csv") == 0o600
+    calls, violations = write_csv(tmp_path / "new" / "c" / "r.csv", [report()])
+    assert mode(out) == 0o600 and mode(calls) == 0o600 and mode(violations) == 0o600
     for d in (tmp_path / "new", tmp_path / "new" / "dir", tmp_path / "new" / "c"):
         assert mode(d) == 0o700, d
     assert json.loads(out.read_text())["call"] == "a.wav"
@@ -93,7 +93,8 @@ def test_monitor_score_writes_private_reports(tmp_path):
                        capture_output=True, text=True, timeout=300, check=False, preexec_fn=lambda: os.umask(0o022))
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert mode(tmp_path / "o") == 0o700
-    assert mode(tmp_path / "o" / "r.jsonl") == 0o600 and mode(tmp_path / "o" / "r.csv") == 0o600
+    assert mode(tmp_path / "o" / "r.jsonl") == 0o600
+    assert mode(tmp_path / "o" / "r-calls.csv") == 0o600 and mode(tmp_path / "o" / "r-violations.csv") == 0o600
 
 
 def test_an_unwritable_report_path_is_one_line(tmp_path):

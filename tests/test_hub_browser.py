@@ -98,6 +98,7 @@ def test_console_page_live_filter_ack_and_resume(tmp_path: Path) -> None:
             assert "token" not in page.url  # moved out of the address bar
             expect(page.locator("#login")).to_be_hidden()
             page.evaluate("window.__sameDocument = 42")
+            page.click('.tab[data-view="alerts"]')  # the board is the first screen
             rows = page.locator("#alert-rows tr")
 
             # 1. A pushed alert appears without a reload, with desk, rule and the words.
@@ -105,7 +106,8 @@ def test_console_page_live_filter_ack_and_resume(tmp_path: Path) -> None:
             expect(rows).to_have_count(1)
             first = rows.nth(0)
             expect(first.locator("td.desk")).to_have_text("desk-1")
-            expect(first.locator("td.rule")).to_have_text("forbidden")
+            expect(first.locator("td.rule")).to_have_text("服务忌语")  # Chinese first
+            expect(first).to_have_attribute("data-rule", "forbidden")
             expect(first.locator("td.text")).to_have_text("我不知道，你找领导去")
             expect(first.locator("td.text .phrase")).to_have_text("找领导去")
             ht.call(push(desk2, "b:1", body(2, rule="greeting", text="喂，哪位",
@@ -125,12 +127,15 @@ def test_console_page_live_filter_ack_and_resume(tmp_path: Path) -> None:
             page.select_option("#rule-filter", "")
             expect(visible).to_have_count(2)
 
-            # 3. Acknowledge: the row shows it and the hub stored it.
+            # 3. Acknowledge: the row shows it and the hub stored it. The console token here
+            #    names no supervisor, so the hub records the default console name (a named
+            #    token is tested in test_board_browser.py).
             row_a = page.locator('#alert-rows tr[data-seq="1"]')
             row_a.locator("button.ack-btn").click()
+            row_a.locator("button.ack-confirm").click()
             expect(row_a).to_have_class(re.compile(r"\backed\b"))
-            expect(row_a.locator(".acked-by")).to_contain_text("web")
-            assert api_alerts(http_url)[0]["acked_by"] == "web"
+            expect(row_a.locator(".acked-by")).to_contain_text("console")
+            assert api_alerts(http_url)[0]["acked_by"] == "console"
             page.check("#unacked-only")
             expect(visible).to_have_count(1)
             page.uncheck("#unacked-only")
@@ -144,7 +149,7 @@ def test_console_page_live_filter_ack_and_resume(tmp_path: Path) -> None:
             ht.call(push(desk1, "a:2", body(3, rule="closing", text="好的", phrase=None)))
             expect(status).to_have_attribute("data-state", "online", timeout=15000)
             expect(rows).to_have_count(3, timeout=10000)
-            expect(rows.nth(0).locator("td.rule")).to_have_text("closing")
+            expect(rows.nth(0).locator("td.rule")).to_have_text("结束语")
             expect(row_a).to_have_class(re.compile(r"\backed\b"))
             assert page.evaluate("window.__sameDocument") == 42  # never reloaded
             page.screenshot(path=str(tmp_path / "console.png"), full_page=True)

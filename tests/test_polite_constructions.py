@@ -8,6 +8,7 @@ import pytest
 from monitor.phrasebook import load_profile
 
 ZTE, UNICOM, JINGYI = load_profile("zte"), load_profile("unicom"), load_profile("jingyi")
+BROADBAND = load_profile("broadband")
 
 
 def forbidden(profile, text):
@@ -18,6 +19,8 @@ def forbidden(profile, text):
     # concessive 不管…都…: "no matter how late, I will"
     (ZTE, "我不管多晚都会帮您处理好", "这个事我不管，你去找别人", "我不管"),
     (ZTE, "我不管您什么时候打来也会接的", "我不管这些", "我不管"),
+    # ... with 都 as the recogniser writes it (读, same sound)
+    (ZTE, "您放心，我不管多晚读会给您回电话", "我不管多了，你自己看着办", "我不管"),
     # a question built on 有没…
     (UNICOM, "请问您那边有没办法重启一下路由器", "这个真的没办法", "没办法"),
     # said of the caller, not the agent refusing
@@ -27,6 +30,14 @@ def forbidden(profile, text):
     # the agent denies the refusal
     (UNICOM, "不是没法查，只是要多等两天", "这个没法查", "没法查"),
     (ZTE, "这个也不是不可能，我帮您申请一下", "不可能，你别想了", "不可能"),
+    # 不管 + a yes/no question X不X: the phrase is half of the question, the condition that
+    # does not matter ("whether or not you know the model, we can find it")
+    (JINGYI, "不管您知不知道型号，我们都能帮您查到", "不知道，你问别人吧", "不知道"),
+    (BROADBAND, "不管归不归我管，我都会帮您跟进到底", "这事不归我管", "不知道，这事不归我管"),
+    # what a 有没有 question asks about, further on in its clause
+    (UNICOM, "您有没有觉得哪里没办法操作？我一步一步教您", "没办法，规定就是这样", "没办法"),
+    # "even if …, it is fine"
+    (UNICOM, "你没法查到也没关系，我这边帮您查", "这个号码的记录没法查", "没法查"),
 ])
 def test_the_polite_construction_passes_and_the_rude_form_is_caught(profile, polite, rude, phrase):
     assert forbidden(profile, polite) == [], polite
@@ -38,6 +49,14 @@ def test_a_construction_only_counts_within_its_clause():
     assert "我不知道" in forbidden(ZTE, "我已经告诉您了，不知道就是不知道")
     # the concessive needs its 都/也 in the same clause: "I don't care how much, you do it yourselves"
     assert "我不管" in forbidden(ZTE, "我不管多少钱，你们都自己弄")
+
+
+def test_after_the_concessive_condition_comes_what_the_agent_asserts():
+    # 不管 X 都 Y: X does not matter, Y is said; a refusal in Y is a refusal
+    assert "没办法" in forbidden(UNICOM, "不管你怎么说我都没办法")
+    assert "没办法" in forbidden(UNICOM, "无论如何也没办法")
+    # a yes/no question asks; a refusal before it in the clause is still said
+    assert "没办法" in forbidden(UNICOM, "没办法，你是不是听不懂")
 
 
 def test_a_rude_question_is_still_rude():

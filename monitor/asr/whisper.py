@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from monitor.asr.coverage import CoverageOptions, halves, last_clause_start, looks_whole, too_little_text, with_tail
 from monitor.asr.filters import SpeechFilter, clean, why_not_speech
 from monitor.asr.model_files import resolve_model_dir
 from monitor.events import SAMPLE_RATE, Transcript, Utterance
@@ -45,6 +46,7 @@ class AsrOptions:
     bucket_frames: int = 200
     batch_size: int = 8
     speech_filter: SpeechFilter = field(default_factory=SpeechFilter)
+    coverage: CoverageOptions = field(default_factory=CoverageOptions)  # every part of long utterances
 
 
 class WhisperTranscriber:
@@ -113,6 +115,46 @@ class WhisperTranscriber:
         return [ids[k:k + size] for _, ids in sorted(by_bucket.items()) for k in range(0, len(ids), size)]
 
     def transcribe(self, utterances: Sequence[Utterance]) -> list[Transcript]:
+        results = self._decode(utterances)
+        self._halve_thin(utterances, results)
+        self._add_last_clauses(utterances, results)
+        return [r for r in results if r is not None]
+
+    def _halve_thin(self, utts: Sequence[Utterance], results: list[Transcript | None]) -> None:
+        """Long utterances that came back with too little text: each half decoded on its own."""
+        cov = self.opt.coverage
+        thin = [i for i, r in enumerate(results) if r is not None and too_little_text(
+            r.text if r.speech else "", len(utts[i].samples) / SAMPLE_RATE, r.no_speech_prob, cov)]
+        pieces = [[_piece(utts[i], a, b) for a, b in halves(utts[i].samples, cov)] for i in thin]
+        decoded = iter(self._decode([p for ps in pieces for p in ps]))
+        for i, ps in zip(thin, pieces, strict=True):
+            parts = [t for t in (next(decoded) for _ in ps) if t is not None and t.speech]
+            whole = results[i]
+            text = "，".join(t.text.rstrip("。.，, ") for t in parts)
+            if whole is not None and len(text) > len(whole.text if whole.speech else ""):
+                results[i] = dataclasses.replace(whole, text=text, speech=True, dropped_because="",
+                                                 avg_logprob=min(t.avg_logprob for t in parts))
+
+    def _add_last_clauses(self, utts: Sequence[Utterance], results: list[Transcript | None]) -> None:
+        """Long utterances: the last clause decoded on its own, added when the whole missed it."""
+        cov = self.opt.coverage
+        tails: list[tuple[int, Utterance]] = []
+        for i, u in enumerate(utts):
+            r = results[i]
+            if r is None or u.role not in cov.roles or \
+                    (r.speech and looks_whole(r.text, len(u.samples) / SAMPLE_RATE, cov)):
+                continue
+            at = last_clause_start(u.samples, cov)
+            if at is not None:
+                tails.append((i, _piece(u, at, len(u.samples))))
+        for (i, _), tail in zip(tails, self._decode([t for _, t in tails]), strict=True):
+            whole = results[i]
+            if whole is not None and tail is not None and tail.speech:
+                text = with_tail(whole.text if whole.speech else "", tail.text)
+                if text != whole.text:
+                    results[i] = dataclasses.replace(whole, text=text, speech=True, dropped_because="")
+
+    def _decode(self, utterances: Sequence[Utterance]) -> list[Transcript | None]:
         import ctranslate2
 
         results: list[Transcript | None] = [None] * len(utterances)
@@ -129,7 +171,7 @@ class WhisperTranscriber:
                     repetition_penalty=1.0, length_penalty=1.0)
             for i, out in zip(batch, outs, strict=True):
                 results[i] = self._to_transcript(utterances[i], out)
-        return [r for r in results if r is not None]
+        return results
 
     def _to_transcript(self, utt: Utterance, out) -> Transcript:
         tokens = [t for t in out.sequences_ids[0] if t < self._tok.eot]
@@ -140,3 +182,8 @@ class WhisperTranscriber:
         return Transcript(role=utt.role, start=utt.start, end=utt.end, text=text, speech=not reason,
                           avg_logprob=round(avg_logprob, 3), no_speech_prob=round(no_speech, 3),
                           dropped_because=reason)
+
+
+def _piece(u: Utterance, a: int, b: int) -> Utterance:
+    return Utterance(role=u.role, start=u.start + a / SAMPLE_RATE, end=u.start + b / SAMPLE_RATE,
+                     samples=u.samples[a:b])

@@ -25,6 +25,7 @@ class AuthResult:
     reason: str = ""
     http_status: int = 200
     detail: str = ""  # the real reason, for the hub's log; never sent to the client
+    name: str | None = None  # console: the supervisor the token belongs to, when named
 
 
 REFUSED_REASON = "invalid token"
@@ -48,7 +49,8 @@ def _matches(token: str, candidates: list[bytes]) -> bool:
 class Authenticator:
     """Decides whether a token may act in a role (and as which desk)."""
 
-    def __init__(self, desk_tokens: Mapping[str, str | None], console_tokens: set[str]) -> None:
+    def __init__(self, desk_tokens: Mapping[str, str | None], console_tokens: set[str],
+                 console_names: Mapping[str, str] | None = None) -> None:
         if not desk_tokens or not console_tokens:
             raise ValueError("the hub needs at least one desk token and one console token")
         for t in [*desk_tokens, *console_tokens]:
@@ -57,6 +59,9 @@ class Authenticator:
         self._desk = {t.encode(): bound for t, bound in desk_tokens.items()}
         self._desk_list = list(self._desk)
         self._console = [t.encode() for t in console_tokens]
+        # One token per supervisor: acknowledgements record the token's name, not a name the
+        # client makes up.
+        self._names = [(t.encode(), n) for t, n in (console_names or {}).items()]
 
     def check(self, role: Role, token: str | None, desk: str | None = None) -> AuthResult:
         from .protocol import CLOSE_UNAUTHORIZED
@@ -66,7 +71,7 @@ class Authenticator:
         is_console = _matches(token, self._console)
         if role == "console":
             if is_console:
-                return AuthResult(True)
+                return AuthResult(True, name=self._console_name(token))
             if is_desk:
                 return _refused("a desk token cannot open a console")
             return _refused("unknown token")
@@ -78,6 +83,14 @@ class Authenticator:
         if bound is not None and desk != bound:
             return _refused(f"this token is bound to desk {bound}")
         return AuthResult(True)
+
+    def _console_name(self, token: str) -> str | None:
+        given = token.encode("utf-8", "surrogatepass")
+        found = None
+        for t, name in self._names:
+            if hmac.compare_digest(given, t):
+                found = name
+        return found
 
     def _bound_desk(self, token: str) -> str | None:
         given = token.encode("utf-8", "surrogatepass")

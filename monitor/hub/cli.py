@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 
 from monitor.argtypes import port, positive_int, seconds, sequence
+from monitor.logs import level_type
 
-from .options import HubOptions
+from .options import ConfigError, HubOptions, read_config
 
 HUB_HELP = """\
 Run the supervisor hub: desks push alerts to it, consoles (the web page at / and
@@ -25,8 +26,10 @@ reconnects resumes where it left off and a desk that lost the hub resends what i
 
 Desks and consoles connect to ws://HOST:PORT/ws (wss:// with --cert). The web console is
 http(s)://HOST:PORT/#token=CONSOLE_TOKEN. HTTP API (Authorization: Bearer CONSOLE_TOKEN):
-GET /api/alerts?since=SEQ&limit=N, POST /api/ack?seq=SEQ, GET /api/desks (each desk:
-connected, on a call, last alert, last call's score).
+GET /api/alerts?since=SEQ&limit=N, history search GET /api/alerts?from=&to=&desk=&rule=
+&q=WORDS&before=SEQ, POST /api/ack?seq=SEQ&note=TEXT, GET /api/desks (each desk: connected,
+on a call, running score, last words, unacknowledged major alerts, last call's score),
+GET /api/transcript?desk=D[&call_id=C]; GET /api/labels (rule names, no token).
 
 Tokens: a token given with --token / --console-token / --desk-token is visible to every
 user of this machine in the process list (/proc/PID/cmdline). Prefer a file readable only
@@ -73,11 +76,13 @@ def add_hub_commands(subparsers: argparse._SubParsersAction) -> None:
                         "$MONITOR_HUB_TOKEN)")
     p.add_argument("--token-file", type=Path, metavar="FILE",
                    help="read the desk (and console) token from the first line of FILE")
-    p.add_argument("--console-token",
-                   help="separate token for consoles (prefer --console-token-file or "
-                        "$MONITOR_CONSOLE_TOKEN)")
+    p.add_argument("--console-token", action="append", default=[], metavar="[NAME=]TOKEN",
+                   help="separate token for consoles; NAME=TOKEN (repeatable): one token per "
+                        "supervisor, whose acknowledgements record NAME (prefer "
+                        "--console-token-file or $MONITOR_CONSOLE_TOKEN)")
     p.add_argument("--console-token-file", type=Path, metavar="FILE",
-                   help="read the console token from the first line of FILE")
+                   help="console token(s) from FILE: one token, or NAME=TOKEN lines (one per "
+                        "supervisor; # comments allowed)")
     p.add_argument("--desk-token", type=_desk_token, action="append", default=[],
                    metavar="DESK=TOKEN",
                    help="a token that may only push as DESK (repeatable)")
@@ -121,7 +126,23 @@ def add_hub_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--auth-failures", type=positive_int, default=10,
                    help="failed authentications from one address per minute before it is "
                         "blocked, 1 s doubling to 60 s (default 10)")
-    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--transcripts", choices=("live", "off"),
+                   help="live: desks send what is said on their calls, shown live on the "
+                        "console and kept as long as --retain-days says; off: refused "
+                        "(default: live when bound to loopback, else off)")
+    p.add_argument("--redact", choices=("on", "off"), default="on",
+                   help="on (default): phone, ID-card and bank-card numbers are masked "
+                        "(138****5678) by the desks before sending, and by the hub; off: kept")
+    p.add_argument("--metrics-token-file", type=Path, metavar="FILE",
+                   help="bearer token for GET /metrics (Prometheus) from the first line of FILE, "
+                        "or $MONITOR_METRICS_TOKEN; a console token works too. Without one, only "
+                        "scrapers on this machine (loopback) get /metrics without a token")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="read options from a TOML file: keys are these options' long names "
+                        "(port = 8765, token-file = \"/etc/...\"); options given here win. "
+                        "See deploy/hub.toml.example")
+    p.add_argument("--log-level", type=level_type, default=argparse.SUPPRESS, metavar="LEVEL",
+                   help="debug, info (default), warning or error")
     p.set_defaults(func=cmd_hub)
 
     c = subparsers.add_parser("console", help="watch the hub's alerts in the terminal",
@@ -137,6 +158,11 @@ def add_hub_commands(subparsers: argparse._SubParsersAction) -> None:
                    help="print alerts after this seq (default 0: all stored alerts)")
     c.add_argument("--cafile", type=Path,
                    help="CA/self-signed certificate to trust for a wss:// hub")
+    c.add_argument("--ack", type=sequence, metavar="SEQ",
+                   help="acknowledge alert SEQ (as the supervisor the token names) and exit")
+    c.add_argument("--note", help="with --ack: a note stored with the acknowledgement")
+    c.add_argument("--lang", choices=("zh", "en"), default="zh",
+                   help="rule names and evidence in Chinese (default) or English")
     c.set_defaults(func=cmd_console)
 
 
@@ -169,21 +195,55 @@ def read_token_file(path: Path, warnings: list[str]) -> str:
     return token
 
 
+def read_token_lines(path: Path, warnings: list[str]) -> list[str]:
+    """Every token line of a console token file (blank lines and # comments skipped)."""
+    read_token_file(path, warnings)  # the same checks: readable, not empty, mode
+    lines = [x.strip() for x in path.read_text(encoding="utf-8").splitlines()]
+    return [x for x in lines if x and not x.startswith("#")]
+
+
+def split_console_tokens(args: argparse.Namespace) -> None:
+    """args.console_token (a list of TOKEN or NAME=TOKEN) -> the one plain console token
+    (args.console_token) and supervisor tokens (args.console_names: token -> name)."""
+    plain: list[str] = []
+    names: dict[str, str] = {}
+    for value in args.console_token or []:
+        name, sep, token = value.partition("=")
+        # A supervisor's name, in any script (王芳): one printable word of at most 64.
+        if sep and token and 0 < len(name) <= 64 and name.isprintable() \
+                and not any(c.isspace() for c in name):
+            names[token] = name
+        else:
+            plain.append(value)
+    if len(plain) > 1:
+        raise TokenError("more than one unnamed console token: name them, NAME=TOKEN")
+    args.console_token = plain[0] if plain else None
+    args.console_names = names
+
+
 def resolve_tokens(args: argparse.Namespace, warnings: list[str]) -> None:
     """Fill args.token / console_token / desk_token from the command line, files or the
     environment (in that order); add a warning for each token that is weak or exposed."""
+    in_config: set[str] = getattr(args, "from_config", set())
     for attr, file_attr, env in (("token", "token_file", "MONITOR_HUB_TOKEN"),
                                  ("console_token", "console_token_file",
                                   "MONITOR_CONSOLE_TOKEN")):
         flag = "--" + attr.replace("_", "-")
-        if getattr(args, attr):
+        if getattr(args, attr) and attr in in_config:
+            pass  # from the config file: its mode is checked in cmd_hub
+        elif getattr(args, attr):
             warnings.append(f"{flag} on the command line is visible to other users in the "
                             f"process list; use {flag}-file or ${env}")
         elif getattr(args, file_attr, None):
-            setattr(args, attr, read_token_file(getattr(args, file_attr), warnings))
+            if attr == "console_token":
+                setattr(args, attr, read_token_lines(getattr(args, file_attr), warnings))
+            else:
+                setattr(args, attr, read_token_file(getattr(args, file_attr), warnings))
         else:
-            setattr(args, attr, os.environ.get(env) or None)
-    if args.desk_token:
+            value = os.environ.get(env) or None
+            setattr(args, attr, [value] if attr == "console_token" and value else value)
+    split_console_tokens(args)
+    if args.desk_token and "desk_token" not in in_config:
         warnings.append("--desk-token on the command line is visible to other users in the "
                         "process list; use --desk-token-file")
     if args.desk_token_file:
@@ -201,13 +261,20 @@ def resolve_tokens(args: argparse.Namespace, warnings: list[str]) -> None:
             except argparse.ArgumentTypeError:
                 raise TokenError(f"{args.desk_token_file} line {n}: expected DESK=TOKEN"
                                   ) from None
-    tokens = [args.token, args.console_token, *(t for _, t in args.desk_token)]
+    tokens = [args.token, args.console_token, *args.console_names,
+              *(t for _, t in args.desk_token)]
     if any(t and len(t) < MIN_TOKEN for t in tokens):
         warnings.append(f"a token is shorter than {MIN_TOKEN} characters: easy to guess; "
                         "use a long random one")
 
 
 MIN_TOKEN = 16
+
+
+def _metrics_token(args: argparse.Namespace, warnings: list[str]) -> str | None:
+    if getattr(args, "metrics_token_file", None):
+        return read_token_file(args.metrics_token_file, warnings)
+    return os.environ.get("MONITOR_METRICS_TOKEN") or None
 
 
 def _fail(prog: str, message: str) -> int:
@@ -228,7 +295,67 @@ def options_from_args(args: argparse.Namespace) -> HubOptions:
                       desk_bytes_per_day=int(args.desk_mb_per_day * 1024 * 1024),
                       max_connections=args.max_connections, max_preauth=args.max_preauth,
                       max_preauth_per_address=args.max_preauth_per_address,
-                      hello_timeout=args.hello_timeout, auth_failures=args.auth_failures)
+                      hello_timeout=args.hello_timeout, auth_failures=args.auth_failures,
+                      console_names=dict(getattr(args, "console_names", {})),
+                      transcripts=args.transcripts, redact=args.redact == "on",
+                      metrics_token=getattr(args, "metrics_token", None))
+
+
+NOT_IN_CONFIG = {"config", "help", "func"}
+
+
+def apply_config(args: argparse.Namespace) -> None:
+    """Fill args from args.config: an option keeps its command-line value unless it was left
+    at its default. Unknown keys and bad values are ConfigError naming file and line."""
+    path: Path = args.config
+    tmp = argparse.ArgumentParser(add_help=False)
+    add_hub_commands(tmp.add_subparsers())
+    hub = next(a for a in tmp._actions if isinstance(a, argparse._SubParsersAction)).choices["hub"]
+    actions = {a.dest: a for a in hub._actions if a.option_strings and a.dest not in NOT_IN_CONFIG}
+    from_file: set[str] = set()
+    for key, (value, line) in read_config(path).items():
+        dest = key.replace("-", "_")
+        where = f"{path}:{line}: {key}"
+        action = actions.get(dest)
+        if action is None:
+            import difflib
+
+            near = difflib.get_close_matches(dest, list(actions), n=1)
+            hint = f" (did you mean {near[0].replace('_', '-')}?)" if near else ""
+            raise ConfigError(f"{where}: unknown option{hint}")
+        converted = _config_value(action, value, where)
+        current = getattr(args, dest, None)
+        default = None if action.default is argparse.SUPPRESS else action.default
+        if current is None or current == default:
+            setattr(args, dest, converted)
+            from_file.add(dest)
+    args.from_config = from_file
+
+
+def _config_value(action: argparse.Action, value: object, where: str) -> object:
+    many = isinstance(action, argparse._AppendAction)
+    if isinstance(value, dict):
+        raise ConfigError(f"{where}: a table is not an option")
+    if isinstance(value, list) and not many:
+        raise ConfigError(f"{where}: takes one value, not a list")
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for v in items:
+        if isinstance(v, bool):
+            if action.choices is None or not set(action.choices) >= {"on", "off"}:
+                raise ConfigError(f"{where}: expected {'a list of ' if many else ''}text or a number, not "
+                                  f"{str(v).lower()}")
+            v = "on" if v else "off"
+        if not isinstance(v, str | int | float) or (isinstance(v, int | float) and action.type is None):
+            raise ConfigError(f"{where}: expected text{' (a list of them)' if many else ''}")
+        try:
+            conv = action.type(str(v)) if callable(action.type) else str(v)  # type: ignore[arg-type]
+        except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if action.choices is not None and conv not in action.choices:
+            raise ConfigError(f"{where}: {v!r} is not one of {', '.join(map(str, action.choices))}")
+        out.append(conv)
+    return out if many else out[0]
 
 
 def cmd_hub(args: argparse.Namespace) -> int:
@@ -236,18 +363,24 @@ def cmd_hub(args: argparse.Namespace) -> int:
 
     warnings: list[str] = []
     try:
+        if getattr(args, "config", None):
+            apply_config(args)
+            secret = {"token", "console_token", "desk_token"} & args.from_config
+            if secret and args.config.stat().st_mode & 0o077:
+                warnings.append(f"{args.config} holds tokens and is readable by other users (chmod 600 it)")
         resolve_tokens(args, warnings)
-    except TokenError as exc:
+        args.metrics_token = _metrics_token(args, warnings)
+    except (ConfigError, TokenError) as exc:
         return _fail("hub", str(exc))
     if not args.token and not args.desk_token:
         return _fail("hub", "no token: give --token (or set MONITOR_HUB_TOKEN)")
-    if not args.token and not args.console_token:
+    if not args.token and not args.console_token and not args.console_names:
         return _fail("hub", "no console token: give --token or --console-token")
     if args.key and not args.cert:
         return _fail("hub", "--key needs --cert")
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("websockets").setLevel(logging.WARNING)
+    from monitor import logs
+
+    logs.setup(getattr(args, "log_level", None) or "info")
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -288,8 +421,19 @@ def cmd_console(args: argparse.Namespace) -> int:
             ctx = ssl.create_default_context(cafile=str(args.cafile) if args.cafile else None)
         except (OSError, ssl.SSLError) as exc:
             return _fail("console", f"cannot read --cafile {args.cafile}: {exc}")
+    if args.note and args.ack is None:
+        return _fail("console", "--note goes with --ack SEQ")
+    if args.note and len(args.note) > 500:
+        return _fail("console", "--note is longer than 500 characters")
     try:
-        asyncio.run(run_console(args.url, args.token, args.since, ssl_context=ctx))
+        if args.ack is not None:
+            from .console_tui import ack_alert, format_acked
+
+            print(format_acked(asyncio.run(ack_alert(args.url, args.token, args.ack, args.note,
+                                                     ssl_context=ctx))))
+            return 0
+        asyncio.run(run_console(args.url, args.token, args.since, ssl_context=ctx,
+                                lang=args.lang))
     except ConsoleRefused as exc:
         return _fail("console", str(exc))
     except KeyboardInterrupt:

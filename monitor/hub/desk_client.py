@@ -18,6 +18,12 @@ The desk's state (idle / on a call, last finished call) is sent right after ever
 (re)connect and at once when it changes, plus a heartbeat every `heartbeat_s` seconds.
 call_started/call_ended only record it: they never wait for the hub.
 
+What is said on the call (`transcript()`) goes out only while connected to a hub whose
+welcome said it takes transcripts; lines are never spooled (a bounded queue; dropped when
+the hub is away). Phone, ID-card and bank-card numbers in alerts and transcripts are
+masked before they are spooled or sent (monitor/redact.py), unless the hub's welcome said
+"redact": false.
+
 When the hub cannot be reached or refuses the desk, `on_problem` gets one line at the
 first failed attempt and then at most every `report_every` seconds while it lasts (or when
 the reason changes); `on_recovered` gets one line when the desk is connected again. Without
@@ -49,6 +55,7 @@ from websockets.uri import parse_uri
 
 from monitor.hub.protocol import Alert
 from monitor.outage import Outage
+from monitor.redact import redact
 
 from .protocol import (
     CLOSE_BAD_HELLO,
@@ -62,6 +69,7 @@ from .protocol import (
     DeskStatus,
     LastCall,
     ProtocolError,
+    TranscriptLine,
     alert_body,
     dumps,
     parse_alert_body,
@@ -158,7 +166,14 @@ class DeskClient:
         self._empty = asyncio.Event()  # everything is acked
         self._closing = asyncio.Event()
         self._status = DeskStatus()
-        self._status_changed = asyncio.Event()
+        self._status_changed = asyncio.Event()  # the status or the transcript queue changed
+        # Transcript frames waiting for the link (bounded), and status frames queued behind
+        # them so the hub gets a call's last lines before the status that ends the call.
+        self._lines: list[tuple[str, DeskStatus | None]] = []
+        self.max_lines = 500
+        self.redact = True  # until a hub says otherwise
+        self.transcripts = False  # the hub of the current connection takes transcripts
+        self.lines_dropped = 0
         self._task: asyncio.Task | None = None
         self._outage = Outage(report_every)
         self.connected = False
@@ -193,6 +208,10 @@ class DeskClient:
     async def send(self, alert: Alert | Mapping[str, Any]) -> str:
         """Spool one alert for delivery; returns its id. Raises ValueError if invalid."""
         body = alert_body(alert)
+        if self.redact:
+            for k in ("text", "evidence"):
+                if isinstance(body.get(k), str):
+                    body[k] = redact(body[k])
         alert_id = f"{self.desk}:{uuid.uuid4().hex}"
         try:
             parse_alert_body(alert_id, body)  # same checks as the hub: fail here, not later
@@ -215,6 +234,29 @@ class DeskClient:
         self._set_status(DeskStatus("on_call", call_id, _float(started_at),
                                     _clip(profile, MAX_PROFILE), _clip(peer, MAX_PEER),
                                     self._status.last_call, self._status.softphone))
+
+    def progress(self, call_id: str, score: float) -> None:
+        """The current call's running score (shown on the supervisor's board)."""
+        if self._status.on_call and self._status.call_id == call_id:
+            self._set_status(replace(self._status, score=_float(score)))
+
+    def transcript(self, line: TranscriptLine) -> bool:
+        """Send a line of the current call to a hub that takes transcripts; False when it is
+        not sent (no such hub connected now, or the queue is full). Never waits."""
+        if not (self.connected and self.transcripts):
+            return False
+        if sum(1 for _, st in self._lines if st is None) >= self.max_lines:
+            self.lines_dropped += 1
+            return False
+        if self.redact:
+            line = replace(line, text=redact(line.text))
+        try:
+            TranscriptLine.from_wire(line.body())  # the hub's checks, here
+        except ProtocolError as exc:
+            raise ValueError(exc.message) from None
+        self._lines.append((dumps({"type": "transcript", "line": line.body()}), None))
+        self._status_changed.set()
+        return True
 
     async def call_ended(self, call_id: str, ended_at: float, score: float,
                          violations: int | Collection[object]) -> None:
@@ -258,6 +300,14 @@ class DeskClient:
         except ProtocolError as exc:
             raise ValueError(exc.message) from None
         self._status = status
+        if self.connected:
+            # In order with the transcript lines: a call's lines after the status that
+            # starts it and before the one that ends it. Statuses in a row: the last wins.
+            frame = (dumps({"type": "status", "status": status.to_wire()}), status)
+            if self._lines and self._lines[-1][1] is not None:
+                self._lines[-1] = frame
+            else:
+                self._lines.append(frame)
         self._status_changed.set()
 
     def _update_events(self) -> None:
@@ -281,6 +331,8 @@ class DeskClient:
                     if not isinstance(welcome, dict) or welcome.get("type") != "welcome":
                         raise ConnectionError(f"unexpected reply to hello: {welcome!r:.100}")
                     welcomed = True
+                    self.transcripts = welcome.get("transcripts") is True
+                    self.redact = welcome.get("redact") is not False
                     self.connected, self.connects, self.last_error = True, self.connects + 1, None
                     delay = self.backoff_min
                     self._recovered()
@@ -301,6 +353,7 @@ class DeskClient:
                 self.last_error = problem = f"hub {self.url} unreachable: {describe_failure(exc)}"
             finally:
                 self.connected = False
+                self._lines.clear()
             if self._closing.is_set():
                 break
             if not welcomed and problem is not None:
@@ -386,9 +439,21 @@ class DeskClient:
                     await ws.send(frame)
 
         async def send_state() -> None:
-            while True:  # the current state on connect and on each change, else heartbeats
+            # The current state on connect and on each change, then the transcript lines
+            # (after the status that says which call they belong to), else heartbeats.
+            sent: DeskStatus | None = None
+            while True:
                 self._status_changed.clear()
-                await ws.send(dumps({"type": "status", "status": self._status.to_wire()}))
+                if sent is None:  # on connect: the state first
+                    sent = self._status
+                    await ws.send(dumps({"type": "status", "status": sent.to_wire()}))
+                while self._lines:  # lines and the statuses queued behind them, in order
+                    frame, status = self._lines.pop(0)
+                    await ws.send(frame)
+                    sent = status or sent
+                if self._status != sent:
+                    sent = self._status
+                    await ws.send(dumps({"type": "status", "status": sent.to_wire()}))
                 while not self._status_changed.is_set():
                     try:
                         await asyncio.wait_for(self._status_changed.wait(), self.heartbeat_s)

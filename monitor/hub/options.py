@@ -49,7 +49,15 @@ class HubOptions:
                       frame, reason "over quota: ...").
     desk_bytes_per_day: bytes of alert frames a desk may push per day (bucket of one day's
                       worth, refilled continuously); over it, alerts are rejected.
-    retain_days:      alerts received longer ago are deleted (hourly); None keeps all.
+    retain_days:      alerts and transcripts received longer ago are deleted (hourly);
+                      None keeps all.
+    console_names:    console token -> the supervisor it belongs to (--console-token
+                      NAME=TOKEN): acknowledgements record that name.
+    transcripts:      "live": desks send what is said on their calls and the hub keeps it
+                      (retain_days) and shows it; "off": it refuses transcripts. None: live
+                      when bound to loopback, else off.
+    redact:           desks mask phone, ID-card and bank-card numbers before sending, and
+                      the hub masks whatever still arrives unmasked (False: keep them).
     """
 
     host: str = "127.0.0.1"
@@ -83,6 +91,13 @@ class HubOptions:
     desk_burst: int = 2000
     desk_bytes_per_day: int = 200 * 1024 * 1024
     retain_days: float | None = None
+    console_names: dict[str, str] = field(default_factory=dict)
+    transcripts: Literal["live", "off"] | None = None
+    redact: bool = True
+    transcript_rate: float = 20.0  # lines per second a desk may send, sustained
+    # Bearer token for GET /metrics (a console token works too); None: only loopback
+    # scrapers get /metrics without a token.
+    metrics_token: str | None = None
 
     @property
     def tls(self) -> bool:
@@ -98,7 +113,14 @@ class HubOptions:
                 console.add(self.token)
         if self.console_token:
             console.add(self.console_token)
+        console |= set(self.console_names)
         return desk, console
+
+    @property
+    def transcripts_live(self) -> bool:
+        if self.transcripts is None:
+            return self.is_loopback()
+        return self.transcripts == "live"
 
     def is_loopback(self) -> bool:
         if self.host in ("localhost", ""):
@@ -107,3 +129,35 @@ class HubOptions:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+
+# -- the config file (`monitor hub --config hub.toml`) -------------------------------
+
+
+class ConfigError(ValueError):
+    """A problem in the hub's config file; the message names file and line."""
+
+
+def read_config(path: Path) -> dict[str, tuple[object, int]]:
+    """Top-level `key = value` pairs of a TOML file -> (value, line). Keys are the hub's
+    long option names (`token-file` or `token_file`); tables are not allowed."""
+    import re
+    import tomllib
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file "
+                          f"({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(f"{path}:{m.group(1) if m else 1}: TOML syntax error: {exc}") from None
+    lines = text.splitlines()
+
+    def line_of(key: str) -> int:
+        pat = re.compile(r'^\s*(?:\[\s*)?["\']?' + re.escape(key) + r'["\']?\s*(=|\])')
+        return next((n for n, line in enumerate(lines, 1) if pat.match(line)), 1)
+
+    return {key: (value, line_of(key)) for key, value in data.items()}

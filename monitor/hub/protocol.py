@@ -10,34 +10,50 @@ Client -> hub
                                epoch: the hub database `since` refers to)
   {"type": "alert", "id": "<desk-unique id>", "alert": {call_id, rule, start, end, emitted,
                                                       text, evidence, phrase?, severity?}}
-  {"type": "ack_alert", "seq": N}                       (console: acknowledge an alert)
+  {"type": "ack_alert", "seq": N, "note"?: "..."}       (console: acknowledge an alert, with an
+                                                       optional note; who acks is the name
+                                                       bound to the console token, else the
+                                                       hello's name)
   {"type": "status", "status": {"state": "idle" | "on_call", "call_id"?, "call_started"?,
-                                "profile"?, "peer"?, "last_call"?: {"call_id", "score",
+                                "profile"?, "peer"?, "score"?, "last_call"?: {"call_id", "score",
                                 "ended", "violations"}}, "desk"?: D}
                      (desk: its state, sent after every (re)connect and on each change;
                       on_call needs call_id and call_started (unix s); an idle status drops
                       the call fields; last_call absent = keep the one the hub has;
                       desk, if given, must be the desk of the hello)
   {"type": "heartbeat"}                                 (desk: still alive, every N s)
+  {"type": "transcript", "line": {"call_id", "role": "agent" | "caller", "start", "end", "text"}}
+                     (desk: one recognised utterance of its current call; only when the
+                      welcome said "transcripts": true. score in status: the call's running
+                      score)
 
 Hub -> client
   {"type": "welcome", "role": ..., "desk"?: ..., "last_seq": N, "last_ack_seq": M,
-   "epoch": E, "since": S, "reset": bool, "status": true}
+   "epoch": E, "since": S, "reset": bool, "status": true, "transcripts": bool, "redact": bool}
                     (console: S is where its stream starts; reset is true when the hello
                      named another epoch: forget the old seqs. desk: status true = this hub
-                     takes status and heartbeat frames)
+                     takes status and heartbeat frames; transcripts: it takes transcript
+                     frames; redact: mask phone/ID/bank numbers before sending)
   {"type": "ack", "id": ..., "seq": N, "duplicate": bool}   (desk: alert is stored)
   {"type": "reject", "id": ..., "reason": ...}              (desk: alert can never be stored)
   {"type": "alert", "seq": N, "id": ..., "desk": ..., ...}  (console)
-  {"type": "acked", "ack_seq": M, "seq": N, "by": ..., "at": wall time}   (console)
+  {"type": "acked", "ack_seq": M, "seq": N, "by": ..., "at": wall time, "note"?: ...} (console)
+  {"type": "transcript", "desk": D, "call_id", "role", "start", "end", "text", "received"}
+                    (console: a line of a desk's current call, live; GET /api/transcript?desk=D
+                     returns the lines of its current or last call)
   {"type": "caught_up", "seq": N}          (console: history sent, live from here)
   {"type": "desk", "desk": D, "connected": bool, "stale": bool, "last_seen": unix s | null,
-   "heartbeat": s, "on_call": bool, "call_id", "call_started", "profile", "peer" (null when
-   idle), "last_alert": {"seq", "at", "rule"} | null,
+   "heartbeat": s, "on_call": bool, "call_id", "call_started", "profile", "peer", "score"
+   (null when idle), "last_alert": {"seq", "at", "rule"} | null, "last_words": {"agent",
+   "caller"} (the current call's last line of each side, when transcripts are live),
+   "attention": N (the current call's unacknowledged major/critical/escalation alerts),
+   "escalations": M (how many of those are escalations),
    "last_call": {"call_id", "score", "ended", "violations"} | null}
                     (console: one per known desk right after caught_up, then one whenever
                      a desk connects, disconnects, goes stale or back, or reports a new
-                     status. A new alert does not send one: the alert frame says it.
+                     status, or its call's "attention" changes (a major alert or
+                     escalation arrives, one is acknowledged). Transcript lines do not
+                     send one: the transcript frame says it.
                      GET /api/desks returns the same objects without "type")
   {"type": "error", "code": ..., "message": ...}
 
@@ -83,6 +99,7 @@ MAX_PEER = 256  # a SIP URI with parameters
 MAX_UNIX = 4102444800.0  # 2100-01-01: a wall-clock time beyond it is garbage
 MAX_SCORE = 1e6
 MAX_VIOLATIONS = 1_000_000
+MAX_NOTE = 500
 MIN_HEARTBEAT, MAX_HEARTBEAT = 0.05, 3600.0
 
 
@@ -132,6 +149,7 @@ class Alert:
     received: float | None = None  # hub wall clock
     acked_at: float | None = None
     acked_by: str | None = None
+    ack_note: str | None = None
 
     # What a desk sends (the `alert` object of its frame); the rest is added on the way.
     BODY: ClassVar[tuple[str, ...]] = ("call_id", "rule", "start", "end", "emitted", "text", "evidence",
@@ -162,6 +180,7 @@ class AlertMsg:
 @dataclass(frozen=True)
 class AckAlert:
     seq: int
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -205,6 +224,7 @@ class DeskStatus:
     # The desk's softphone link when it follows one (e.g. "baresip connected", "baresip away":
     # while away no call is followed, which a supervisor must see).
     softphone: str | None = None
+    score: float | None = None  # the current call's running score
 
     @property
     def on_call(self) -> bool:
@@ -212,7 +232,7 @@ class DeskStatus:
 
     def to_wire(self) -> dict:
         d: dict[str, Any] = {"state": self.state}
-        for k in ("call_id", "call_started", "profile", "peer", "softphone"):
+        for k in ("call_id", "call_started", "profile", "peer", "softphone", "score"):
             if getattr(self, k) is not None:
                 d[k] = getattr(self, k)
         if self.last_call is not None:
@@ -237,7 +257,9 @@ class DeskStatus:
                    call_started=_number(obj, "call_started", 0.0, MAX_UNIX),
                    profile=_label(obj, "profile", MAX_PROFILE),
                    peer=_label(obj, "peer", MAX_PEER),
-                   last_call=last_call, softphone=softphone)
+                   last_call=last_call, softphone=softphone,
+                   score=None if obj.get("score") is None else
+                   _number(obj, "score", -MAX_SCORE, MAX_SCORE))
 
 
 @dataclass(frozen=True)
@@ -251,7 +273,51 @@ class Heartbeat:
     pass
 
 
-ClientMessage = Hello | AlertMsg | AckAlert | StatusMsg | Heartbeat
+@dataclass(frozen=True)
+class TranscriptLine:
+    """One recognised utterance of a desk's call, the one type for it from desk to console."""
+
+    call_id: str
+    role: Literal["agent", "caller"]
+    start: float
+    end: float
+    text: str
+    desk: str | None = None  # set by the hub
+    received: float | None = None  # hub wall clock
+
+    BODY: ClassVar[tuple[str, ...]] = ("call_id", "role", "start", "end", "text")
+
+    def body(self) -> dict:
+        """The `line` object a desk sends."""
+        return {k: getattr(self, k) for k in self.BODY}
+
+    def to_wire(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    def to_message(self) -> dict:
+        return {"type": "transcript", **self.to_wire()}
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> TranscriptLine:
+        if not isinstance(obj, dict):
+            raise ProtocolError("bad_schema", "field 'line' must be an object")
+        role = obj.get("role")
+        if role not in ("agent", "caller"):
+            raise ProtocolError("bad_value", "line 'role' must be 'agent' or 'caller'")
+        start, end = _seconds(obj, "start"), _seconds(obj, "end")
+        if end < start:
+            raise ProtocolError("bad_value", "line 'end' is before 'start'")
+        return cls(call_id=_str(obj, "call_id", MAX_CALL_ID),  # type: ignore[arg-type]
+                   role=role, start=start, end=end,
+                   text=_str(obj, "text", MAX_TEXT))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class TranscriptMsg:
+    line: TranscriptLine
+
+
+ClientMessage = Hello | AlertMsg | AckAlert | StatusMsg | Heartbeat | TranscriptMsg
 
 
 def _refuse_constant(name: str) -> Any:
@@ -397,12 +463,15 @@ def parse_message(raw: str | bytes) -> ClientMessage:
         seq = _seq(obj, "seq")
         if seq is None:
             raise ProtocolError("bad_schema", "missing field 'seq'")
-        return AckAlert(seq)
+        note = _str(obj, "note", MAX_NOTE, required=False)
+        return AckAlert(seq, note.strip() or None if note is not None else None)
     if kind == "status":
         return StatusMsg(DeskStatus.from_wire(obj.get("status")),
                          _str(obj, "desk", 64, required=False, pattern=NAME_RE))
     if kind == "heartbeat":
         return Heartbeat()
+    if kind == "transcript":
+        return TranscriptMsg(TranscriptLine.from_wire(obj.get("line")))
     if not isinstance(kind, str):
         raise ProtocolError("bad_schema", "missing field 'type'")
     raise ProtocolError("unknown_type", f"unknown message type {kind[:32]!r}")

@@ -9,6 +9,10 @@ without an await in between, so the history/live handover has no gap and no over
 Desks also report their state (idle / on a call, last finished call) and send heartbeats.
 The hub keeps that in memory (the last finished call also in the store, so it survives a
 restart), serves it at GET /api/desks and pushes a "desk" frame to consoles on each change.
+When the hub takes transcripts (--transcripts live), desks send each recognised line of their
+current call; the hub stores it (pruned with --retain-days), keeps each side's last words
+for the board and fans the line out to consoles. Phone, ID-card and bank-card numbers are
+masked here too unless --redact off (a desk should have done it; the hub does not trust it).
 
 Hostile clients: connections that have not authenticated yet sit in a bounded pool (per
 source address and overall) with one deadline from TCP accept, so they cannot take the
@@ -19,13 +23,16 @@ rejected with a reason; a failed write is rolled back and never shows a seq to a
 from __future__ import annotations
 
 import asyncio
+import hmac
 import http
+import ipaddress
 import logging
+import math
 import ssl
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Self, cast
+from typing import Literal, Self, cast
 from urllib.parse import parse_qs
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -33,7 +40,12 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from monitor import labels
+from monitor.redact import redact
+
 from .auth import Authenticator, bearer_token, origin_allowed
+from .metrics import CONTENT_TYPE as METRICS_TYPE
+from .metrics import HubMetrics, Snapshot
 from .options import HubOptions
 from .protocol import (
     CLOSE_BAD_HELLO,
@@ -42,6 +54,11 @@ from .protocol import (
     CLOSE_TOO_SLOW,
     CLOSE_TRY_AGAIN,
     CLOSE_UNAUTHORIZED,
+    MAX_CALL_ID,
+    MAX_NOTE,
+    MAX_RULE,
+    MAX_UNIX,
+    NAME_RE,
     AckAlert,
     Alert,
     AlertMsg,
@@ -51,11 +68,13 @@ from .protocol import (
     LastCall,
     ProtocolError,
     StatusMsg,
+    TranscriptLine,
+    TranscriptMsg,
     dumps,
     error,
     parse_message,
 )
-from .store import AlertStore, InsertResult, StoreError
+from .store import AlertQuery, AlertStore, InsertResult, StoreError
 
 log = logging.getLogger("monitor.hub")
 
@@ -81,6 +100,8 @@ API_MAX_LIMIT = 1000
 STALE_AFTER = 3  # missed heartbeats before a desk shows stale
 DESK_SWEEP = 0.5  # seconds between looks for desks whose heartbeat became overdue
 PRUNE_EVERY = 3600.0  # seconds between --retain-days sweeps
+ATTENTION = ("critical", "major", "escalation")  # severities that mark a call on the board
+SEARCH_MAX = 500
 SINGLE_HEADERS = ("Host", "Origin", "Authorization", "Upgrade", "Connection",
                   "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Content-Length")
 
@@ -142,6 +163,10 @@ class _Desk:
     shown_stale: bool = True  # `stale` in the last desk frame pushed to consoles
     alerts: _Bucket | None = None  # quotas, made on first use
     volume: _Bucket | None = None
+    lines: _Bucket | None = None
+    last_words: dict[str, str] = field(default_factory=dict)  # role -> current call's last line
+    # The current call's unacknowledged major/critical/escalation alerts: seq -> severity.
+    attention: dict[int, str] = field(default_factory=dict)
 
     def stale(self, now: float) -> bool:
         return self.seen_mono is None or now - self.seen_mono > STALE_AFTER * self.heartbeat
@@ -152,6 +177,9 @@ class _Desk:
                 "last_seen": self.last_seen, "heartbeat": self.heartbeat,
                 "on_call": s.on_call, "call_id": s.call_id, "call_started": s.call_started,
                 "profile": s.profile, "peer": s.peer, "softphone": s.softphone,
+                "score": s.score, "last_words": dict(self.last_words),
+                "attention": len(self.attention),
+                "escalations": sum(1 for s in self.attention.values() if s == "escalation"),
                 "last_alert": self.last_alert,
                 "last_call": self.last_call.to_wire() if self.last_call else None}
 
@@ -161,7 +189,7 @@ class _Console:
 
     def __init__(self, ws: ServerConnection, name: str, size: int) -> None:
         self.ws = ws
-        self.name = name
+        self.name = name  # recorded on its acknowledgements
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=size)
         self.overflowed = False
         self.sender: asyncio.Task | None = None
@@ -251,13 +279,14 @@ class Hub:
         self._authed = 0  # authenticated sessions open
         self._failures: dict[str, _Failures] = {}
         self.refused_preauth = 0  # connections dropped by the pre-auth limits
+        self.metrics = HubMetrics(self._snapshot)
 
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
         o = self.options
         try:
-            self._auth = Authenticator(*o.resolved_tokens())
+            self._auth = Authenticator(*o.resolved_tokens(), o.console_names)
         except ValueError as exc:
             raise HubConfigError(str(exc)) from None
         ctx = tls_context(o.certfile, o.keyfile) if o.certfile else None
@@ -375,13 +404,15 @@ class Hub:
         up the other desks' alerts."""
         assert self.store is not None
         try:
-            results = self.store.insert_many((p.desk, p.record) for p in batch)
+            with self.metrics.write_seconds.time():
+                results = self.store.insert_many((p.desk, p.record) for p in batch)
         except StoreError as exc:
             if len(batch) > 1:
                 for p in batch:
                     self._commit([p])
                 return
             log.error("%s (desk %s, alert %s)", exc, batch[0].desk, batch[0].record.id)
+            self.metrics.alerts_rejected.inc()
             if not batch[0].done.done():
                 batch[0].done.set_exception(exc)
             return
@@ -394,10 +425,14 @@ class Hub:
         # Same synchronous step as the commit: see the module docstring.
         for p, res in zip(batch, results, strict=True):
             if not res.duplicate:
+                self.metrics.alerts_stored.inc()
                 a = res.alert
-                self._desk(a.desk).last_alert = {"seq": a.seq, "at": a.received,
-                                                 "rule": a.rule}
+                d = self._desk(a.desk)
+                d.last_alert = {"seq": a.seq, "at": a.received, "rule": a.rule}
                 self._broadcast(dumps(a.to_message()))
+                if a.severity in ATTENTION and a.call_id == d.status.call_id and a.seq:
+                    d.attention[a.seq] = a.severity
+                    self._push_desk(d)
             if not p.done.done():
                 p.done.set_result(res)
 
@@ -445,9 +480,38 @@ class Hub:
             except StoreError as exc:  # still shown; only a hub restart would forget it
                 log.error("%s", exc)
         current = replace(status, last_call=None)
+        if current.call_id != d.status.call_id:
+            # Another call (or none): its own last words and alerts, including any that
+            # arrived before this status did.
+            d.last_words = {}
+            d.attention = {} if current.call_id is None else \
+                self.store.unacked(d.name, current.call_id, ATTENTION)
         if new_call or current != d.status:
             d.status = current
             self._push_desk(d)
+
+    def _transcript(self, d: _Desk, line: TranscriptLine) -> None:
+        """A line of a desk's current call: stored, kept as its side's last words, shown."""
+        assert self.store is not None
+        if not self.options.transcripts_live:
+            raise ProtocolError("transcripts_off", "this hub does not take transcripts")
+        if line.call_id != d.status.call_id:
+            raise ProtocolError("not_on_call", "transcript lines are taken for the desk's "
+                                               "current call only")
+        if d.lines is None:
+            rate = self.options.transcript_rate
+            d.lines = _Bucket(rate, rate * 10)
+        if not d.lines.take():
+            raise ProtocolError("over_quota", "too many transcript lines")
+        text = redact(line.text) if self.options.redact else line.text
+        line = replace(line, desk=d.name, text=text, received=time.time())
+        try:
+            self.store.add_transcript(line)
+        except StoreError as exc:
+            log.error("%s", exc)
+            return
+        d.last_words[line.role] = text[-200:]
+        self._broadcast(dumps(line.to_message()))
 
     async def _watch_desks(self) -> None:
         # Staleness is the absence of frames, so nothing else would ever announce it.
@@ -467,6 +531,10 @@ class Hub:
                 while n := self.store.prune(before):
                     total += n
                     await asyncio.sleep(0)  # small steps: desks and consoles keep going
+                lines = self.store.prune_transcripts(before)
+                if lines:
+                    log.info("deleted %d transcript lines older than %g days", lines,
+                             self.options.retain_days)
             except StoreError as exc:
                 log.error("%s", exc)
             if total:
@@ -542,6 +610,7 @@ class Hub:
         return 0.0 if f is None else max(0.0, f.blocked_until - time.monotonic())
 
     def _auth_failed(self, addr: str) -> None:
+        self.metrics.auth_failures.inc()
         o = self.options
         now = time.monotonic()
         if len(self._failures) > 10000:  # many addresses: forget the ones that calmed down
@@ -622,6 +691,8 @@ class Hub:
             await ws.close(res.code, res.reason)
             return None
         self._auth_ok(addr)
+        if res.name is not None:  # the token says who this is; the hello may not override it
+            msg = replace(msg, name=res.name)
         return msg
 
     async def _desk_session(self, ws: ServerConnection, hello: Hello) -> None:
@@ -629,7 +700,9 @@ class Hub:
         desk = hello.desk
         log.info("desk %s connected from %s", desk, ws.remote_address)
         await ws.send(dumps({"type": "welcome", "role": "desk", "desk": desk,
-                             "last_seq": self.store.last_seq(), "status": True}))
+                             "last_seq": self.store.last_seq(), "status": True,
+                             "transcripts": self.options.transcripts_live,
+                             "redact": self.options.redact}))
         d = self._desk(desk)
         d.sessions += 1
         d.heartbeat = hello.heartbeat or self.options.desk_heartbeat
@@ -674,9 +747,12 @@ class Hub:
                     continue
                 if isinstance(msg, Heartbeat):
                     continue
+                if isinstance(msg, TranscriptMsg):
+                    self._transcript(d, msg.line)
+                    continue
                 if not isinstance(msg, AlertMsg):
-                    raise ProtocolError("not_allowed",
-                                        "a desk may only send alerts, status and heartbeats")
+                    raise ProtocolError("not_allowed", "a desk may only send alerts, status, "
+                                                       "transcripts and heartbeats")
             except ProtocolError as exc:
                 errors += 1
                 if exc.ref is not None:
@@ -699,10 +775,15 @@ class Hub:
                 continue
             if over is not None:
                 # Refused, not dropped: the desk logs the reason and keeps the alert.
+                self.metrics.alerts_rejected.inc()
                 await ws.send(dumps({"type": "reject", "id": msg.record.id,
                                      "code": "over_quota", "reason": over}))
                 continue
-            pending = _Pending(desk, msg.record, loop.create_future())
+            record = msg.record
+            if self.options.redact:
+                record = replace(record, text=redact(record.text),
+                                 evidence=redact(record.evidence))
+            pending = _Pending(desk, record, loop.create_future())
             await self._ingest.put(pending)  # bounded: waits (and stops reading) when full
             try:
                 res = await pending.done
@@ -804,12 +885,13 @@ class Hub:
                     await console.ws.close(CLOSE_POLICY, "too many invalid messages")
                     return
                 continue
-            self._acknowledge(msg.seq, console.name, reply_to=console)
+            self._acknowledge(msg.seq, console.name, msg.note, reply_to=console)
 
-    def _acknowledge(self, seq: int, by: str, reply_to: _Console | None = None) -> dict | None:
+    def _acknowledge(self, seq: int, by: str, note: str | None = None,
+                     reply_to: _Console | None = None) -> dict | None:
         assert self.store is not None
         try:
-            rec, new = self.store.ack(seq, by)
+            rec, new = self.store.ack(seq, by, note)
         except StoreError as exc:
             log.error("%s", exc)
             if reply_to:
@@ -822,6 +904,10 @@ class Hub:
         frame = dumps(rec.to_message())
         if new:
             self._broadcast(frame)
+            for d in self._desks.values():
+                if seq in d.attention:
+                    del d.attention[seq]
+                    self._push_desk(d)
         elif reply_to:
             reply_to.offer(frame)
         return {**rec.to_message(), "new": new}
@@ -867,7 +953,11 @@ class Hub:
             return _response(200, self._static[path], ctype, PAGE_HEADERS)
         if path == "/api/health":
             return _json(200, {"ok": True, "problem": self.problem})
-        if path not in ("/api/alerts", "/api/ack", "/api/desks"):
+        if path == "/api/labels":  # the wording table: no data in it, no token needed
+            return _json(200, labels.table())
+        if path == "/metrics":
+            return self._metrics_api(method, headers, addr)
+        if path not in ("/api/alerts", "/api/ack", "/api/desks", "/api/transcript"):
             return _problem(404, "not found")
         if not origin_ok:
             return _problem(403, "origin not allowed")
@@ -888,6 +978,12 @@ class Hub:
             return _json(200, {"desks": [self._desks[n].to_json(now)
                                          for n in sorted(self._desks)], "now": time.time()})
         params = parse_qs(query, keep_blank_values=True)
+        if path == "/api/transcript":
+            if method != "GET":
+                return _problem(405, "use GET")
+            return self._transcript_api(params)
+        if path == "/api/alerts" and method == "GET" and (set(params) & SEARCH_PARAMS):
+            return self._search_api(params)
         if path == "/api/alerts":
             if method != "GET":
                 return _problem(405, "use GET")
@@ -907,11 +1003,134 @@ class Hub:
         seq = _int_param(params, "seq", None)
         if seq is None:
             return _problem(400, "seq must be a non-negative integer")
-        out = self._acknowledge(seq, "http")
+        note = _text_param(params, "note", MAX_NOTE)
+        if note is False:
+            return _problem(400, f"note must be text of at most {MAX_NOTE} characters")
+        out = self._acknowledge(seq, res.name or "http", note or None)
         if out is None:
             return _problem(404, f"no alert with seq {seq}")
         out.pop("type", None)
         return _json(200, out)
+
+
+    def _metrics_api(self, method: str, headers: Headers, addr: str) -> Response:
+        """GET /metrics (Prometheus): counts and timings, no alert text. Needs the metrics
+        token (or a console token) as a bearer; with no metrics token set, a scraper on this
+        machine (loopback) needs none."""
+        assert self._auth is not None
+        if method != "GET":
+            return _problem(405, "use GET")
+        blocked = self._blocked(addr)
+        if blocked:
+            return _too_many(blocked)
+        token = bearer_token(headers.get("Authorization"))
+        want = self.options.metrics_token
+        if token is None and want is None and _loopback(addr):
+            ok = True
+        elif token is not None and want is not None and hmac.compare_digest(token.encode(), want.encode()):
+            ok = True
+        else:
+            ok = token is not None and self._auth.check("console", token).ok
+        if not ok:
+            self._auth_failed(addr)
+            log.warning("refused HTTP /metrics from %s", addr)
+            return _problem(401, "invalid token")
+        self._auth_ok(addr)
+        return _response(200, self.metrics.render(), METRICS_TYPE)
+
+    def _snapshot(self) -> Snapshot | None:
+        if self.store is None:
+            return None
+        sizes = [c.queue.qsize() for c in self._consoles]
+        return Snapshot(desks_connected=sum(1 for d in self._desks.values() if d.sessions > 0),
+                        desks_known=len(self._desks),
+                        desks_on_call=sum(1 for d in self._desks.values() if d.sessions > 0 and d.status.on_call),
+                        consoles=len(self._consoles), preauth=len(self._pre),
+                        ingest_queue=self._ingest.qsize() if self._ingest is not None else 0,
+                        console_queue_max=max(sizes, default=0), console_queue_total=sum(sizes),
+                        last_seq=self.store.last_seq())
+
+    def _transcript_api(self, params: dict[str, list[str]]) -> Response:
+        """GET /api/transcript?desk=D[&call_id=C]: the lines of a call (default: the desk's
+        current call, else its last one with a transcript)."""
+        assert self.store is not None
+        desk = _text_param(params, "desk", 64)
+        call_id = _text_param(params, "call_id", MAX_CALL_ID)
+        if not desk or not NAME_RE.fullmatch(desk) or call_id is False:
+            return _problem(400, "desk must be a desk name (call_id optional)")
+        d = self._desks.get(desk)
+        if not call_id:
+            call_id = (d.status.call_id if d is not None else None) \
+                or self.store.last_transcript_call(desk)
+        lines = self.store.transcript(desk, call_id) if call_id else []
+        alerts = [a.to_wire() for a in self.store.call_alerts(desk, call_id)] if call_id else []
+        return _json(200, {"desk": desk, "call_id": call_id,
+                           "lines": [x.to_wire() for x in lines], "alerts": alerts,
+                           "transcripts": self.options.transcripts_live})
+
+    def _search_api(self, params: dict[str, list[str]]) -> Response:
+        """GET /api/alerts?from=&to=&desk=&rule=&q=&before=&limit=: history, newest first."""
+        assert self.store is not None
+        since, until = _time_param(params, "from"), _time_param(params, "to")
+        desk, rule = _text_param(params, "desk", 64), _text_param(params, "rule", MAX_RULE)
+        words = _text_param(params, "q", 100)
+        before = _int_param(params, "before", None)
+        limit = _int_param(params, "limit", 100)
+        bad = [k for k, v in (("from", since), ("to", until), ("desk", desk), ("rule", rule),
+                              ("q", words)) if v is False]
+        if "before" in params and before is None:
+            bad.append("before")
+        if limit is None or limit < 1:
+            bad.append("limit")
+        if bad:
+            return _problem(400, f"bad search parameter(s): {', '.join(bad)} (from/to: unix "
+                                 "seconds or YYYY-MM-DD; before, limit: integers)")
+        q = AlertQuery(since=since or None, until=until or None, desk=desk or None,
+                       rule=rule or None, words=words or None, before=before,
+                       limit=min(limit or 100, SEARCH_MAX))
+        rows, more = self.store.search(q)
+        alerts = [r.to_wire() for r in rows]
+        return _json(200, {"alerts": alerts, "more": more,
+                           "next_before": alerts[-1]["seq"] if alerts and more else None})
+
+
+SEARCH_PARAMS = {"from", "to", "desk", "rule", "q", "before"}
+
+
+def _loopback(addr: str) -> bool:
+    try:
+        return ipaddress.ip_address(addr).is_loopback
+    except ValueError:
+        return False
+
+
+def _text_param(params: dict[str, list[str]], key: str, limit: int) -> str | None | Literal[False]:
+    """A text parameter ('' or None when absent), False when it is too long or not text."""
+    values = params.get(key)
+    if not values:
+        return None
+    v = values[0].strip()
+    if len(v) > limit or not v.isprintable():
+        return False
+    return v
+
+
+def _time_param(params: dict[str, list[str]], key: str) -> float | None | Literal[False]:
+    """unix seconds, or a local date YYYY-MM-DD (its midnight); False when it is neither."""
+    v = _text_param(params, key, 32)
+    if v is False:
+        return False
+    if not v:
+        return None
+    try:
+        t = float(v)
+        return t if math.isfinite(t) and 0 <= t <= MAX_UNIX else False
+    except ValueError:
+        pass
+    try:
+        return time.mktime(time.strptime(v, "%Y-%m-%d"))
+    except (ValueError, OverflowError):
+        return False
 
 
 def _int_param(params: dict[str, list[str]], key: str, default: int | None) -> int | None:

@@ -26,7 +26,7 @@ from typing import Literal
 
 from monitor.private import make_private_dirs
 
-from .protocol import Alert, LastCall
+from .protocol import Alert, LastCall, TranscriptLine
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -62,7 +62,22 @@ CREATE TABLE IF NOT EXISTS acks (
     by        TEXT NOT NULL,
     at        REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS transcripts (  -- what was said on calls: personal data, pruned
+    id        INTEGER PRIMARY KEY,
+    desk      TEXT NOT NULL,
+    call_id   TEXT NOT NULL,
+    role      TEXT NOT NULL,
+    start     REAL NOT NULL,
+    "end"     REAL NOT NULL,
+    text      TEXT NOT NULL,
+    received  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transcripts_call ON transcripts (desk, call_id, start);
+CREATE INDEX IF NOT EXISTS transcripts_received ON transcripts (received);
+CREATE INDEX IF NOT EXISTS alerts_received ON alerts (received);
 """
+# Columns added after the first release: added to an older database at open.
+MIGRATIONS = (("alerts", "ack_note", "TEXT"), ("acks", "note", "TEXT"))
 
 log = logging.getLogger("monitor.hub")
 MARK_SIZE = 128
@@ -98,7 +113,7 @@ def _create_private(path: Path) -> None:
 
 
 _COLS = ('seq, desk, alert_id, call_id, rule, start, "end", emitted, text, evidence, phrase, '
-         'severity, received, acked_at, acked_by')
+         'severity, received, acked_at, acked_by, ack_note')
 
 
 class StoreError(RuntimeError):
@@ -115,10 +130,10 @@ class StoreError(RuntimeError):
 def _stored(row: tuple) -> Alert:
     """An alert as the store holds it (a row of _COLS)."""
     (seq, desk, alert_id, call_id, rule, start, end, emitted, text, evidence, phrase, severity,
-     received, acked_at, acked_by) = row
+     received, acked_at, acked_by, ack_note) = row
     return Alert(desk=desk, call_id=call_id, rule=rule, start=start, end=end, emitted=emitted, text=text,
                  evidence=evidence, phrase=phrase, severity=severity, id=alert_id, seq=seq,
-                 received=received, acked_at=acked_at, acked_by=acked_by)
+                 received=received, acked_at=acked_at, acked_by=acked_by, ack_note=ack_note)
 
 
 @dataclass(frozen=True)
@@ -127,10 +142,28 @@ class AckRecord:
     seq: int
     by: str
     at: float
+    note: str | None = None
 
     def to_message(self) -> dict:
-        return {"type": "acked", "ack_seq": self.ack_seq, "seq": self.seq, "by": self.by,
-                "at": self.at}
+        msg = {"type": "acked", "ack_seq": self.ack_seq, "seq": self.seq, "by": self.by,
+               "at": self.at}
+        if self.note:
+            msg["note"] = self.note
+        return msg
+
+
+@dataclass(frozen=True)
+class AlertQuery:
+    """A history search: received in [since, until) (unix s), desk, rule, words in the text
+    or evidence, seq below `before` (the next page)."""
+
+    since: float | None = None
+    until: float | None = None
+    desk: str | None = None
+    rule: str | None = None
+    words: str | None = None
+    before: int | None = None
+    limit: int = 100
 
 
 @dataclass(frozen=True)
@@ -169,6 +202,10 @@ class AlertStore:
             # loss. Either way the high-water mark below detects a lost commit.
             self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
             self._db.executescript(SCHEMA)
+            for table, column, kind in MIGRATIONS:
+                have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             # The epoch names this database: seqs only mean something within one epoch, so
             # a console that last saw another epoch (database replaced) starts from 0.
             self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)",
@@ -373,11 +410,11 @@ class AlertStore:
         return [_stored(row) for row in rows]
 
     def acks_after(self, ack_seq: int, limit: int = 500) -> list[AckRecord]:
-        rows = self._db.execute("SELECT ack_seq, seq, by, at FROM acks WHERE ack_seq > ? "
+        rows = self._db.execute("SELECT ack_seq, seq, by, at, note FROM acks WHERE ack_seq > ? "
                                 "ORDER BY ack_seq LIMIT ?", (ack_seq, limit)).fetchall()
         return [AckRecord(*row) for row in rows]
 
-    def ack(self, seq: int, by: str) -> tuple[AckRecord | None, bool]:
+    def ack(self, seq: int, by: str, note: str | None = None) -> tuple[AckRecord | None, bool]:
         """Acknowledge alert `seq`. Returns (record, newly_acked); record None if no such seq."""
         now = time.time()
         try:
@@ -387,10 +424,11 @@ class AlertStore:
                 return None, False
             new = self._db.execute("SELECT 1 FROM acks WHERE seq=?", (seq,)).fetchone() is None
             if new:
-                self._db.execute("INSERT INTO acks (seq, by, at) VALUES (?,?,?)", (seq, by, now))
-                self._db.execute("UPDATE alerts SET acked_at=?, acked_by=? WHERE seq=?",
-                                 (now, by, seq))
-            row = self._db.execute("SELECT ack_seq, seq, by, at FROM acks WHERE seq=?",
+                self._db.execute("INSERT INTO acks (seq, by, at, note) VALUES (?,?,?,?)",
+                                 (seq, by, now, note))
+                self._db.execute("UPDATE alerts SET acked_at=?, acked_by=?, ack_note=? "
+                                 "WHERE seq=?", (now, by, note, seq))
+            row = self._db.execute("SELECT ack_seq, seq, by, at, note FROM acks WHERE seq=?",
                                    (seq,)).fetchone()
             self._db.execute("COMMIT")
         except Exception as exc:
@@ -431,6 +469,79 @@ class AlertStore:
             "SELECT desk, seq, received, rule FROM alerts WHERE seq IN "
             "(SELECT MAX(seq) FROM alerts GROUP BY desk)").fetchall()
         return {desk: (seq, received, rule) for desk, seq, received, rule in rows}
+
+    def unacked(self, desk: str, call_id: str, severities: tuple[str, ...]) -> dict[int, str]:
+        """A call's unacknowledged alerts of these severities: seq -> severity."""
+        marks = ",".join("?" * len(severities))
+        rows = self._db.execute(f"SELECT seq, severity FROM alerts WHERE desk=? AND call_id=? "
+                                f"AND acked_at IS NULL AND severity IN ({marks})",
+                                (desk, call_id, *severities)).fetchall()
+        return {int(r[0]): str(r[1]) for r in rows}
+
+    def call_alerts(self, desk: str, call_id: str, limit: int = 500) -> list[Alert]:
+        rows = self._db.execute(f"SELECT {_COLS} FROM alerts WHERE desk=? AND call_id=? "
+                                "ORDER BY seq LIMIT ?", (desk, call_id, limit)).fetchall()
+        return [_stored(r) for r in rows]
+
+    # -- transcripts ---------------------------------------------------------------------
+
+    def add_transcript(self, line: TranscriptLine) -> None:
+        try:
+            self._db.execute('INSERT INTO transcripts (desk, call_id, role, start, "end", text, '
+                             'received) VALUES (?,?,?,?,?,?,?)',
+                             (line.desk, line.call_id, line.role, line.start, line.end,
+                              line.text, line.received))
+        except Exception as exc:
+            raise StoreError(f"cannot store a transcript line in {self.path}: {exc}",
+                             transient=isinstance(exc, sqlite3.OperationalError)) from None
+
+    def transcript(self, desk: str, call_id: str, limit: int = 2000) -> list[TranscriptLine]:
+        rows = self._db.execute('SELECT call_id, role, start, "end", text, desk, received '
+                                'FROM transcripts WHERE desk=? AND call_id=? ORDER BY start, id '
+                                'LIMIT ?', (desk, call_id, limit)).fetchall()
+        return [TranscriptLine(*r) for r in rows]
+
+    def last_transcript_call(self, desk: str) -> str | None:
+        row = self._db.execute("SELECT call_id FROM transcripts WHERE desk=? ORDER BY id DESC "
+                               "LIMIT 1", (desk,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def prune_transcripts(self, before: float) -> int:
+        try:
+            return self._db.execute("DELETE FROM transcripts WHERE received < ?",
+                                    (before,)).rowcount
+        except Exception as exc:
+            raise StoreError(f"cannot prune old transcripts in {self.path}: {exc}") from None
+
+    # -- history search ------------------------------------------------------------------
+
+    def search(self, q: AlertQuery) -> tuple[list[Alert], bool]:
+        """Alerts matching `q`, newest first, at most q.limit; and whether there are more
+        (page on with before = the last seq returned)."""
+        where: list[str] = []
+        args: list[object] = []
+        if q.since is not None:
+            where.append("received >= ?")
+            args.append(q.since)
+        if q.until is not None:
+            where.append("received < ?")
+            args.append(q.until)
+        if q.desk:
+            where.append("desk = ?")
+            args.append(q.desk)
+        if q.rule:
+            where.append("rule = ?")
+            args.append(q.rule)
+        if q.before is not None:
+            where.append("seq < ?")
+            args.append(q.before)
+        if q.words:
+            # instr, not LIKE: the words are data, never a pattern.
+            where.append("(instr(text, ?) > 0 OR instr(evidence, ?) > 0 OR instr(call_id, ?) > 0)")
+            args += [q.words] * 3
+        sql = f"SELECT {_COLS} FROM alerts" + (" WHERE " + " AND ".join(where) if where else "")
+        rows = self._db.execute(sql + " ORDER BY seq DESC LIMIT ?", (*args, q.limit + 1)).fetchall()
+        return [_stored(r) for r in rows[:q.limit]], len(rows) > q.limit
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])

@@ -177,6 +177,8 @@ class LiveCall:
         return summary
 
     async def _publish(self, found: list[Violation]) -> None:
+        if found:
+            await self.desk._each_sink("call_progress", self.call_id, score(self.session.engine.violations))
         for v in found:
             a = Alert(desk=self.desk.opt.desk, call_id=self.call_id, rule=v.rule, start=round(v.start, 2),
                       end=round(v.end, 2), emitted=round(self.clock.now(), 2), text=v.text,
@@ -196,7 +198,11 @@ class LiveCall:
             except Exception as exc:  # one bad utterance must not stall the call: it counts as unheard
                 log.error("call %s: recogniser failed on %.1f-%.1f s: %s", self.call_id, u.start, u.end, exc)
                 tr = Transcript(u.role, u.start, u.end, "", speech=False, dropped_because="recogniser failed")
-            await self._publish(self.session.transcribed(w, tr))
+            found = self.session.transcribed(w, tr)
+            if not w.partial and tr.speech and tr.text and self.session.transcripts[-1:] == [tr]:
+                # A line of the call as heard (not a piece, not a tone): for the live transcript.
+                await self.desk._each_sink("transcript", self.call_id, tr)
+            await self._publish(found)
 
     async def _submit(self, work: list[Work]) -> None:
         for w in work:

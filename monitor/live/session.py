@@ -20,6 +20,7 @@ import numpy as np
 
 from monitor.attribution import AttributionOptions, Attributor, dropped
 from monitor.events import SAMPLE_RATE, CallEvent, Role, ToneEvent, Transcript, Utterance, Violation
+from monitor.music import MUSIC, MusicOptions, music_spans, split_music
 from monitor.phrasebook import Profile
 from monitor.rules import RuleEngine, RuleOptions
 from monitor.rules.engine import TimelineItem, timeline_key, timeline_time
@@ -64,6 +65,7 @@ class LiveOptions:
 
     vad: VadOptions = field(default_factory=VadOptions)
     attribution: AttributionOptions = field(default_factory=AttributionOptions)
+    music: MusicOptions = field(default_factory=MusicOptions)
     rules: RuleOptions = field(default_factory=RuleOptions)
     partial_every_s: float = 2.0  # re-transcribe a long open agent utterance this often
     partial_min_s: float = 3.0  # ... once it has gone on this long
@@ -114,7 +116,7 @@ class CallSession:
         self._audio[role].add(samples)
         if utts or self.vad[role].in_speech:
             self.last_voice = max(self.last_voice, self._heard[role])
-        work = [w for u in utts if not self._is_tone(u) and (w := self._submit(u)) is not None]
+        work = [w for u in self._speech(utts) if not self._is_tone(u) and (w := self._submit(u)) is not None]
         work += self._partials(role)
         found += self.release()
         return work, found
@@ -126,7 +128,7 @@ class CallSession:
     def finish(self) -> list[Work]:
         """End of audio: the last open utterances go to the recogniser."""
         self.finished = True
-        utts = sorted((u for r in self.roles for u in self.vad[r].flush() if not self._is_tone(u)),
+        utts = sorted((u for r in self.roles for u in self._speech(self.vad[r].flush()) if not self._is_tone(u)),
                       key=lambda u: u.start)
         return [w for u in utts if (w := self._submit(u)) is not None]
 
@@ -193,6 +195,15 @@ class CallSession:
         return self.attributor.judge(u.role, own, self._audio[other].span(u.start, u.end) if other else None,
                                      remember=remember)
 
+    def _speech(self, utts: list[Utterance]) -> list[Utterance]:
+        """The speech in closed utterances; music on hold is said in the report, never transcribed."""
+        speech, music = split_music(utts, self.opt.music)
+        for m in music:
+            tr = dropped(m, MUSIC)
+            self.transcripts.append(tr)
+            self._push(tr)
+        return speech
+
     def _submit(self, u: Utterance) -> Work | None:
         why = self._leak(u)
         if why is not None:  # not this side speaking: never transcribed, said in the report
@@ -218,8 +229,8 @@ class CallSession:
             return []
         self._partial_at[role] = now
         piece = Utterance(role=role, start=since, end=now, samples=v.open_samples())
-        if self._leak(piece, remember=False) is not None:
-            return []
+        if self._leak(piece, remember=False) is not None or music_spans(piece.samples, self.opt.music):
+            return []  # music: the closed utterance is split and judged
         return [Work(piece, partial=True)]
 
     def _on_tone(self, tone: ToneEvent) -> None:

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
-from monitor.events import CallStarted, Violation
-from monitor.hub.protocol import Alert
+from monitor.events import CallStarted, Transcript, Violation
+from monitor.hub.protocol import MAX_TEXT, Alert, TranscriptLine
+from monitor.labels import evidence, rule_name
+from monitor.scoring import FULL_SCORE
 
 
 @dataclass
@@ -65,7 +67,9 @@ class PrintSink:
     async def emit(self, alert: Alert) -> None:
         what = f"“{alert.phrase}” " if alert.phrase else ""
         said = f" 「{alert.text}」" if alert.text else ""
-        self.out.write(f"[{alert.call_id} {alert.emitted:6.1f}s] {alert.rule:<12} {what}{alert.evidence}{said}\n")
+        # The rule id (scripts grep it) with its name and the evidence from the one wording table.
+        name = f"{alert.rule} {rule_name(alert.rule)}"
+        self.out.write(f"[{alert.call_id} {alert.emitted:6.1f}s] {name:<16} {what}{evidence(alert.evidence)}{said}\n")
         self.out.flush()
 
     async def call_ended(self, summary: CallSummary) -> None:
@@ -122,10 +126,20 @@ class HubSink:
     async def call_started(self, call: CallStarted, started_at: float) -> None:
         await self.start()
         await self.client.call_started(call.call_id, started_at, self.profile, peer=call.peer)
+        self.client.progress(call.call_id, FULL_SCORE)
 
     async def emit(self, alert: Alert) -> None:
         await self.start()
         await self.client.send(alert)
+
+    async def transcript(self, call_id: str, line: Transcript) -> None:
+        """A recognised line of the call: to a hub that takes transcripts (masked there)."""
+        self.client.transcript(TranscriptLine(call_id, line.role, round(line.start, 2),
+                                              round(line.end, 2), line.text[:MAX_TEXT]))
+
+    async def call_progress(self, call_id: str, score: float) -> None:
+        """The call's running score changed (a violation)."""
+        self.client.progress(call_id, score)
 
     async def call_ended(self, summary: CallSummary) -> None:
         await self.start()

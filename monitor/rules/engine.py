@@ -13,14 +13,22 @@ from monitor.events import SCORED_RULES, CallEvent, Role, ToneEvent, Transcript,
 from monitor.phrasebook import Profile
 from monitor.rules.base import CallFacts, Rule
 from monitor.rules.closing import ClosingRule
+from monitor.rules.complaint_answer import ComplaintAnswerRule
+from monitor.rules.escalation import EscalationRule
 from monitor.rules.forbidden import ForbiddenRule
 from monitor.rules.greeting import GreetingRule
 from monitor.rules.hangup import HangupRule
 from monitor.rules.hold import HoldRule
+from monitor.rules.repeats import RepeatedComplaintRule
+from monitor.rules.service_metrics import ServiceMetricsRule
 
-ALL_RULES = SCORED_RULES
-_RULE_CLASSES = {"greeting": GreetingRule, "forbidden": ForbiddenRule, "closing": ClosingRule,
-                 "hangup": HangupRule, "hold": HoldRule}
+# The scored rules, then the caller-side warnings to the supervisor (escalation_complaint,
+# escalation_supervisor, escalation_repeat: no deduction) and the agent's answer to a complaint.
+ALL_RULES = (*SCORED_RULES, "escalation", "escalation_repeat", "complaint_answer", "service_metrics")
+_RULE_CLASSES: dict[str, type[Rule]] = {
+    "greeting": GreetingRule, "forbidden": ForbiddenRule, "closing": ClosingRule, "hangup": HangupRule,
+    "hold": HoldRule, "escalation": EscalationRule, "escalation_repeat": RepeatedComplaintRule,
+    "complaint_answer": ComplaintAnswerRule, "service_metrics": ServiceMetricsRule}
 
 
 TimelineItem = CallEvent | ToneEvent | Transcript

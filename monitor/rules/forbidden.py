@@ -10,6 +10,8 @@ from monitor.text import normalize
 # so a piece heard early and the whole utterance put the phrase at about the same time.
 LOCATE_ABOVE_S = 3.0
 LOCATE_MARGIN_S = 1.0
+# Mixed-mono calls: the agent's lines with a role posterior below this are not judged (monitor.roles).
+MIN_ROLE_CONFIDENCE = 0.8
 
 
 class ForbiddenRule(Rule):
@@ -25,6 +27,9 @@ class ForbiddenRule(Rule):
 
     def on_transcript(self, tr: Transcript) -> list[Violation]:
         if tr.role != "agent" or not tr.speech:
+            return []
+        # A mixed-mono line given to the agent without confidence (monitor.roles) never raises alone.
+        if tr.role_confidence is not None and tr.role_confidence < MIN_ROLE_CONFIDENCE:
             return []
         out = []
         n = max(1, len(normalize(tr.text)))

@@ -1,0 +1,104 @@
+"""The one table of rule names, severities and evidence wording, in Chinese and English.
+
+The rules write their evidence in English (monitor/rules/*); `evidence()` turns it into
+Chinese with the patterns below, so the terminal, the reports and the supervisor console
+(which gets this table from the hub at GET /api/labels) say the same thing. A pattern is a
+regular expression that Python and JavaScript read alike (no named groups, no lookbehind);
+its `{1}`, `{2}`... take the groups.
+"""
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+Lang = Literal["zh", "en"]
+
+# rule -> (Chinese, English)
+RULES: dict[str, tuple[str, str]] = {
+    "greeting": ("开场问候", "greeting"),
+    "greeting_company": ("问候未报公司名", "greeting names the company"),
+    "forbidden": ("服务忌语", "forbidden phrase"),
+    "closing": ("结束语", "closing"),
+    "closing_offer": ("未询问其他需求", "closing offer"),
+    "hangup": ("先于客户挂机", "hang-up first"),
+    "hold": ("静音未致歉", "hold without asking"),
+    "hold_return": ("等待后未致谢", "hold return"),
+    "escalation_complaint": ("客户要投诉", "caller threatens to complain"),
+    "escalation_supervisor": ("客户要找领导", "caller asks for a supervisor"),
+    "escalation_repeat": ("客户反复投诉", "caller repeats the complaint"),
+    "complaint_answer": ("投诉应答不当", "complaint answer"),
+    "service_metrics": ("服务指标", "service metrics"),  # the rule behind speech_rate and interrupting
+    "speech_rate": ("语速过快", "speech rate"),
+    "interrupting": ("抢话", "interrupting the caller"),
+}
+
+# severity -> (Chinese, English)
+SEVERITIES: dict[str, tuple[str, str]] = {
+    "critical": ("严重", "critical"),
+    "major": ("重要", "major"),
+    "minor": ("轻微", "minor"),
+    "escalation": ("升级", "escalation"),
+}
+
+# (English evidence pattern, Chinese template). First match wins.
+EVIDENCE: list[tuple[str, str]] = [
+    (r"^agent said “(.*)”: exact$", "坐席说了“{1}”（完全一致）"),
+    (r"^agent said “(.*)”: sounds like it \(pinyin distance (.*)\)$", "坐席说了“{1}”（读音相近，拼音距离 {2}）"),
+    (r"^rude opening “(.*)” instead of a greeting$", "开场用了“{1}”，没有问候"),
+    (r"^first words at (.*) s carry no greeting$", "{1} 秒的第一句话没有问候"),
+    (r"^the agent said nothing within (.*) s$", "坐席 {1} 秒内没有说话"),
+    (r"^the greeting does not name the company \((.*)\)$", "问候没有报公司名（{1}）"),
+    (r"^no goodbye in the agent's last words$", "坐席最后的话里没有“再见”"),
+    (r"^the agent did not ask whether anything else is needed$", "坐席没有询问“还有其他需要吗”"),
+    (r"^the agent never spoke$", "坐席全程没有说话"),
+    (r"^call-control event from (.*): (agent|caller) hung up at (.*) s$", "话机事件（{1}）：{2} 在 {3} 秒挂机"),
+    (r"^call-control event: (agent|caller) hung up at (.*) s$", "话机事件：{1} 在 {2} 秒挂机"),
+    (r"^(.*) disconnect tone on the caller channel from (.*) s$", "客户侧从 {2} 秒起有挂机音（{1}）"),
+    (r"^the recording ended while the caller was still talking$", "客户还在说话时录音结束"),
+    (r"^no disconnect tone from the caller before the agent ended the call$", "坐席结束通话前客户侧没有挂机音"),
+    (r"^(.*) s of silence on both sides without asking the caller to wait$", "双方静音 {1} 秒，之前没有请客户稍等"),
+    (r"^after the wait the agent did not thank the caller \(让您久等了\)$", "等待后坐席没有致谢（让您久等了）"),
+    (r"^the caller threatens to complain or escalate: “(.*)” \(heard “(.*)”\)$", "客户扬言投诉或升级：“{1}”（听到“{2}”）"),
+    (r"^the caller threatens to complain or escalate: “(.*)”$", "客户扬言投诉或升级：“{1}”"),
+    (r"^the caller asks for a supervisor: “(.*)” \(heard “(.*)”\)$", "客户要求找领导：“{1}”（听到“{2}”）"),
+    (r"^the caller asks for a supervisor: “(.*)”$", "客户要求找领导：“{1}”"),
+    (r"^the caller said the same thing (\d+) times \(at (.*) s\): “(.*)”$", "客户同一件事说了 {1} 次（{2} 秒）：“{3}”"),
+    (r"^the caller complained \(“(.*)”\) and the agent did not answer with the prescribed apology within (.*) s$",
+     "客户投诉（“{1}”），坐席 {2} 秒内没有按规范致歉"),
+    (r"^the agent speaks (.*) characters a minute \(limit (.*)\)$", "坐席语速每分钟 {1} 字（上限 {2}）"),
+    (r"^the agent interrupted the caller (\d+) times \(limit (.*)\)$", "坐席抢话 {1} 次（上限 {2}）"),
+]
+_WHO = {"agent": "坐席", "caller": "客户"}
+_COMPILED = [(re.compile(p), t) for p, t in EVIDENCE]
+
+
+def rule_name(rule: str, lang: Lang = "zh") -> str:
+    names = RULES.get(rule)
+    return rule if names is None else names[0 if lang == "zh" else 1]
+
+
+def severity_name(severity: str, lang: Lang = "zh") -> str:
+    names = SEVERITIES.get(severity)
+    return severity if names is None else names[0 if lang == "zh" else 1]
+
+
+def evidence(text: str, lang: Lang = "zh") -> str:
+    """The evidence of a violation in `lang` (unknown wording is returned as it is)."""
+    if lang == "en":
+        return text
+    for rx, template in _COMPILED:
+        m = rx.match(text)
+        if m:
+            out = template
+            for i, g in enumerate(m.groups(), 1):
+                out = out.replace("{" + str(i) + "}", _WHO.get(g, g))
+            return out
+    return text
+
+
+def table() -> dict:
+    """The whole table as JSON for the console (GET /api/labels)."""
+    return {"rules": {k: {"zh": zh, "en": en} for k, (zh, en) in RULES.items()},
+            "severities": {k: {"zh": zh, "en": en} for k, (zh, en) in SEVERITIES.items()},
+            "evidence": [{"pattern": p, "zh": t} for p, t in EVIDENCE],
+            "who": _WHO}

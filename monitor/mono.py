@@ -1,0 +1,48 @@
+"""The recognition stages of a mixed-mono call: one channel holds both sides.
+
+tones on the mix -> VAD (shorter stop silence: turns follow each other closely) -> music
+cut out -> utterances cut at short voice gaps (monitor.turns) -> every utterance transcribed once -> roles decided from turns and words
+(monitor.roles) -> transcripts tagged agent/caller with a confidence.
+
+No echo or neighbour attribution: with one channel there is no other side to compare.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from monitor.asr import Transcriber
+from monitor.attribution import dropped
+from monitor.audio.files import CallAudio
+from monitor.events import ToneEvent, Transcript
+from monitor.music import MUSIC, MusicOptions, split_music
+from monitor.phrasebook import Profile
+from monitor.roles import MonoRoleOptions, assign_roles, relabel
+from monitor.tones import ToneDetector
+from monitor.turns import TurnSplitOptions, split_turns
+from monitor.vad import VadOptions, segment
+
+
+@dataclass(frozen=True)
+class MonoResult:
+    transcripts: list[Transcript]
+    confirmed_tones: list[ToneEvent]  # as the live path learns of them
+    tones: list[ToneEvent]  # with their true extent
+
+
+def mono_call(call: CallAudio, profile: Profile, transcriber: Transcriber, direction: str = "inbound",
+              vad: VadOptions = VadOptions(), music: MusicOptions = MusicOptions(),
+              options: MonoRoleOptions = MonoRoleOptions(),
+              turns: TurnSplitOptions = TurnSplitOptions()) -> MonoResult:
+    """Transcripts of both sides of a call recorded as the one channel `call.channels["agent"]`."""
+    mix = call.channels["agent"]
+    # The busy tone after a hang-up is in the mix; it is the caller's line that carries it.
+    detector = ToneDetector("caller")
+    confirmed = detector.feed(mix)
+    tones = detector.flush()
+    masked = [(t.start, call.duration + 1.0) for t in tones]
+    mono_vad = replace(vad, stop_silence_s=min(vad.stop_silence_s, options.stop_silence_s))
+    utts, music_utts = split_music(segment(mix, "agent", mono_vad, masked=masked), music)
+    heard = sorted(transcriber.transcribe(split_turns(utts, turns)), key=lambda t: t.start)
+    decided = relabel(heard, assign_roles(heard, profile, direction, options))
+    music_dropped = [dropped(u, MUSIC) for u in music_utts]
+    return MonoResult(sorted(decided + music_dropped, key=lambda t: (t.start, t.role)), confirmed, tones)

@@ -1,0 +1,78 @@
+"""Re-judging a scored report against a (changed) phrasebook, without audio or speech recognition.
+
+Each report line carries what the rules were fed ("judge_input"); `rescore_call` hands it to
+the same `pipeline.judged_report` that `score` uses, so the result is what a full `score`
+with that profile gives.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.judge_input import JudgeInput, JudgeInputError
+from monitor.phrasebook import Profile
+from monitor.pipeline import CallReport, judged_report
+
+
+class ReportError(ValueError):
+    """A report that cannot be read; one line naming the file (and line)."""
+
+
+@dataclass(frozen=True)
+class ReportLine:
+    """One line of a JSONL report: a scored call, or a call that failed to score."""
+
+    number: int
+    data: dict
+
+    @property
+    def call(self) -> str:
+        return str(self.data.get("call", ""))
+
+    @property
+    def failed(self) -> bool:
+        return "error" in self.data
+
+
+def read_report(path: Path) -> Iterator[ReportLine]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path}: cannot read the report ({getattr(exc, 'strerror', None) or exc})") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ReportError(f"{path}:{n}: not a JSON report line ({exc.msg})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("call"), str):
+            raise ReportError(f"{path}:{n}: not a report line (a JSON object with a 'call')")
+        yield ReportLine(n, data)
+
+
+def hotword_warning(line: ReportLine, profile: Profile) -> str | None:
+    """Why a full score with `profile` could hear this call differently: other hot words for the recogniser."""
+    inp = line.data.get("judge_input")
+    if not isinstance(inp, dict) or "hotwords" not in inp:
+        return None  # nothing to re-judge, or written before hot words were kept
+    heard = tuple(inp["hotwords"])
+    if heard == profile.hotwords:
+        return None
+    return (f"{line.call}: recognised with hot words {'、'.join(heard) or 'none'}, profile {profile.name} has "
+            f"{'、'.join(profile.hotwords) or 'none'}; a full score may hear some words differently")
+
+
+def rescore_call(line: ReportLine, profile: Profile) -> CallReport:
+    """The call of a report line judged against `profile`; its metadata is kept."""
+    try:
+        inp = JudgeInput.from_dict(line.data.get("judge_input"))
+    except JudgeInputError as exc:
+        raise ReportError(f"line {line.number} ({line.call}): {exc}") from None
+    report = judged_report(line.call, profile, inp)
+    meta = line.data.get("meta")
+    if isinstance(meta, dict):
+        report.meta = {str(k): str(v) for k, v in meta.items()}
+    return report
