@@ -94,8 +94,10 @@ def test_a_last_clause_already_heard_is_not_added_twice():
     assert with_tail("", "再见") == "再见"
 
 
-def test_too_little_text_for_the_time_is_decoded_again_in_halves():
+def test_too_little_text_for_the_time_is_decoded_again():
     assert too_little_text("就", 9.3, no_speech_prob=0.36)
+    # the two sentences of which the model kept only the first: 22 characters in 9.4 s
+    assert too_little_text("对不起，这方面的问题将由我们的客户经理向您解答", 9.4, no_speech_prob=0.05)
     assert not too_little_text("对不起，这方面的问题将由我们的客户经理向您解答", 4.8, no_speech_prob=0.05)
     assert not too_little_text("", 9.3, no_speech_prob=0.9)  # the model says: no one speaks
     assert not too_little_text("嗯", 1.0, no_speech_prob=0.1)  # short: a back-channel

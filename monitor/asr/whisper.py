@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitor.asr.coverage import CoverageOptions, halves, last_clause_start, looks_whole, too_little_text, with_tail
+from monitor.asr.coverage import (
+    CoverageOptions,
+    halves,
+    last_clause_start,
+    looks_whole,
+    too_little_text,
+    with_tail,
+)
 from monitor.asr.filters import SpeechFilter, clean, why_not_speech
 from monitor.asr.model_files import resolve_model_dir
 from monitor.events import SAMPLE_RATE, Transcript, Utterance
@@ -116,15 +123,22 @@ class WhisperTranscriber:
 
     def transcribe(self, utterances: Sequence[Utterance]) -> list[Transcript]:
         results = self._decode(utterances)
-        self._halve_thin(utterances, results)
-        self._add_last_clauses(utterances, results)
+        # The agent's long utterances that came back with too few words: every part again.
+        cov = self.opt.coverage
+        thin = [i for i, r in enumerate(results) if r is not None and utterances[i].role in cov.roles
+                and too_little_text(r.text if r.speech else "", len(utterances[i].samples) / SAMPLE_RATE,
+                                    r.no_speech_prob, cov)]
+        # The agent's long utterances that are not clearly whole: their last clause again.
+        unsure = [i for i, (u, r) in enumerate(zip(utterances, results, strict=True))
+                  if r is not None and u.role in cov.roles
+                  and (i in thin or not looks_whole(r.text if r.speech else "", len(u.samples) / SAMPLE_RATE, cov))]
+        self._halve(utterances, results, thin)
+        self._add_last_clauses(utterances, results, unsure)
         return [r for r in results if r is not None]
 
-    def _halve_thin(self, utts: Sequence[Utterance], results: list[Transcript | None]) -> None:
-        """Long utterances that came back with too little text: each half decoded on its own."""
+    def _halve(self, utts: Sequence[Utterance], results: list[Transcript | None], thin: list[int]) -> None:
+        """Each half decoded on its own; used when together they say more than the whole did."""
         cov = self.opt.coverage
-        thin = [i for i, r in enumerate(results) if r is not None and too_little_text(
-            r.text if r.speech else "", len(utts[i].samples) / SAMPLE_RATE, r.no_speech_prob, cov)]
         pieces = [[_piece(utts[i], a, b) for a, b in halves(utts[i].samples, cov)] for i in thin]
         decoded = iter(self._decode([p for ps in pieces for p in ps]))
         for i, ps in zip(thin, pieces, strict=True):
@@ -135,18 +149,14 @@ class WhisperTranscriber:
                 results[i] = dataclasses.replace(whole, text=text, speech=True, dropped_because="",
                                                  avg_logprob=min(t.avg_logprob for t in parts))
 
-    def _add_last_clauses(self, utts: Sequence[Utterance], results: list[Transcript | None]) -> None:
-        """Long utterances: the last clause decoded on its own, added when the whole missed it."""
-        cov = self.opt.coverage
+    def _add_last_clauses(self, utts: Sequence[Utterance], results: list[Transcript | None], thin: list[int]) -> None:
+        """The last clause decoded on its own, added when the text so far does not end with it
+        (goodbyes live there)."""
         tails: list[tuple[int, Utterance]] = []
-        for i, u in enumerate(utts):
-            r = results[i]
-            if r is None or u.role not in cov.roles or \
-                    (r.speech and looks_whole(r.text, len(u.samples) / SAMPLE_RATE, cov)):
-                continue
-            at = last_clause_start(u.samples, cov)
+        for i in thin:
+            at = last_clause_start(utts[i].samples, self.opt.coverage)
             if at is not None:
-                tails.append((i, _piece(u, at, len(u.samples))))
+                tails.append((i, _piece(utts[i], at, len(utts[i].samples))))
         for (i, _), tail in zip(tails, self._decode([t for _, t in tails]), strict=True):
             whole = results[i]
             if whole is not None and tail is not None and tail.speech:
