@@ -40,6 +40,11 @@ class Utterance:
     end: float
     samples: np.ndarray  # float32, 16 kHz, includes pre-roll/padding
 
+    def piece(self, a: int, b: int) -> Utterance:
+        """Samples a:b of this utterance, with their times."""
+        return Utterance(role=self.role, start=self.start + a / SAMPLE_RATE, end=self.start + b / SAMPLE_RATE,
+                         samples=self.samples[a:b])
+
 
 @dataclass(frozen=True)
 class Transcript:

@@ -109,13 +109,8 @@ def without_music(u: Utterance, options: MusicOptions = MusicOptions()) -> tuple
     cuts = [0.0] + [t for s in spans for t in s] + [len(u.samples) / SAMPLE_RATE]
     for a, b in zip(cuts[0::2], cuts[1::2], strict=True):
         if b - a >= options.min_piece_s:
-            speech.append(_piece(u, a, b))
-    return speech, [_piece(u, a, b) for a, b in spans]
-
-
-def _piece(u: Utterance, a: float, b: float) -> Utterance:
-    i, j = int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)
-    return Utterance(role=u.role, start=u.start + a, end=u.start + j / SAMPLE_RATE, samples=u.samples[i:j])
+            speech.append(u.piece(int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)))
+    return speech, [u.piece(int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)) for a, b in spans]
 
 
 MUSIC = "music (steady pitch: a melody, not speech)"

@@ -139,7 +139,7 @@ class WhisperTranscriber:
     def _halve(self, utts: Sequence[Utterance], results: list[Transcript | None], thin: list[int]) -> None:
         """Each half decoded on its own; used when together they say more than the whole did."""
         cov = self.opt.coverage
-        pieces = [[_piece(utts[i], a, b) for a, b in halves(utts[i].samples, cov)] for i in thin]
+        pieces = [[utts[i].piece(a, b) for a, b in halves(utts[i].samples, cov)] for i in thin]
         decoded = iter(self._decode([p for ps in pieces for p in ps]))
         for i, ps in zip(thin, pieces, strict=True):
             parts = [t for t in (next(decoded) for _ in ps) if t is not None and t.speech]
@@ -156,7 +156,7 @@ class WhisperTranscriber:
         for i in thin:
             at = last_clause_start(utts[i].samples, self.opt.coverage)
             if at is not None:
-                tails.append((i, _piece(utts[i], at, len(utts[i].samples))))
+                tails.append((i, utts[i].piece(at, len(utts[i].samples))))
         for (i, _), tail in zip(tails, self._decode([t for _, t in tails]), strict=True):
             whole = results[i]
             if whole is not None and tail is not None and tail.speech:
@@ -192,8 +192,3 @@ class WhisperTranscriber:
         return Transcript(role=utt.role, start=utt.start, end=utt.end, text=text, speech=not reason,
                           avg_logprob=round(avg_logprob, 3), no_speech_prob=round(no_speech, 3),
                           dropped_because=reason)
-
-
-def _piece(u: Utterance, a: int, b: int) -> Utterance:
-    return Utterance(role=u.role, start=u.start + a / SAMPLE_RATE, end=u.start + b / SAMPLE_RATE,
-                     samples=u.samples[a:b])
