@@ -190,7 +190,7 @@ def _transcriber(args, profile):
 
 
 def cmd_score(args) -> int:
-    from monitor.audio.files import AudioError, ChannelRoles, expand_inputs
+    from monitor.audio.files import ChannelRoles, expand_inputs
     from monitor.pipeline import ScoreOptions, score_call
     from monitor.qa_commands import call_meta, meta_profiles, meta_source_of, with_direction
     from monitor.report import JsonlWriter, print_call, print_summary, write_csv
@@ -238,10 +238,8 @@ def cmd_score(args) -> int:
                 report = pool.result(path) if pool is not None else \
                     score_call(path, profile, transcriber.with_hotwords(profile.hotwords), call_options)
                 report.meta = meta
-            except (AudioError, MemoryError, Exception) as exc:  # one call's failure never loses the others
-                msg = (str(exc) if isinstance(exc, AudioError) else f"{path.name}: too large to load"
-                       if isinstance(exc, MemoryError)
-                       else f"{path.name}: internal error while scoring ({type(exc).__name__}: {exc}); please report it")
+            except Exception as exc:  # one call's failure never loses the others
+                msg = _why_not_scored(path, exc)
                 _note(progress, f"monitor: error: {msg}")
                 failed.append((path.name, msg))
                 if writer:
@@ -399,6 +397,16 @@ def cmd_model(args) -> int:
         raise UsageError(str(exc)) from None
     print(f"model ready: {path}")
     return 0
+
+
+def _why_not_scored(path: Path, exc: Exception) -> str:
+    from monitor.audio.files import AudioError
+
+    if isinstance(exc, AudioError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return f"{path.name}: too large to load"
+    return f"{path.name}: internal error while scoring ({type(exc).__name__}: {exc}); please report it"
 
 
 def main(argv: list[str] | None = None) -> int:
