@@ -10,7 +10,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from monitor import __version__, logs
 from monitor.argtypes import channel, positive_int
@@ -51,7 +50,8 @@ def add_asr_options(p: argparse.ArgumentParser) -> None:
                    "(default: the embedded Whisper base, joined once into the cache)")
     g.add_argument("--beam", type=positive_int, default=3, help="beam size (default 3)")
     g.add_argument("--threads", type=positive_int, default=max(1, min(4, os.cpu_count() or 2)),
-                   help="CPU threads for the model (default: up to 4)")
+                   help="utterances decoded at once, one CPU thread each; `score` scores this many calls "
+                   "side by side (default: the CPUs, up to 4)")
 
 
 def add_meta_options(p: argparse.ArgumentParser) -> None:
@@ -177,11 +177,15 @@ def _profile_map(path: str | None) -> dict[str, str]:
 
 
 def _transcriber(args, profile):
+    """The recogniser: `--threads` decodes may run at once, one thread each. Every command decodes
+    on one thread per utterance, so `replay`, `live` and `score` do the same arithmetic (another
+    thread count can change a word now and then) and hear the same words."""
     from monitor.asr.model_files import ModelError
     from monitor.asr.whisper import AsrOptions, WhisperTranscriber
 
     try:
-        return WhisperTranscriber(AsrOptions(model_dir=args.model, beam_size=args.beam, cpu_threads=args.threads,
+        return WhisperTranscriber(AsrOptions(model_dir=args.model, beam_size=args.beam,
+                                             cpu_threads=1, streams=args.threads,
                                              hotwords=profile.hotwords))
     except ModelError as exc:
         raise UsageError(str(exc)) from None
@@ -191,7 +195,7 @@ def _transcriber(args, profile):
 
 def cmd_score(args) -> int:
     from monitor.audio.files import ChannelRoles, expand_inputs
-    from monitor.pipeline import ScoreOptions, score_call
+    from monitor.pipeline import ScoreOptions
     from monitor.qa_commands import call_meta, meta_profiles, meta_source_of, with_direction
     from monitor.report import JsonlWriter, print_call, print_summary, write_csv
     from monitor.rules import RuleOptions
@@ -216,7 +220,6 @@ def cmd_score(args) -> int:
         writer = JsonlWriter(Path(args.out)) if args.out else None
     except OSError as exc:
         raise UsageError(f"{args.out}: cannot write the report ({exc.strerror or exc})") from None
-    transcriber: Any = None  # one model for all profiles; each profile only changes the hot words
     reports, failed = [], [(e, e) for e in input_errors]
     progress = _progress(files, args)
     plans: dict = {}
@@ -228,15 +231,13 @@ def cmd_score(args) -> int:
             plans[path] = (meta, profile, with_direction(options, meta))
         return plans[path]
 
-    pool = _cluster_pool(args, files, plan)  # --ray: scored on the cluster, given back in input order
+    # --ray: scored on the cluster; else side by side here; either way given back in input order
+    pool = _cluster_pool(args, files, plan) or _local_pool(args, files, plan)
     try:
         for path in progress:
-            meta, profile, call_options = plan(path)
-            if pool is None:
-                transcriber = transcriber or _transcriber(args, profile)
+            meta = plan(path)[0]
             try:
-                report = pool.result(path) if pool is not None else \
-                    score_call(path, profile, transcriber.with_hotwords(profile.hotwords), call_options)
+                report = pool.result(path)
                 report.meta = meta
             except Exception as exc:  # one call's failure never loses the others
                 msg = _why_not_scored(path, exc)
@@ -255,8 +256,7 @@ def cmd_score(args) -> int:
     finally:
         if writer:
             writer.close()
-        if pool is not None:
-            pool.close()
+        pool.close()
     written = [args.out] if args.out else []
     if args.csv:
         try:
@@ -285,6 +285,21 @@ def _cluster_pool(args, files, plan):
         return RayPool(args.ray, jobs, asr, args.ray_workers, args.ray_cpus)
     except ClusterError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _local_pool(args, files, plan):
+    """`--threads` calls scored side by side, one recogniser thread each (see AsrOptions.streams)."""
+    from monitor.local_pool import LocalPool
+    from monitor.pipeline import score_call
+
+    transcriber = _transcriber(args, plan(files[0])[1])  # one model; profiles change hot words
+    planned = {p: plan(p) for p in files}
+
+    def score(path):
+        _, profile, options = planned[path]
+        return score_call(path, profile, transcriber.with_hotwords(profile.hotwords), options)
+
+    return LocalPool(files, score, args.threads)
 
 
 def _progress(files, args):

@@ -1,12 +1,13 @@
 """`monitor score --ray auto|ADDRESS`: score calls on a Ray cluster.
 
-Each worker actor loads the recogniser once (CPU threads = the CPUs it reserves) and scores
-the calls it is given with the same `score_call` as local scoring. The audio travels as
-bytes (with its events sidecar), so worker nodes need no shared folder, only call-monitor
-with the `cluster` extra (and its embedded model) installed. Every actor has up to two calls
-in hand, so it never waits for the driver; the driver hands out the next call as soon as one
-finishes and gives the results back in input order as they come, so the report is written
-while the cluster works. A call that fails raises the same exception as it would locally.
+Each worker actor loads the recogniser once and scores as many calls side by side as it
+reserves CPUs, one recogniser thread each, with the same `score_call` as local scoring, so
+its reports equal local ones. The audio travels as bytes (with its events sidecar), so worker
+nodes need no shared folder, only call-monitor with the `cluster` extra (and its embedded
+model) installed. Every actor has one call more in hand than it scores at once, so it never
+waits for the driver; the driver hands out the next call as soon as one finishes and gives
+the results back in input order as they come, so the report is written while the cluster
+works. A call that fails raises the same exception as it would locally.
 
 Nothing is downloaded: no runtime environment is shipped, and usage statistics are off.
 """
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-IN_FLIGHT = 2  # calls given to one actor at a time
+IN_FLIGHT = 1  # calls given to one actor beyond those it scores at once
 
 
 class ClusterError(Exception):
@@ -49,8 +50,9 @@ class _Scorer:
               options: Any) -> tuple[str, Any]:
         from monitor.pipeline import score_call
 
-        # Under its own name, so messages and the report's `call` are what local scoring says.
-        path = self.dir / Path(original).name
+        # Under its own name, so messages and the report's `call` are what local scoring says;
+        # in a folder of its own, as calls of the same name may be scored at once.
+        path = Path(tempfile.mkdtemp(dir=self.dir)) / Path(original).name
         sidecar = path.with_name(path.stem + ".events.json")
         try:
             path.write_bytes(audio)
@@ -62,6 +64,7 @@ class _Scorer:
         finally:
             path.unlink(missing_ok=True)
             sidecar.unlink(missing_ok=True)
+            path.parent.rmdir()
 
 
 def _portable(exc: BaseException, copy: str, original: str) -> BaseException:
@@ -129,8 +132,8 @@ class RayPool:
             ray.shutdown()
             raise ClusterError(f"{workers} worker(s) of {cpus} CPU(s) need {cpus * workers} CPUs; "
                                f"the cluster has {total}")
-        actor = ray.remote(num_cpus=cpus)(_Scorer)
-        asr = dataclasses.replace(asr, cpu_threads=cpus)
+        actor = ray.remote(_Scorer).options(num_cpus=cpus, max_concurrency=cpus)  # calls side by side
+        asr = dataclasses.replace(asr, cpu_threads=1, streams=cpus)
         self.actors: list[Any] = [actor.remote(asr) for _ in range(workers)]
         self.jobs = deque(enumerate(jobs))
         self.order = [j.path for _, j in self.jobs]
@@ -138,7 +141,7 @@ class RayPool:
         self.running: dict[Any, tuple[int, Any]] = {}  # ObjectRef -> (index, actor)
         self.done: dict[int, tuple[str, Any]] = {}
         for a in self.actors:
-            for _ in range(IN_FLIGHT):
+            for _ in range(cpus + IN_FLIGHT):
                 self._give(a)
 
     @property

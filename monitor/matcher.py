@@ -187,6 +187,10 @@ class Polite:
         with one right after X ("知不知道", "归不归我管") is half of the question, and a
         phrase after such a question in its clause ("你有没有觉得哪里没办法操作？") is what
         the question asks about.
+    asks_about / new_clause: a phrase ending in one of `asks_about` (有没有搞错) scolds when
+        it ends its clause ("你有没有搞错？", "你有没有搞错啊") or the words after it start a new
+        one (`new_clause`: a pronoun or a particle, "你有没有搞错我交了钱的" with the comma
+        unheard); followed by what it asks about it is a question ("你有没有搞错网线的接口？").
     """
 
     caller_subject: tuple[str, ...] = ()
@@ -197,10 +201,15 @@ class Polite:
     concessive_opening: tuple[str, ...] = ()
     concessive_after: tuple[str, ...] = ()
     a_not_a: tuple[str, ...] = ()
+    asks_about: tuple[str, ...] = ()
+    new_clause: tuple[str, ...] = ()
 
-    def excuses(self, clause: str, start: int, end: int) -> str | None:
-        """The construction that excuses clause[start:end], if any."""
+    def excuses(self, clause: str, start: int, end: int, pattern: str = "") -> str | None:
+        """The construction that excuses clause[start:end] (a match of `pattern`), if any."""
         before, after = clause[:start], clause[end:]
+        if any(pattern.endswith(w) for w in self.asks_about) and len(after) >= 2 \
+                and not any(after.startswith(w) for w in self.new_clause):
+            return "a question about something"
         if any(before.endswith(w) for w in self.caller_subject):
             return "said of the caller"
         if any(before.endswith(w) for w in self.question):
@@ -273,7 +282,7 @@ class PhraseMatcher:
                 if self.polite is not None:
                     lo = max((b for b in breaks if b <= s), default=0)
                     hi = min((b for b in breaks if b >= e), default=len(norm))
-                    if self.polite.excuses(norm[lo:hi], s - lo, e - lo):
+                    if self.polite.excuses(norm[lo:hi], s - lo, e - lo, normalize(p.text)):
                         continue
                 out.append(Match(p.name, p.text, s, e, round(c, 2), norm[s:e]))
         # One report per phrase region: the best-scoring pattern wins.

@@ -1,8 +1,9 @@
 """The recognition stages of a mixed-mono call: one channel holds both sides.
 
 tones on the mix -> VAD (shorter stop silence: turns follow each other closely) -> music
-cut out -> utterances cut at short voice gaps (monitor.turns) -> every utterance transcribed once -> roles decided from turns and words
-(monitor.roles) -> transcripts tagged agent/caller with a confidence.
+cut out -> utterances cut at short voice gaps (monitor.turns) -> every utterance transcribed once
+-> roles decided from turns and words (monitor.roles), then with the call's two voices where they
+differ (monitor.voices) -> transcripts tagged agent/caller with a confidence.
 
 No echo or neighbour attribution: with one channel there is no other side to compare.
 """
@@ -13,13 +14,14 @@ from dataclasses import dataclass, replace
 from monitor.asr import Transcriber
 from monitor.attribution import dropped
 from monitor.audio.files import CallAudio
-from monitor.events import ToneEvent, Transcript
+from monitor.events import SAMPLE_RATE, ToneEvent, Transcript
 from monitor.music import MUSIC, MusicOptions, split_music
 from monitor.phrasebook import Profile
-from monitor.roles import MonoRoleOptions, assign_roles, relabel
+from monitor.roles import MonoRoleOptions, decide_roles, relabel
 from monitor.tones import ToneDetector
 from monitor.turns import TurnSplitOptions, split_turns
 from monitor.vad import VadOptions, segment
+from monitor.voices import voice_features
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ def mono_call(call: CallAudio, profile: Profile, transcriber: Transcriber, direc
     mono_vad = replace(vad, stop_silence_s=min(vad.stop_silence_s, options.stop_silence_s))
     utts, music_utts = split_music(segment(mix, "agent", mono_vad, masked=masked), music)
     heard = sorted(transcriber.transcribe(split_turns(utts, turns)), key=lambda t: t.start)
-    decided = relabel(heard, assign_roles(heard, profile, direction, options))
+    features = ([voice_features(mix[int(t.start * SAMPLE_RATE):int(t.end * SAMPLE_RATE)], options.voices)
+                 if t.speech else None for t in heard] if options.voices.enabled else None)
+    decided = relabel(heard, decide_roles(heard, profile, direction, options, features))
     music_dropped = [dropped(u, MUSIC) for u in music_utts]
     return MonoResult(sorted(decided + music_dropped, key=lambda t: (t.start, t.role)), confirmed, tones)

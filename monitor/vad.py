@@ -31,6 +31,12 @@ class VadOptions:
     start_ratio: float = 0.375  # voiced share of the start window that opens an utterance (3 of 8 frames: a short 您好 counts)
     stop_silence_s: float = 0.55  # this much unvoiced audio closes an utterance
     pre_roll_s: float = 0.4  # audio kept before the detected start (soft onsets like 您好)
+    # ... for the agent channel's first utterance: the greeting, whose first syllable 您 is soft and
+    # on a noisy line (AGC lifting the noise before anyone speaks) rises barely above it, so the
+    # start is detected late and 您好 is lost; nothing said before it can be lost by reaching
+    # back. (Not the caller's: their first words answer the greeting, and reaching back would
+    # count the greeting's end as both talking at once.)
+    first_pre_roll_s: float = 1.0
     post_pad_s: float = 0.2  # audio kept after the last voiced frame
     min_utterance_s: float = 0.25  # shorter bursts are clicks, not speech
     max_utterance_s: float = 14.0  # force a cut so one window of the model holds it
@@ -54,6 +60,10 @@ class VadOptions:
 
 _MIN_LAG = SAMPLE_RATE // 400  # 400 Hz: highest pitch looked for
 _MAX_LAG = SAMPLE_RATE // 80  # 80 Hz: lowest
+
+
+def _frame_db(frame: np.ndarray) -> float:
+    return 10.0 * np.log10(float(np.mean(frame * frame)) + 1e-12)
 
 
 def periodicity(frame: np.ndarray) -> float:
@@ -95,7 +105,9 @@ class VadSegmenter:
         self._frames_done = 0
         # Ring of recent frames for pre-roll and the start decision.
         self._history: deque[tuple[np.ndarray, bool]] = deque(
-            maxlen=max(1, round(max(options.pre_roll_s, options.start_window_s) / self._dt)))
+            maxlen=max(1, round(max(options.pre_roll_s, options.first_pre_roll_s, options.start_window_s) / self._dt)))
+        self._started = 0  # utterances opened so far
+        self._roll = options.pre_roll_s  # the pre-roll of the utterance open now
         self._floor_db: float | None = None
         self._in_speech = False
         self._utt_frames: list[np.ndarray] = []
@@ -133,7 +145,7 @@ class VadSegmenter:
         tone itself opened (starting within the pre-roll of `start`) is dropped.
         """
         self._masked.append((start, end))
-        if self._in_speech and self._utt_start >= start - self.opt.pre_roll_s - 1e-9:
+        if self._in_speech and self._utt_start >= start - self._roll - 1e-9:
             self._in_speech = False
             self._utt_frames = []
             self._silence_run = 0
@@ -164,7 +176,7 @@ class VadSegmenter:
 
     # -- internals ------------------------------------------------------------
     def _is_voiced(self, frame: np.ndarray, t: float) -> bool:
-        energy_db = 10.0 * np.log10(float(np.mean(frame * frame)) + 1e-12)
+        energy_db = _frame_db(frame)
         if self._floor_db is None:
             self._floor_db = energy_db
         elif energy_db < self._floor_db:
@@ -192,8 +204,11 @@ class VadSegmenter:
             window = max(1, round(self.opt.start_window_s / self._dt))
             recent = list(self._history)[-window:]
             if voiced and sum(v for _, v in recent) >= self.opt.start_ratio * window:
-                pre = max(1, round(self.opt.pre_roll_s / self._dt))
+                first = self._started == 0 and self.role == "agent"
+                self._roll = self.opt.first_pre_roll_s if first else self.opt.pre_roll_s
+                pre = max(1, round(self._roll / self._dt))
                 kept = [f for f, _ in list(self._history)[-pre:]]
+                self._started += 1
                 self._in_speech = True
                 self._utt_frames = kept
                 self._utt_start = self.now - len(kept) * self._dt

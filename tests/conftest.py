@@ -40,7 +40,7 @@ def whisper_factory():
 
     def get(hotwords: tuple[str, ...] = ()) -> WhisperTranscriber:
         if hotwords not in made:
-            made[hotwords] = WhisperTranscriber(AsrOptions(hotwords=hotwords, cpu_threads=2))
+            made[hotwords] = WhisperTranscriber(AsrOptions(hotwords=hotwords))  # as the CLI decodes
         return made[hotwords]
 
     return get

@@ -13,12 +13,31 @@ SR = 16000
 DB = 10 ** (1 / 20)
 
 
+def syllables(seconds: float, f0: float = 140) -> np.ndarray:
+    """Speech comes in syllables: 0.2 s voiced, 0.1 s nearly silent."""
+    out = np.concatenate([np.concatenate([voiced(0.2, f0=f0), quiet(0.1, level=0.0005)])
+                          for _ in range(int(seconds / 0.3))])
+    return out[:int(seconds * SR)]
+
+
 def test_the_other_sides_voice_leaking_in_is_echo_and_double_talk_is_not():
     a = Attributor()
-    caller = voiced(1.0, f0=140)
+    caller = syllables(1.2)
     assert a.judge("agent", caller / DB ** 18, caller).startswith("echo of the other side (-18 dB)")
     # both talk at once, the agent 6 dB softer than the caller: the agent's own words
-    assert a.judge("agent", voiced(1.0) / DB ** 6, caller) is None
+    assert a.judge("agent", syllables(1.2, f0=190) / DB ** 6, caller) is None
+
+
+def test_a_quiet_agent_beside_a_loud_flat_noise_on_the_caller_line_is_the_agent():
+    """An AGC lifts the caller line's noise to -10 dBFS while nobody speaks on it: louder than a
+    quiet speakerphone agent, but level, so it is nobody's voice and the agent's words are kept."""
+    a = Attributor()
+    noise = (0.3 * np.random.default_rng(1).standard_normal(int(1.2 * SR))).astype(np.float32)
+    agent = syllables(1.2, f0=190) / DB ** 25
+    assert a.judge("agent", agent, noise) is None
+    # the same agent under the caller's words at that level is their echo
+    caller = syllables(1.2) * 0.9
+    assert a.judge("agent", agent, caller).startswith("echo of the other side")
 
 
 def test_a_neighbour_well_below_this_sides_speaker_is_background_once_that_speaker_is_known():

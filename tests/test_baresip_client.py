@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -354,15 +355,25 @@ def test_the_callers_speech_reaches_the_agents_headset(phones):
     rec = subprocess.Popen(["pacat", "--record", "--raw", "-d", "agentspk.monitor", "--rate=16000",
                             "--channels=1", "--format=s16le", "--latency-msec=20"],
                            env=phones.agent.env, stdout=subprocess.PIPE)
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: rec.stdout.read(640), b"")), daemon=True)
+    reader.start()
     try:
-        time.sleep(2.5)  # a PulseAudio client takes up to ~2 s before its audio flows
+        # A PulseAudio client takes a while before its audio flows (seconds on a loaded machine):
+        # dial only once the recorder delivers, so the whole call is captured.
+        deadline = time.monotonic() + 15
+        while sum(map(len, chunks)) < 16000 and time.monotonic() < deadline:  # 0.5 s of s16le
+            time.sleep(0.05)
+        assert sum(map(len, chunks)) >= 16000, "pacat delivered no audio from the agent's speaker sink in 15 s"
         phones.dial()
         time.sleep(5)  # the caller speaks from 1.84 s to 4.5 s
         phones.hangup_caller()
         time.sleep(0.5)
     finally:
         rec.terminate()
-    heard = np.frombuffer(rec.stdout.read(), dtype="<i2").astype(np.float32) / 32768
+        reader.join(5)
+    raw = b"".join(chunks)
+    heard = np.frombuffer(raw[:len(raw) // 2 * 2], dtype="<i2").astype(np.float32) / 32768
     said, rate = sf.read(phones.caller_wav, dtype="float32")
     assert rate == 8000 and said.ndim == 1  # what aufile needs for PCMU
     # compared at the sink's rate: at 8 kHz the path's half-sample delays blur the match

@@ -23,7 +23,7 @@ def monitor(*args, cwd=REPO):
 def scored_samples(tmp_path_factory, samples_dir):
     out = tmp_path_factory.mktemp("report")
     r = monitor("score", samples_dir, "--profile-map", samples_dir / "profiles.json",
-                "--out", out / "report.jsonl", "--csv", out / "report.csv")
+                "--out", out / "report.jsonl", "--csv", out / "report.csv", "--threads", "2")
     return r, out
 
 
@@ -187,3 +187,14 @@ def test_a_call_that_breaks_the_scorer_is_reported_and_the_rest_are_still_scored
     assert len(errors) == 1 and "first.flac: internal error" in errors[0]
     lines = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert {d["call"] for d in lines if "error" not in d} == {"second.flac"}
+
+
+def test_calls_scored_side_by_side_give_the_report_of_one_call_at_a_time(scored_samples, samples_dir, tmp_path):
+    """`--threads 2` scores two calls at once on one model; the report is the same, in input order."""
+    r = monitor("score", samples_dir, "--profile-map", samples_dir / "profiles.json", "--out", tmp_path / "one.jsonl",
+                "--threads", "1", "--quiet")
+    assert r.returncode == 0, r.stderr
+    _, out = scored_samples
+    side_by_side = (out / "report.jsonl").read_text().splitlines()
+    assert len(side_by_side) >= 3
+    assert (tmp_path / "one.jsonl").read_text().splitlines() == side_by_side

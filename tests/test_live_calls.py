@@ -117,3 +117,20 @@ def test_a_softphone_that_went_away_ends_the_call_without_saying_who_hung_up():
                              lost=True)}
     (started, frames, ended), = cut(stream(agent, caller, controls=controls))
     assert (ended.why, ended.by) == ("softphone lost", None)
+
+
+def test_one_mixed_channel_is_cut_into_calls_by_its_busy_tone_too():
+    """A mono desk (both sides in one channel, "agent"): the busy tone is in the mix; it ends the
+    call and, going on, starts no other."""
+    agent = np.concatenate([quiet(3.0), voiced(1.5), quiet(14.0)])
+    caller = np.concatenate([quiet(5.0), voiced(1.5), quiet(0.5), china_busy(11.0, lead=0.0).astype(np.float32)])
+    caller = np.concatenate([caller, quiet(len(agent) / SR - len(caller) / SR)])
+    mix = 0.5 * (agent + caller)
+    b = int(0.1 * SR)
+    items = [AudioFrame("agent", i / SR, mix[i:i + b]) for i in range(0, len(mix), b)] + [EndOfStream(len(mix) / SR)]
+    det = CallDetector(("agent",), CallDetectOptions(idle_end_s=8.0, tone_end_s=2.0), new_id=lambda: "c")
+    out = [o for item in items for o in det.feed(item)]
+    assert [type(o).__name__ for o in out if not isinstance(o, AudioFrame)] == \
+        ["CallStarted", "CallEnded", "EndOfStream"]
+    (ended,) = [o for o in out if isinstance(o, CallEnded)]
+    assert ended.why == "busy tone" and 6.0 < ended.t < 10.0

@@ -87,3 +87,23 @@ def test_two_devices_one_per_side_of_the_call(tmp_path, samples_dir):
 def _mkdir(p):
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def test_one_mono_device_with_both_sides_mixed(tmp_path, samples_dir):
+    """A recorder tap or PBX line giving one channel with both sides: `monitor live --mono`
+    tells them apart as batch mono scoring does; the caller's words raise nothing against the agent."""
+    audio, rate = sf.read(samples_dir / "jingyi-rude.flac", dtype="float32")
+    sf.write(tmp_path / "mix.wav", 0.5 * (audio[:, 0] + audio[:, 1]), rate)
+    labels = json.loads((samples_dir / "jingyi-rude.json").read_text())
+    with pulse_null_sinks(_mkdir(tmp_path / "pa"), sinks=("mixsink",), channels=1) as env:
+
+        def play():
+            subprocess.run(["paplay", "-d", "mixsink", str(tmp_path / "mix.wav")], check=True, env=env, timeout=60)
+
+        alerts, out = run_desk_on_a_played_call(tmp_path, env, ["--agent-device", "mixsink", "--mono"], play)
+    rules = {a["rule"] for a in alerts}
+    assert "greeting" in rules, (alerts, out)  # the rude opening "喂，什么事？" is the agent's
+    for a in alerts:
+        if a["rule"] == "forbidden":
+            said = [u for u in labels["utterances"] if u["start"] < a["end"] and a["start"] < u["end"]]
+            assert any(u["channel"] == "agent" for u in said), a

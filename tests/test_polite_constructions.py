@@ -36,6 +36,14 @@ def forbidden(profile, text):
     (BROADBAND, "不管归不归我管，我都会帮您跟进到底", "这事不归我管", "不知道，这事不归我管"),
     # what a 有没有 question asks about, further on in its clause
     (UNICOM, "您有没有觉得哪里没办法操作？我一步一步教您", "没办法，规定就是这样", "没办法"),
+    # a 有没有 question about something, not the scolding (which ends its clause, or a new one
+    # follows with its comma unheard)
+    (BROADBAND, "麻烦您看一下，你有没有搞错网线的接口？应该插黄色那个口", "你有没有搞错，我交了钱的", "你有没有搞错？"),
+    (BROADBAND, "您有没有搞错设备的型号", "你有没有搞错我都说了三遍了", "你有没有搞错？"),
+    (BROADBAND, "请问您有没有搞错账号的密码", "你有没有搞错啊", "你有没有搞错？"),
+    # 应该 that guesses ("presumably …"), not an order
+    (BROADBAND, "你们应该已经收到我们的短信通知了吧", "你们应该自己去营业厅办理", "你们必须/你们应该"),
+    (BROADBAND, "你们应该是同一个宽带账号", "这个你们应该早点准备好", "你们必须/你们应该"),
     # "even if …, it is fine"
     (UNICOM, "你没法查到也没关系，我这边帮您查", "这个号码的记录没法查", "没法查"),
 ])

@@ -31,12 +31,20 @@ def test_silence_has_no_utterances():
 
 
 def test_one_stretch_of_speech_is_one_utterance_with_its_times():
-    x = np.concatenate([quiet(1.0), voiced(2.0), quiet(1.5)])
-    (u,) = segment(x, "agent")
-    assert u.role == "agent"
-    assert 0.6 <= u.start <= 1.0  # pre-roll reaches back before the detected onset
-    assert 3.0 <= u.end <= 3.4
-    assert len(u.samples) == pytest.approx((u.end - u.start) * SR, abs=SR * 0.03)
+    x = np.concatenate([quiet(1.5), voiced(2.0), quiet(1.5), voiced(2.0), quiet(1.0)])
+    first, second = segment(x, "agent")
+    assert first.role == "agent"
+    # the pre-roll reaches back before the detected onset; for the agent's first words (the
+    # greeting) further, up to 1 s
+    assert 0.5 <= first.start <= 0.8
+    assert 3.5 <= first.end <= 3.9
+    assert 4.6 <= second.start <= 5.0
+    assert 7.0 <= second.end <= 7.4
+    for u in (first, second):
+        assert len(u.samples) == pytest.approx((u.end - u.start) * SR, abs=SR * 0.03)
+    # the caller's first words answer the greeting: the usual pre-roll
+    (reply, _) = segment(x, "caller")
+    assert 0.8 <= reply.start <= 1.2
 
 
 def test_a_pause_longer_than_the_stop_window_splits_two_sentences():

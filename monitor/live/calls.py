@@ -58,13 +58,19 @@ class CallActivity(Protocol):
     def tones(self) -> ToneDetector | None: ...  # the caller channel's tone detector
 
 
+def tone_channel(roles: tuple[Role, ...]) -> Role:
+    """The channel that carries the caller's busy tone: the caller's, or the one mixed channel."""
+    return "agent" if roles == ("agent",) else "caller"
+
+
 class Ears:
     """The detector's own VAD and tone detector, for when no call session listens."""
 
     def __init__(self, roles: tuple[Role, ...], vad: bool = True) -> None:
         self.roles = roles
         self.vad = {r: VadSegmenter(r) for r in roles} if vad else {}
-        self.tones: ToneDetector | None = ToneDetector("caller") if "caller" in roles else None
+        self.tone_role = tone_channel(roles)
+        self.tones: ToneDetector | None = ToneDetector("caller") if self.tone_role in roles else None
         self.last_voice = 0.0
 
     def forget_speech(self) -> None:
@@ -73,7 +79,7 @@ class Ears:
 
     def feed(self, frame: AudioFrame, t: float) -> bool:
         """True when the frame holds speech (not a call-progress tone)."""
-        if frame.role == "caller" and self.tones is not None:
+        if frame.role == self.tone_role and self.tones is not None:
             self.tones.feed(frame.samples)
             if self.tones.active is not None:
                 return False
@@ -154,7 +160,7 @@ class CallDetector:
         ring.append(frame)
         while ring and frame.end - ring[0].start > self.opt.pre_roll_s:
             ring.popleft()
-        if frame.role == "caller" and self._tone_after is not None:
+        if frame.role == tone_channel(self.roles) and self._tone_after is not None:
             # The busy tone goes on until the agent hangs up: it is not a new call.
             self._tone_after.feed(frame.samples)
             if self._tone_after.active is not None:

@@ -18,8 +18,11 @@ With --hub the alerts also go to the supervisor hub (spooled on disk if it is do
 
 LIVE_HELP = """\
 Monitor calls as they happen from sound devices: one stereo device (--agent-device,
-channels chosen with --agent-channel/--caller-channel) or two devices (--agent-device for
-the microphone, --caller-device for the call's playback side). Calls start and end by the
+channels chosen with --agent-channel/--caller-channel), two devices (--agent-device for
+the microphone, --caller-device for the call's playback side), or one device whose channel
+--agent-channel holds both sides mixed (--mono: each line is given to the agent or the
+caller as it is heard, --mono-roles auto, the default; --mono-roles agent hears every word
+as the agent's). Calls start and end by the
 softphone: baresip's own events (--softphone baresip://127.0.0.1:4444), or a hook running
 `monitor call start` / `monitor call end --by caller` (posted to this desk's loopback
 control port with the token from its token file). Until a softphone speaks up, the audio
@@ -48,6 +51,18 @@ def _add_alert_targets(p: argparse.ArgumentParser) -> None:
     g.add_argument("--alerts", type=Path, metavar="FILE", help="also append alerts to this JSONL file")
 
 
+def _add_mono_roles(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--mono-roles", choices=("auto", "agent"), default="auto",
+                   help=f"{what}: auto tells the agent from the caller in the mix (default); "
+                        "agent hears every word as the agent's")
+
+
+def _live_options(args):
+    from monitor.live.session import LiveOptions
+
+    return LiveOptions(mono_roles=args.mono_roles)
+
+
 def add_live_commands(sub) -> None:
     from monitor.argtypes import channel, port, seconds, speed
     from monitor.cli import add_asr_options
@@ -63,6 +78,7 @@ def add_live_commands(sub) -> None:
     r.add_argument("--agent-channel", type=channel, default=0)
     r.add_argument("--caller-channel", type=channel, default=1)
     r.add_argument("--out", type=Path, help="write the call summaries here (JSONL, one per call)")
+    _add_mono_roles(r, "mono files")
     _add_alert_targets(r)
     add_asr_options(r)
     r.set_defaults(func=cmd_replay)
@@ -74,6 +90,8 @@ def add_live_commands(sub) -> None:
     lv.add_argument("--caller-device", help="input device of the caller side (playback loopback/monitor)")
     lv.add_argument("--agent-channel", type=channel, default=0, help="with one stereo device")
     lv.add_argument("--caller-channel", type=channel, default=1, help="with one stereo device")
+    lv.add_argument("--mono", action="store_true", help="one device, its --agent-channel holding both sides mixed")
+    _add_mono_roles(lv, "with --mono")
     lv.add_argument("--samplerate", type=int, help="capture rate (default: the device's)")
     lv.add_argument("--softphone", metavar="URL", help="follow the softphone's own call events: "
                     "baresip://HOST:PORT (baresip's ctrl_tcp); calls then start and end only by it")
@@ -225,7 +243,7 @@ def cmd_replay(args) -> int:
 
     async def main() -> int:
         nonlocal failed
-        desk = Desk(profile, transcriber, sinks, DeskOptions(desk=_desk_name(args)))
+        desk = Desk(profile, transcriber, sinks, DeskOptions(desk=_desk_name(args), live=_live_options(args)))
         out = open(args.out, "w", encoding="utf-8") if args.out else None
         try:
             await _start_sinks(sinks)
@@ -267,6 +285,8 @@ def cmd_live(args) -> int:
 
     if args.agent_device is None:
         raise UsageError("give --agent-device (see `monitor devices`)")
+    if args.mono and args.caller_device is not None:
+        raise UsageError("--mono is one device with both sides mixed: no --caller-device")
     softphone = None
     if args.softphone:
         from monitor.live.baresip import parse_softphone_url
@@ -280,7 +300,8 @@ def cmd_live(args) -> int:
     control_port = 0 if softphone else (8766 if args.control_port is None else args.control_port)
     profile = _load_profile(args.profile)
     dev = DeviceOptions(agent_device=_device(args.agent_device), caller_device=_device(args.caller_device),
-                        roles=ChannelRoles(args.agent_channel, args.caller_channel), samplerate=args.samplerate)
+                        roles=ChannelRoles(args.agent_channel, args.caller_channel), samplerate=args.samplerate,
+                        mono=args.mono)
     _check_devices(dev)
     transcriber = _transcriber(args, profile)
     sinks = _sinks(args, profile.name)
@@ -293,7 +314,7 @@ def cmd_live(args) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         source = DeviceSource(dev)
-        desk = Desk(profile, transcriber, sinks, DeskOptions(desk=_desk_name(args)))
+        desk = Desk(profile, transcriber, sinks, DeskOptions(desk=_desk_name(args), live=_live_options(args)))
         runner = DeskRunner(desk, source, detect, max_calls=args.max_calls, on_call=_print_call)
         server, token_file, phone, phone_task = None, None, None, None
         token = args.control_token or new_token()

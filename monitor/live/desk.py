@@ -198,10 +198,12 @@ class LiveCall:
             except Exception as exc:  # one bad utterance must not stall the call: it counts as unheard
                 log.error("call %s: recogniser failed on %.1f-%.1f s: %s", self.call_id, u.start, u.end, exc)
                 tr = Transcript(u.role, u.start, u.end, "", speech=False, dropped_because="recogniser failed")
+            heard = len(self.session.transcripts)
             found = self.session.transcribed(w, tr)
-            if not w.partial and tr.speech and tr.text and self.session.transcripts[-1:] == [tr]:
-                # A line of the call as heard (not a piece, not a tone): for the live transcript.
-                await self.desk._each_sink("transcript", self.call_id, tr)
+            line = self.session.transcripts[-1] if len(self.session.transcripts) > heard else None
+            if not w.partial and line is not None and line.speech and line.text:
+                # A line of the call as heard (not a piece, not a tone; in mono with its side): for the live transcript.
+                await self.desk._each_sink("transcript", self.call_id, line)
             await self._publish(found)
 
     async def _submit(self, work: list[Work]) -> None:

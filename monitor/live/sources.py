@@ -72,12 +72,14 @@ class ReplaySource:
 
 @dataclass(frozen=True)
 class DeviceOptions:
-    """Capture settings. One stereo device (`agent_device` only) or two devices."""
+    """Capture settings. One stereo device (`agent_device` only), two devices, or one device whose
+    agent channel holds both sides mixed (`mono`: the desk tells them apart, monitor.live.session)."""
 
     agent_device: str | int | None = None
     caller_device: str | int | None = None
     roles: ChannelRoles = field(default_factory=ChannelRoles)
     samplerate: int | None = None  # None: the device's default
+    mono: bool = False
     block_s: float = 0.05
     queue_blocks: int = 200  # ~10 s of audio per stream before blocks are dropped
     retry_s: float = 2.0  # wait before reopening a lost device
@@ -98,9 +100,10 @@ class DeviceSource:
         self._queue: asyncio.Queue | None = None
         self._stop = asyncio.Event()
         two = options.caller_device is not None
-        self.roles: tuple[Role, ...] = ("agent", "caller")
+        self.roles: tuple[Role, ...] = ("agent",) if options.mono else ("agent", "caller")
         self._plan: list[tuple[str | int | None, dict[Role, int]]] = (
-            [(options.agent_device, {"agent": 0}), (options.caller_device, {"caller": 0})] if two
+            [(options.agent_device, {"agent": options.roles.agent})] if options.mono
+            else [(options.agent_device, {"agent": 0}), (options.caller_device, {"caller": 0})] if two
             else [(options.agent_device, {"agent": options.roles.agent, "caller": options.roles.caller})])
         self._heard: dict[Role, int] = {}
 
