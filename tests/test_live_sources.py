@@ -40,10 +40,15 @@ def test_a_missing_device_is_reported_and_retried_not_fatal():
     source = DeviceSource(DeviceOptions(agent_device="no such device 42", retry_s=0.05))
 
     async def go():
-        async def stop_soon():
-            await asyncio.sleep(0.6)
+        async def stop_after_three_errors():
+            # Each attempt asks PortAudio for the device list, which takes a while on a loaded
+            # machine: wait for the attempts, not for a fixed time.
+            for _ in range(400):
+                if source.stats.device_errors >= 3:
+                    break
+                await asyncio.sleep(0.05)
             source.stop()
-        asyncio.create_task(stop_soon())
+        asyncio.create_task(stop_after_three_errors())
         return [item async for item in source.frames()]
     items = asyncio.run(go())
     assert isinstance(items[-1], EndOfStream)
