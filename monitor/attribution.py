@@ -20,7 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from monitor.audio.levels import frame_levels, level_db
 from monitor.events import Role, Transcript, Utterance
+
+FRAME = 480  # 30 ms: levels are compared frame by frame at this size
 
 
 @dataclass(frozen=True)
@@ -54,36 +57,22 @@ class AttributionOptions:
     min_known: int = 1
 
 
-def _spread_db(x: np.ndarray) -> float:
-    """How far a span's loud 30 ms frames are above its quiet ones: speech comes and goes in
-    syllables, noise stays level."""
-    db = _frame_levels(x)
+def _spread_db(db: np.ndarray) -> float:
+    """How far a span's loud frames (levels `db`) are above its quiet ones: speech comes and goes
+    in syllables, noise stays level."""
     if len(db) < 2:
         return float("inf")  # too short to tell: as before, by level alone
     return float(np.percentile(db, 90) - np.percentile(db, 20))
 
 
-def _frame_levels(x: np.ndarray, frame: int = 480) -> np.ndarray:
-    n = len(x) // frame
-    f = np.asarray(x[:n * frame], dtype=np.float64).reshape(n, frame)
-    return 10.0 * np.log10(np.mean(f * f, axis=1) + 1e-12)
-
-
-def _below_other_db(own: np.ndarray, other: np.ndarray, reach: int) -> float:
-    """How far the utterance's loud frames are below the other channel's over the same span."""
-    o, t = _frame_levels(own), _frame_levels(other)
+def _below_other_db(o: np.ndarray, t: np.ndarray, reach: int) -> float:
+    """How far the utterance's loud frames (levels `o`) are below the other channel's (`t`, over
+    the same span); at least 4 frames of each."""
     n = min(len(o), len(t))
-    if n < 4:
-        return level_db(other) - level_db(own)
     o, t = o[:n], t[:n]
     recent = np.max([np.concatenate([np.full(k, -120.0), t[:n - k]]) for k in range(reach)], axis=0)
     loud = o >= np.percentile(o, 70)
     return float(np.median((recent - o)[loud]))
-
-
-def level_db(x: np.ndarray) -> float:
-    x = np.asarray(x, dtype=np.float64)
-    return float(10.0 * np.log10(np.mean(x * x) + 1e-12)) if len(x) else -120.0
 
 
 class Attributor:
@@ -98,8 +87,10 @@ class Attributor:
         this side speaking; None to keep it. Remembers kept levels for the channel's main level."""
         level = level_db(own)
         if other is not None and len(other):
-            below = _below_other_db(own, other, self.opt.echo_reach_frames)
-            if below >= self.opt.echo_db and _spread_db(other) >= self.opt.other_active_db:
+            o, t = frame_levels(own, FRAME), frame_levels(other, FRAME)
+            below = _below_other_db(o, t, self.opt.echo_reach_frames) if min(len(o), len(t)) >= 4 \
+                else level_db(other) - level
+            if below >= self.opt.echo_db and _spread_db(t) >= self.opt.other_active_db:
                 return f"echo of the other side ({-below:.0f} dB)"
         known = self._levels.setdefault(role, [])
         if len(known) >= self.opt.min_known:

@@ -62,10 +62,6 @@ _MIN_LAG = SAMPLE_RATE // 400  # 400 Hz: highest pitch looked for
 _MAX_LAG = SAMPLE_RATE // 80  # 80 Hz: lowest
 
 
-def _frame_db(frame: np.ndarray) -> float:
-    return 10.0 * np.log10(float(np.mean(frame * frame)) + 1e-12)
-
-
 def periodicity(frame: np.ndarray) -> float:
     """Peak normalised cross-correlation over pitch lags (0..1).
 
@@ -106,7 +102,7 @@ class VadSegmenter:
         # Ring of recent frames for pre-roll and the start decision.
         self._history: deque[tuple[np.ndarray, bool]] = deque(
             maxlen=max(1, round(max(options.pre_roll_s, options.first_pre_roll_s, options.start_window_s) / self._dt)))
-        self._started = 0  # utterances opened so far
+        self._opened_any = False  # an utterance has been opened on this channel
         self._roll = options.pre_roll_s  # the pre-roll of the utterance open now
         self._floor_db: float | None = None
         self._in_speech = False
@@ -176,7 +172,7 @@ class VadSegmenter:
 
     # -- internals ------------------------------------------------------------
     def _is_voiced(self, frame: np.ndarray, t: float) -> bool:
-        energy_db = _frame_db(frame)
+        energy_db = 10.0 * np.log10(float(np.mean(frame * frame)) + 1e-12)
         if self._floor_db is None:
             self._floor_db = energy_db
         elif energy_db < self._floor_db:
@@ -204,11 +200,11 @@ class VadSegmenter:
             window = max(1, round(self.opt.start_window_s / self._dt))
             recent = list(self._history)[-window:]
             if voiced and sum(v for _, v in recent) >= self.opt.start_ratio * window:
-                first = self._started == 0 and self.role == "agent"
+                first = not self._opened_any and self.role == "agent"
                 self._roll = self.opt.first_pre_roll_s if first else self.opt.pre_roll_s
                 pre = max(1, round(self._roll / self._dt))
                 kept = [f for f, _ in list(self._history)[-pre:]]
-                self._started += 1
+                self._opened_any = True
                 self._in_speech = True
                 self._utt_frames = kept
                 self._utt_start = self.now - len(kept) * self._dt

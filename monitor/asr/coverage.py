@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from monitor.audio.levels import frame_levels
 from monitor.events import SAMPLE_RATE
 from monitor.text import normalize
 
@@ -56,10 +57,7 @@ class CoverageOptions:
 
 
 def _levels(x: np.ndarray) -> np.ndarray:
-    n = len(x) // HOP
-    frames = x[: n * HOP].astype(np.float64).reshape(n, HOP)
-    db = 10.0 * np.log10(np.mean(frames * frames, axis=1) + 1e-12)
-    return _smooth(db, 3)  # 30 ms
+    return _smooth(frame_levels(x, HOP), 3)  # 30 ms
 
 
 def _smooth(db: np.ndarray, k: int) -> np.ndarray:

@@ -518,23 +518,10 @@ class AlertStore:
     def search(self, q: AlertQuery) -> tuple[list[Alert], bool]:
         """Alerts matching `q`, newest first, at most q.limit; and whether there are more
         (page on with before = the last seq returned)."""
-        where: list[str] = []
-        args: list[object] = []
-        if q.since is not None:
-            where.append("received >= ?")
-            args.append(q.since)
-        if q.until is not None:
-            where.append("received < ?")
-            args.append(q.until)
-        if q.desk:
-            where.append("desk = ?")
-            args.append(q.desk)
-        if q.rule:
-            where.append("rule = ?")
-            args.append(q.rule)
-        if q.before is not None:
-            where.append("seq < ?")
-            args.append(q.before)
+        given = [(c, v) for c, v in (("received >= ?", q.since), ("received < ?", q.until), ("desk = ?", q.desk or None),
+                                     ("rule = ?", q.rule or None), ("seq < ?", q.before)) if v is not None]
+        where = [c for c, _ in given]
+        args: list[object] = [v for _, v in given]
         if q.words:
             # instr, not LIKE: the words are data, never a pattern.
             where.append("(instr(text, ?) > 0 OR instr(evidence, ?) > 0 OR instr(call_id, ?) > 0)")

@@ -1,0 +1,16 @@
+"""Signal levels in dB (full scale 1.0), whole or frame by frame."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def level_db(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    return float(10.0 * np.log10(np.mean(x * x) + 1e-12)) if len(x) else -120.0
+
+
+def frame_levels(x: np.ndarray, frame: int) -> np.ndarray:
+    """Level of each whole `frame` samples of x (a trailing part frame is left out)."""
+    n = len(x) // frame
+    f = np.asarray(x[:n * frame], dtype=np.float64).reshape(n, frame)
+    return 10.0 * np.log10(np.mean(f * f, axis=1) + 1e-12)
