@@ -72,6 +72,25 @@ _BANK = _mel_bank()
 _DCT = np.cos(np.pi * np.outer(np.arange(N_MEL), 2 * np.arange(N_MEL) + 1) / (2 * N_MEL))[1:N_CEP + 1]
 
 
+def _voicing(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pitch period, level dB, voiced?) per 10 ms hop: voiced where the pitch is clear and the
+    hop well above the span's quietest."""
+    lag, peak, level = _pitch_track(np.asarray(x, dtype=np.float32))
+    if len(level) == 0:
+        return lag, level, np.zeros(0, bool)
+    return lag, level, (peak >= 0.6) & (level >= np.percentile(level, 10) + 6.0)
+
+
+def median_log_pitch(x: np.ndarray, max_s: float = VoiceOptions.max_line_s) -> float:
+    """The median log pitch (Hz) of a span's voiced hops, from its middle `max_s` at most;
+    nan when it has fewer than 5 voiced hops."""
+    keep = int(max_s * SAMPLE_RATE)
+    if len(x) > keep:
+        x = x[(len(x) - keep) // 2:(len(x) - keep) // 2 + keep]
+    lag, _, voiced = _voicing(x)
+    return float(np.median(np.log(SAMPLE_RATE / lag[voiced]))) if voiced.sum() >= 5 else float("nan")
+
+
 def voice_features(x: np.ndarray, options: VoiceOptions = VoiceOptions()) -> np.ndarray | None:
     """26 numbers for a line's voice (cepstral means and spreads, log-pitch median and spread);
     None for a span too short to say."""
@@ -79,11 +98,10 @@ def voice_features(x: np.ndarray, options: VoiceOptions = VoiceOptions()) -> np.
     if len(x) > keep:
         x = x[(len(x) - keep) // 2:(len(x) - keep) // 2 + keep]
     x = np.asarray(x, dtype=np.float64)
-    lag, peak, level = _pitch_track(x.astype(np.float32))
+    lag, level, voiced = _voicing(x)
     n = (len(x) - WIN) // HOP + 1
     if len(level) < 5 or n < 5:
         return None
-    voiced = (peak >= 0.6) & (level >= np.percentile(level, 10) + 6.0)
     frames = x[np.arange(WIN)[None, :] + HOP * np.arange(n)[:, None]] * np.hamming(WIN)
     logmel = np.log(np.abs(np.fft.rfft(frames, N_FFT)) ** 2 @ _BANK.T + 1e-10)
     m = min(len(logmel), len(voiced))

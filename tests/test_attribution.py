@@ -108,3 +108,31 @@ def test_a_live_session_drops_the_echo_before_it_reaches_the_recogniser():
     assert [round(u.start) for u in sent if u.role == "agent"] == [0, 5]  # the echoes at 3 and 7.5 s never go
     assert [(t.role, round(t.start)) for t in session.transcripts if t.dropped_because.startswith("echo")] == \
         [("agent", 3), ("agent", 7)]
+
+
+def test_a_neighbour_lifted_near_the_agents_level_is_background_by_voice_and_the_agent_is_not(samples_dir):
+    """Real speech (samples/demo-zte.flac: the caller's voice is 20 % lower than the agent's). An
+    AGC lifts a neighbour to 5.5 dB below the agent: level alone keeps it, a different voice at
+    that level is someone else; the agent's own sentence 5.5 dB softer stays the agent's."""
+    from monitor.audio.files import load_call
+    from monitor.audio.levels import level_db
+    from monitor.vad import segment
+
+    call = load_call(samples_dir / "demo-zte.flac")
+    lines = {role: [u.samples for u in segment(x, role) if u.end - u.start >= 1.0]
+             for role, x in call.channels.items()}
+    a = Attributor()
+    for own in lines["agent"][:3]:
+        assert a.judge("agent", own, None) is None
+
+    def at(x: np.ndarray, lines: list[np.ndarray]) -> np.ndarray:  # 5.5 dB below those lines' main level
+        return x * DB ** (float(np.percentile([level_db(y) for y in lines], 75)) - 5.5 - level_db(x))
+
+    why = a.judge("agent", at(lines["caller"][0], lines["agent"][:3]), None)
+    assert why is not None and why.startswith("background voice (-5") and why.endswith("another voice)")
+    assert a.judge("agent", at(lines["agent"][3], lines["agent"][:3]), None) is None
+    # on the caller's side the voice does not count (a caller's level varies with emotion and distance)
+    b = Attributor()
+    for own in lines["caller"][:3]:
+        assert b.judge("caller", own, None) is None
+    assert b.judge("caller", at(lines["agent"][0], lines["caller"][:3]), None) is None
