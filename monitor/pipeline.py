@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from monitor.asr import Transcriber
-from monitor.attribution import AttributionOptions, Attributor, dropped, is_leak
+from monitor.attribution import AttributionOptions, Attributor, dropped, is_leak, split_echo_ends
 from monitor.audio.files import AudioError, CallAudio, ChannelRoles, load_call
 from monitor.events import SAMPLE_RATE, CallEvent, ToneEvent, Transcript, Utterance, Violation
 from monitor.judge_input import JudgeInput
@@ -128,6 +128,9 @@ def attribute(call: CallAudio, utts: list[Utterance],
     for u in sorted(utts, key=lambda u: u.start):  # each channel in time order, as live
         a, b = int(u.start * SAMPLE_RATE), int(u.end * SAMPLE_RATE)
         other = next((r for r in call.channels if r != u.role), None)
+        u, ends = split_echo_ends(u, call.channels[u.role][a:b], call.channels[other][a:b] if other else None, options)
+        leaks += ends
+        a, b = int(u.start * SAMPLE_RATE), int(u.end * SAMPLE_RATE)
         why = attributor.judge(u.role, call.channels[u.role][a:b],
                                call.channels[other][a:b] if other else None)
         if why is None:

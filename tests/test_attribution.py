@@ -136,3 +136,48 @@ def test_a_neighbour_lifted_near_the_agents_level_is_background_by_voice_and_the
     for own in lines["caller"][:3]:
         assert b.judge("caller", own, None) is None
     assert b.judge("caller", at(lines["agent"][0], lines["caller"][:3]), None) is None
+
+
+def glued_echo_call(seconds=9.0):
+    """A loud caller complains (3.0-5.0 s) and the agent apologises at once (5.2-6.7 s): on the
+    agent channel the complaint's echo, 14 dB down and 60 ms late (about as loud as the agent),
+    runs straight into the apology, so the VAD makes one utterance of both."""
+    agent, caller = quiet(seconds, level=0.0003), quiet(seconds, level=0.0003)
+    agent[int(0.5 * SR):int(0.5 * SR) + int(1.5 * SR)] += syllables(1.5, f0=190)  # the greeting
+    complaint = syllables(2.0, f0=140) * 4.0
+    caller[int(3.0 * SR):int(3.0 * SR) + len(complaint)] += complaint
+    at = int(3.06 * SR)
+    agent[at:at + len(complaint)] += complaint / DB ** 14
+    apology = syllables(1.5, f0=190)
+    agent[int(5.2 * SR):int(5.2 * SR) + len(apology)] += apology
+    return agent, caller
+
+
+GLUED_LINES = [Line("agent", 0.5, 2.0, "您好，中兴通讯！"), Line("caller", 3.0, 5.0, "你们怎么这么差！"),
+               Line("agent", 3.06, 4.9, "你们怎么这么差"),  # what the recogniser makes of the echo, if asked
+               Line("agent", 5.2, 6.7, "非常抱歉，我马上帮您处理。")]
+
+
+def test_the_callers_complaint_echoed_into_the_agents_apology_is_cut_off_in_batch_and_live(tmp_path):
+    import soundfile as sf
+
+    from monitor.asr.scripted import ScriptedTranscriber
+    from monitor.pipeline import score_call
+
+    agent, caller = glued_echo_call()
+    sf.write(tmp_path / "call.wav", np.stack([agent, caller], axis=1), SR)
+    asr = ScriptedTranscriber(GLUED_LINES)
+    report = score_call(tmp_path / "call.wav", load_profile("zte"), asr).to_dict()
+    assert "forbidden" not in [v["rule"] for v in report["violations"]]
+    (echo,) = [x for x in report["not_their_words"] if x["channel"] == "agent"]
+    assert echo["why"] == "echo of the other side (before this side's words)"
+    assert 2.5 <= echo["start"] <= 3.1 and 4.8 <= echo["end"] <= 5.2
+    apology = next(t for t in report["transcript"] if t["text"].startswith("非常抱歉"))
+    assert apology["text"] == "非常抱歉，我马上帮您处理。" and apology["start"] >= 4.8
+    # a desk hearing the same call live cuts the same echo off before it reaches the recogniser
+    b = int(0.1 * SR)
+    frames = [AudioFrame(role, i / SR, x[i:i + b]) for i in range(0, len(agent), b)
+              for role, x in (("agent", agent), ("caller", caller))]
+    (s,), sink, _ = run_desk([Control("start", call_id="c1"), *frames, Control("end", by="caller")], GLUED_LINES)
+    # (the caller hung up first here; the file has no busy tone, so batch also reports `hangup`)
+    assert [v.rule for v in s.violations] == ["closing"] == [v["rule"] for v in report["violations"]][:1]

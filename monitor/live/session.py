@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from monitor.attribution import AttributionOptions, Attributor, dropped
+from monitor.attribution import FRAME, AttributionOptions, Attributor, dropped, split_echo_ends
 from monitor.events import SAMPLE_RATE, CallEvent, Role, ToneEvent, Transcript, Utterance, Violation
 from monitor.music import MUSIC, MusicOptions, music_spans, split_music
 from monitor.phrasebook import Profile
@@ -288,8 +288,28 @@ class CallSession:
         """Mono: long utterances cut where the voice stops for a moment (a turn may change there)."""
         return split_turns(utts, self.opt.turns) if self.mono else utts
 
+    def _without_echo_ends(self, u: Utterance, growing: bool = False) -> Utterance:
+        """The utterance without the other side's echo glued to its ends, which are said in the
+        report. `growing`: a partial piece, whose end is not its end yet: only its start is cut,
+        and nothing is reported."""
+        other = next((r for r in self.roles if r != u.role), None)
+        if other is None:
+            return u
+        own, theirs = self._audio[u.role].span(u.start, u.end), self._audio[other].span(u.start, u.end)
+        if abs(len(own) - len(u.samples)) > FRAME:  # older than the recent audio kept: as it is
+            return u
+        kept, ends = split_echo_ends(u, own, theirs, self.opt.attribution)
+        if growing:
+            return u.piece(int(round((kept.start - u.start) * SAMPLE_RATE)), len(u.samples))
+        for tr in ends:
+            self.transcripts.append(tr)
+            self._push(tr)
+        return kept
+
     def _submit(self, u: Utterance) -> Work | None:
-        why = None if self.mono else self._leak(u)  # one channel: no other side to compare with
+        if not self.mono:  # one channel: no other side to compare with
+            u = self._without_echo_ends(u)
+        why = None if self.mono else self._leak(u)
         if why is not None:  # not this side speaking: never transcribed, said in the report
             tr = dropped(u, why)
             self._partial_at.pop(u.role, None)
@@ -312,7 +332,8 @@ class CallSession:
         if now - since < self.opt.partial_min_s or now - last < self.opt.partial_every_s:
             return []
         self._partial_at[role] = now
-        piece = Utterance(role=role, start=since, end=now, samples=v.open_samples())
+        piece = self._without_echo_ends(Utterance(role=role, start=since, end=now, samples=v.open_samples()),
+                                        growing=True)
         if self._leak(piece, remember=False) is not None or music_spans(piece.samples, self.opt.music):
             return []  # music: the closed utterance is split and judged
         return [Work(piece, partial=True)]
