@@ -2,14 +2,17 @@
 
 Real lines leak: a headset's sidetone and line echo put each side on the other's
 channel 15-25 dB down, and other agents on the floor talk 10-15 dB below the desk's
-own agent. Both pass the VAD and give fluent words, so they are judged by level:
+own agent. Both pass the VAD and give fluent words, so they are judged by level (and pitch):
 
 - echo: where the utterance is loudest it is much weaker than the other channel, and the
   other side is talking then (its level comes and goes; a line noise an AGC lifts is level);
+- echo at an end: the VAD glued the other side's echo to the start or end of this side's
+  words (the caller's complaint, then the agent's apology); that end is cut off;
 - background: the utterance is much weaker than this channel's own main speaker
-  (the level most of its utterances so far have had).
+  (the level most of its utterances so far have had), or, on the agent's channel, a few dB
+  weaker than the agent's voice and another voice (its pitch): a neighbour an AGC lifted.
 
-Thresholds were measured on the dev corpus and two 40-call field-style sets (echo,
+Thresholds were measured on the dev corpus and two or three 40-call field-style sets (echo,
 neighbours, music on hold, packet loss, AGC, speakerphones; scripts/make_synth_corpus.py
 --field with two seeds), see `AttributionOptions`. Batch and live use this same object, fed each
 channel's utterances in time order, so `monitor replay` equals `monitor score`.
