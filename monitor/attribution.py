@@ -14,7 +14,7 @@ own agent. Both pass the VAD and give fluent words, so they are judged by level 
 
 Thresholds were measured on the dev corpus and two or three 40-call field-style sets (echo,
 neighbours, music on hold, packet loss, AGC, speakerphones; scripts/make_synth_corpus.py
---field with two seeds), see `AttributionOptions`. Batch and live use this same object, fed each
+--field with two or three seeds), see `AttributionOptions`. Batch and live use this same object, fed each
 channel's utterances in time order, so `monitor replay` equals `monitor score`.
 """
 from __future__ import annotations
