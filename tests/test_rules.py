@@ -1,4 +1,6 @@
 """Each rule on scripted calls: what an agent says, when, and how the call ends."""
+from dataclasses import replace
+
 import pytest
 
 from monitor.events import CallEvent, ToneEvent
@@ -190,6 +192,14 @@ def test_unreadable_speech_still_breaks_a_silence_but_a_noise_blip_does_not():
     base = polite_call(caller(6.0, 8.0, "好的"), agent(19.0, 21.0, "好的，我帮您查一下。"))
     assert rules_of(run(ZTE, base + [talk])) == []
     assert rules_of(run(ZTE, base + [blip])) == ["hold"]
+
+
+def test_music_the_recogniser_is_sure_holds_no_speech_does_not_end_a_holds_silence():
+    base = polite_call(caller(6.0, 8.0, "好的"), agent(19.0, 21.0, "好的，我帮您查一下。"))
+    music = replace(agent(10.0, 14.9, "这些人都不在乎。", speech=False, why="no speech"), no_speech_prob=0.83)
+    unsure = replace(music, no_speech_prob=0.62)  # perhaps someone talking: the silence ends
+    assert rules_of(run(ZTE, base + [music])) == ["hold"]
+    assert rules_of(run(ZTE, base + [unsure])) == []
 
 
 def test_silence_after_the_caller_hung_up_is_not_a_hold():
