@@ -111,12 +111,17 @@ def _spread_db(db: np.ndarray) -> float:
     return float(np.percentile(db, 90) - np.percentile(db, 20))
 
 
+def _recent_max(t: np.ndarray, reach: int) -> np.ndarray:
+    """Per frame, the loudest of the other channel's frame levels `t` over the last `reach` frames
+    (an echo comes after its source)."""
+    return np.max([np.concatenate([np.full(k, -120.0), t[:len(t) - k]]) for k in range(reach)], axis=0)
+
+
 def _below_other_db(o: np.ndarray, t: np.ndarray, reach: int) -> float:
     """How far the utterance's loud frames (levels `o`) are below the other channel's (`t`, over
     the same span); at least 4 frames of each."""
     n = min(len(o), len(t))
-    o, t = o[:n], t[:n]
-    recent = np.max([np.concatenate([np.full(k, -120.0), t[:n - k]]) for k in range(reach)], axis=0)
+    o, recent = o[:n], _recent_max(t[:n], reach)
     loud = o >= np.percentile(o, 70)
     return float(np.median((recent - o)[loud]))
 
@@ -128,10 +133,10 @@ def echo_ends(own: np.ndarray, other: np.ndarray, echo: AttributionOptions = Att
     o, t = frame_levels(own, FRAME), frame_levels(other, FRAME)
     n = min(len(o), len(t))
     whole = (0, len(own))
-    if n < round((options.min_end_s + options.min_rest_s) * SAMPLE_RATE / FRAME):
+    if not options.enabled or n < round((options.min_end_s + options.min_rest_s) * SAMPLE_RATE / FRAME):
         return whole
     o, t = o[:n], t[:n]
-    recent = np.max([np.concatenate([np.full(k, -120.0), t[:n - k]]) for k in range(echo.echo_reach_frames)], axis=0)
+    recent = _recent_max(t, echo.echo_reach_frames)
     gap = recent - o
     talking = recent >= np.percentile(t, 20) + echo.other_active_db
     # an echo is weaker than the side's own words, but not the line's quiet
@@ -208,7 +213,7 @@ def split_echo_ends(u: Utterance, own: np.ndarray, other: np.ndarray | None,
                     options: AttributionOptions) -> tuple[Utterance, list[Transcript]]:
     """(the utterance without the other side's echo at its ends, transcripts of those ends);
     `own`, `other`: both channels over the utterance's span."""
-    if other is None or not options.echo_ends.enabled:
+    if other is None:
         return u, []
     a, b = echo_ends(own, other, options, options.echo_ends)
     ends = [dropped(u.piece(0, a), "echo of the other side (before this side's words)")] if a else []

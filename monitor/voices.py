@@ -81,23 +81,23 @@ def _voicing(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return lag, level, (peak >= 0.6) & (level >= np.percentile(level, 10) + 6.0)
 
 
+def _middle(x: np.ndarray, max_s: float) -> np.ndarray:
+    """The middle `max_s` seconds of x (all of it when shorter): a long line's voice, at a bounded cost."""
+    keep = int(max_s * SAMPLE_RATE)
+    return x[(len(x) - keep) // 2:(len(x) - keep) // 2 + keep] if len(x) > keep else x
+
+
 def median_log_pitch(x: np.ndarray, max_s: float = VoiceOptions.max_line_s) -> float:
     """The median log pitch (Hz) of a span's voiced hops, from its middle `max_s` at most;
     nan when it has fewer than 5 voiced hops."""
-    keep = int(max_s * SAMPLE_RATE)
-    if len(x) > keep:
-        x = x[(len(x) - keep) // 2:(len(x) - keep) // 2 + keep]
-    lag, _, voiced = _voicing(x)
+    lag, _, voiced = _voicing(_middle(x, max_s))
     return float(np.median(np.log(SAMPLE_RATE / lag[voiced]))) if voiced.sum() >= 5 else float("nan")
 
 
 def voice_features(x: np.ndarray, options: VoiceOptions = VoiceOptions()) -> np.ndarray | None:
     """26 numbers for a line's voice (cepstral means and spreads, log-pitch median and spread);
     None for a span too short to say."""
-    keep = int(options.max_line_s * SAMPLE_RATE)
-    if len(x) > keep:
-        x = x[(len(x) - keep) // 2:(len(x) - keep) // 2 + keep]
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(_middle(x, options.max_line_s), dtype=np.float64)
     lag, level, voiced = _voicing(x)
     n = (len(x) - WIN) // HOP + 1
     if len(level) < 5 or n < 5:

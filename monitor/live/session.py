@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from monitor.attribution import FRAME, AttributionOptions, Attributor, dropped, split_echo_ends
+from monitor.attribution import FRAME, AttributionOptions, Attributor, dropped, echo_ends, split_echo_ends
 from monitor.events import SAMPLE_RATE, CallEvent, Role, ToneEvent, Transcript, Utterance, Violation
 from monitor.music import MUSIC, MusicOptions, music_spans, split_music
 from monitor.phrasebook import Profile
@@ -298,9 +298,10 @@ class CallSession:
         own, theirs = self._audio[u.role].span(u.start, u.end), self._audio[other].span(u.start, u.end)
         if abs(len(own) - len(u.samples)) > FRAME:  # older than the recent audio kept: as it is
             return u
-        kept, ends = split_echo_ends(u, own, theirs, self.opt.attribution)
         if growing:
-            return u.piece(int(round((kept.start - u.start) * SAMPLE_RATE)), len(u.samples))
+            start, _ = echo_ends(own, theirs, self.opt.attribution, self.opt.attribution.echo_ends)
+            return u.piece(start, len(u.samples)) if start else u
+        kept, ends = split_echo_ends(u, own, theirs, self.opt.attribution)
         for tr in ends:
             self.transcripts.append(tr)
             self._push(tr)
