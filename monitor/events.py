@@ -64,6 +64,9 @@ class Transcript:
     dropped_because: str = ""
     # Mixed-mono calls only (monitor.roles): how sure the role is, 0.5..1; None: heard on its own channel.
     role_confidence: float | None = None
+    # Other readings of the same audio the recogniser found nearly as likely (its beam's next
+    # hypotheses, monitor.asr.whisper): on a noisy line the right words are often one of them.
+    alternatives: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {"channel": self.role, "start": round(self.start, 2), "end": round(self.end, 2),

@@ -71,7 +71,9 @@ class JudgeInput:
                                         avg_logprob=float(t["avg_logprob"]), no_speech_prob=float(t["no_speech_prob"]),
                                         dropped_because=str(t["dropped_because"]),
                                         role_confidence=None if t.get("role_confidence") is None
-                                        else float(t["role_confidence"])) for t in d["transcripts"]],
+                                        else float(t["role_confidence"]),
+                                        alternatives=tuple(str(a) for a in t.get("alternatives", ())))
+                            for t in d["transcripts"]],
                 confirmed_tones=[_tone(t) for t in d["confirmed_tones"]],
                 tones=[_tone(t) for t in d["tones"]],
                 events=[CallEvent(t=float(e["t"]), type=str(e["type"]),
@@ -98,7 +100,8 @@ def _transcript_dict(t: Transcript) -> dict:
     return {"role": t.role, "start": float(t.start), "end": float(t.end), "text": t.text, "speech": bool(t.speech),
             "avg_logprob": float(t.avg_logprob), "no_speech_prob": float(t.no_speech_prob),
             "dropped_because": t.dropped_because,
-            **({"role_confidence": float(t.role_confidence)} if t.role_confidence is not None else {})}
+            **({"role_confidence": float(t.role_confidence)} if t.role_confidence is not None else {}),
+            **({"alternatives": list(t.alternatives)} if t.alternatives else {})}
 
 
 def _tone_dict(t: ToneEvent) -> dict:

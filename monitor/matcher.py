@@ -261,6 +261,17 @@ class PhraseMatcher:
         return bool(self.patterns)
 
     def find(self, text: str) -> list[Match]:
+        return self._scan(text)[0]
+
+    def excused(self, text: str) -> set[str]:
+        """Names of the patterns the text holds only inside a polite look-alike (an exclusion or
+        a `Polite` construction): "这种情况也不是不可能" excuses 不可能."""
+        found, excused = self._scan(text)
+        return excused - {m.name for m in found}
+
+    def _scan(self, text: str) -> tuple[list[Match], set[str]]:
+        """(the matches, best first per region; the names of patterns found but excused)."""
+        excused: set[str] = set()
         norm, breaks = _normalize_with_breaks(text)
         txt = [_readings(ch) for ch in norm]
         out: list[Match] = []
@@ -278,11 +289,13 @@ class PhraseMatcher:
                      if not any(s < b < e for b in breaks)]
             for s, e, c in hits:
                 if any(xs <= s and e <= xe for xs, xe in spans):
+                    excused.add(p.name)
                     continue
                 if self.polite is not None:
                     lo = max((b for b in breaks if b <= s), default=0)
                     hi = min((b for b in breaks if b >= e), default=len(norm))
                     if self.polite.excuses(norm[lo:hi], s - lo, e - lo, normalize(p.text)):
+                        excused.add(p.name)
                         continue
                 out.append(Match(p.name, p.text, s, e, round(c, 2), norm[s:e]))
         # One report per phrase region: the best-scoring pattern wins.
@@ -291,7 +304,7 @@ class PhraseMatcher:
         for mt in out:
             if all(mt.end <= k.start or mt.start >= k.end for k in kept):
                 kept.append(mt)
-        return sorted(kept, key=lambda m: m.start)
+        return sorted(kept, key=lambda m: m.start), excused
 
     def first(self, text: str) -> Match | None:
         found = self.find(text)

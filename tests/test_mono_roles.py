@@ -66,6 +66,20 @@ def test_a_line_given_to_the_agent_without_confidence_raises_no_forbidden_alert(
     assert forbidden(tr(9.0, 10.5, "这个我不知道")) == ["我不知道"]
 
 
+def test_a_rude_line_whose_side_rests_on_the_turns_alone_needs_more_confidence():
+    """No cue of its own (no service phrase, no 您 with a service verb): 0.86 is not enough
+    (dev-000's caller said "我不知道，你问我我问谁啊？" between two sure lines); with a cue it is."""
+    engine = RuleEngine(load_profile("zte"))
+
+    def forbidden(text: str, start: float, confidence: float) -> list[str]:
+        t = Transcript(role="agent", start=start, end=start + 2.0, text=text, role_confidence=confidence)
+        return [v.phrase or "" for v in engine.on_transcript(t) if v.rule == "forbidden"]
+
+    assert forbidden("我不知道，你问我我问谁啊？", 10.0, 0.86) == []
+    assert forbidden("我不知道，你问我我问谁啊？", 20.0, 0.93) == ["我不知道"]
+    assert forbidden("不可能，我帮您再查一下。", 30.0, 0.86) == ["不可能"]  # 帮您: the agent's words
+
+
 def test_a_question_and_its_answer_held_in_one_noisy_utterance_are_cut_apart(corpus_dir, tmp_path):
     """dev-029 (noisy, 16 kHz): the VAD holds 0.5-8 s open through the noise, over the agent's
     greeting and the caller's problem; the cut falls in the pause between them."""

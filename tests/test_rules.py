@@ -30,6 +30,10 @@ def rules_of(engine):
     return sorted(v.rule for v in engine.violations)
 
 
+def forbidden(engine):
+    return [v for v in engine.violations if v.rule == "forbidden"]
+
+
 def polite_call(*middle):
     """Greeting, a question, the middle turns given, then goodbye right after them."""
     t = max([5.0] + [m.end for m in middle]) + 1.0
@@ -114,6 +118,29 @@ def test_a_phrase_inside_a_long_merged_utterance_is_located_near_where_it_was_sa
                      agent(25.0, 27.0, "感谢您的来电，再见！")])
     (v,) = e.violations
     assert v.start > 17.0 and v.end == 24.0
+
+
+def test_a_rude_phrase_the_best_reading_garbled_is_found_in_the_recognisers_near_reading():
+    # field-style call, noisy 8 kHz: "你有完没完" came back "已有完美完"; the beam's next reading had it
+    garbled = replace(agent(14.2, 16.7, "已有完美完,同一个人提问了三点了。"),
+                      alternatives=("有完没完,同一个人提问了三点了。", "你有完没完,同一个人提问了三点了。"))
+    (v,) = forbidden(run(UNICOM, polite_call(garbled)))
+    assert (v.rule, v.phrase, v.text) == ("forbidden", "你有完没完", "已有完美完,同一个人提问了三点了。")
+    assert "near reading" in v.evidence and "你有完没完" in v.evidence
+    # the same line without its near readings raises nothing: the best reading alone is not rude
+    assert forbidden(run(UNICOM, polite_call(replace(garbled, alternatives=())))) == []
+
+
+def test_a_polite_construction_in_the_best_reading_is_not_undone_by_a_near_reading_that_garbles_it():
+    # "也不是不可能" (denied) with a near reading "也不适不可能": the agent did not refuse
+    line = replace(agent(6.0, 9.0, "这种情况也不是不可能,我们马上帮您排查。"),
+                   alternatives=("这种情况也不适不可能,我们马上帮您排查。",))
+    assert rules_of(run(ZTE, polite_call(line))) == []
+
+
+def test_near_readings_of_the_callers_words_raise_nothing():
+    line = replace(caller(6.0, 9.0, "已有完美完,同一个人提问了三点了。"), alternatives=("你有完没完,同一个人提问了三点了。",))
+    assert forbidden(run(UNICOM, polite_call(line))) == []
 
 
 # -- closing -------------------------------------------------------------------

@@ -27,7 +27,15 @@ from monitor.asr.coverage import (
 from monitor.asr.filters import SpeechFilter, clean, why_not_speech
 from monitor.asr.model_files import resolve_model_dir
 from monitor.events import SAMPLE_RATE, Transcript, Utterance
-from monitor.text import to_simplified
+from monitor.text import normalize, to_simplified
+
+# Whisper's input features are a matrix product in numpy, and numpy's BLAS splits its sums over
+# as many threads as the machine has cores (Ray's workers get one): on some CPUs the last digits
+# of a feature then change with the thread count, and now and then a word (OpenBLAS on AVX-512:
+# between 1 and 2 threads every line of dev-000 had other scores and 6 of 16 other words). One
+# thread for it everywhere (WhisperTranscriber), so that score, replay, live and Ray on any
+# machine hear the same words; the decodes that run side by side (`streams`) use the cores.
+BLAS_THREADS = 1
 
 FRAMES_PER_S = 100  # Whisper's mel hop is 10 ms
 MAX_FRAMES = 3000  # the model's 30 s window
@@ -49,6 +57,14 @@ class AsrOptions:
     # leave a second thread of the same decode idle much of the time).
     streams: int = 1
     beam_size: int = 3
+    # The beam's other hypotheses kept as `Transcript.alternatives` when their average log-prob per
+    # token is within this of the best one's (at most `max_alternatives`); 0 keeps none. The
+    # forbidden rule reads them (monitor.rules.forbidden). Rescored over the dev calls and four
+    # 40-call field-style sets: 0.05 found 3 more rude lines and raised nothing new; 0.1 and 0.2
+    # raised a polite line the near reading garbled ("不知道是否方便" heard "我知道是走方便", its
+    # next reading "不知道是走方便…").
+    alternatives_margin: float = 0.05
+    max_alternatives: int = 2
     language: str = "zh"
     # A simplified-Chinese prompt keeps the output simplified and in Mandarin.
     initial_prompt: str = "以下是普通话的句子。"
@@ -70,6 +86,9 @@ class WhisperTranscriber:
     def __init__(self, options: AsrOptions = AsrOptions()) -> None:
         import ctranslate2
         from faster_whisper.feature_extractor import FeatureExtractor
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=BLAS_THREADS, user_api="blas")
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import WhisperModel
 
@@ -154,7 +173,7 @@ class WhisperTranscriber:
             whole = results[i]
             text = "，".join(t.text.rstrip("。.，, ") for t in parts)
             if whole is not None and len(text) > len(whole.text if whole.speech else ""):
-                results[i] = dataclasses.replace(whole, text=text, speech=True, dropped_because="",
+                results[i] = dataclasses.replace(whole, text=text, speech=True, dropped_because="", alternatives=(),
                                                  avg_logprob=min(t.avg_logprob for t in parts))
 
     def _add_last_clauses(self, utts: Sequence[Utterance], results: list[Transcript | None], thin: list[int]) -> None:
@@ -184,6 +203,7 @@ class WhisperTranscriber:
                 max_new = min(200, 20 + int(n_frames / FRAMES_PER_S * 8))
                 outs = self._ct2.generate(
                     enc, [self._prompt] * len(batch), beam_size=self.opt.beam_size,
+                    num_hypotheses=self.opt.beam_size if self.opt.alternatives_margin > 0 else 1,
                     max_length=len(self._prompt) + max_new, return_scores=True,
                     return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1],
                     repetition_penalty=1.0, length_penalty=1.0)
@@ -191,12 +211,26 @@ class WhisperTranscriber:
                 results[i] = self._to_transcript(utterances[i], out)
         return results
 
-    def _to_transcript(self, utt: Utterance, out) -> Transcript:
-        tokens = [t for t in out.sequences_ids[0] if t < self._tok.eot]
-        avg_logprob = float(out.scores[0]) * len(tokens) / (len(tokens) + 1) if tokens else -10.0
-        no_speech = float(out.no_speech_prob)
+    def _reading(self, ids: list[int], score: float, no_speech: float) -> tuple[str, str, float]:
+        """(text, reason it is not speech or '', average log-prob) of one hypothesis."""
+        tokens = [t for t in ids if t < self._tok.eot]
+        avg_logprob = score * len(tokens) / (len(tokens) + 1) if tokens else -10.0
         text, reason = clean(to_simplified(self._tok.decode(tokens).strip()), self._prompt_texts)
-        reason = reason or why_not_speech(text, avg_logprob, no_speech, self.opt.speech_filter)
+        return text, reason or why_not_speech(text, avg_logprob, no_speech, self.opt.speech_filter), avg_logprob
+
+    def _to_transcript(self, utt: Utterance, out) -> Transcript:
+        no_speech = float(out.no_speech_prob)
+        text, reason, avg_logprob = self._reading(out.sequences_ids[0], float(out.scores[0]), no_speech)
+        alternatives: list[str] = []
+        seen = {normalize(text)}
+        for ids, score in zip(out.sequences_ids[1:], out.scores[1:], strict=True):
+            if reason or len(alternatives) >= self.opt.max_alternatives \
+                    or float(score) < float(out.scores[0]) - self.opt.alternatives_margin:
+                break
+            alt, why, _ = self._reading(ids, float(score), no_speech)
+            if not why and normalize(alt) not in seen:
+                seen.add(normalize(alt))
+                alternatives.append(alt)
         return Transcript(role=utt.role, start=utt.start, end=utt.end, text=text, speech=not reason,
                           avg_logprob=round(avg_logprob, 3), no_speech_prob=round(no_speech, 3),
-                          dropped_because=reason)
+                          dropped_because=reason, alternatives=tuple(alternatives))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from monitor.events import Transcript, Violation
+from monitor.roles import line_evidence
 from monitor.rules.base import Rule, violation
 from monitor.text import normalize
 
@@ -15,6 +16,20 @@ LOCATE_MARGIN_S = 1.0
 # the right side 0.97 / 0.95 of the time on the dev calls, 0.92 / 0.89 on a held-out-style set;
 # at 0.7-0.8 only 0.91 (dev) and 0.71 (held out), so a lower bar would raise callers' words.
 MIN_ROLE_CONFIDENCE = 0.8
+# ... and a line whose own words do not place it (no greeting, service phrase or 您 with a service verb:
+# `monitor.roles.line_evidence` <= 0) needs this: its side rests on the turns alone. Rude lines are such
+# lines. Measured on cached recognition mixed to mono (dev / held-out-style set), lines given to the
+# agent without cues of their own at 0.8-0.9 had the right side 0.76 (21) / 0.57 (7) of the time, at
+# 0.9+ 0.85 (13) / 0.96 (46); lines with cues 0.99+ at any confidence over 0.8. Forbidden lines raised:
+# dev 8 right and 1 caller's line ("我不知道，你问我我问谁啊？" at 0.86) -> 6 right and none; held-out
+# 10 -> 8, none wrong either way.
+MIN_ROLE_CONFIDENCE_UNCUED = 0.9
+# When the recogniser's best reading holds no forbidden phrase, its near readings
+# (Transcript.alternatives) are searched too: on a noisy line a rude phrase garbled in the best
+# reading ("已有完美完") is often whole in the next one ("你有完没完"). A phrase the best reading
+# holds inside a polite construction ("也不是不可能") is not raised from a near reading that
+# garbles the construction ("也不适不可能").
+READ_ALTERNATIVES = True
 
 
 class ForbiddenRule(Rule):
@@ -28,15 +43,28 @@ class ForbiddenRule(Rule):
         # final transcripts of one utterance; they are one finding.
         self.reported: set[tuple[str, float]] = set()
 
+    def _min_confidence(self, tr: Transcript) -> float:
+        return MIN_ROLE_CONFIDENCE if line_evidence(tr, self.profile) > 0 else MIN_ROLE_CONFIDENCE_UNCUED
+
     def on_transcript(self, tr: Transcript) -> list[Violation]:
         if tr.role != "agent" or not tr.speech:
             return []
         # A mixed-mono line given to the agent without confidence (monitor.roles) never raises alone.
-        if tr.role_confidence is not None and tr.role_confidence < MIN_ROLE_CONFIDENCE:
+        if tr.role_confidence is not None and tr.role_confidence < self._min_confidence(tr):
             return []
         out = []
-        n = max(1, len(normalize(tr.text)))
-        for m in self.profile.forbidden_matcher.find(tr.text):
+        matcher = self.profile.forbidden_matcher
+        text, how = tr.text, ""
+        found = matcher.find(text)
+        if READ_ALTERNATIVES and not found and tr.alternatives:
+            polite = matcher.excused(text)
+            for alt in tr.alternatives:
+                found = [m for m in matcher.find(alt) if m.name not in polite]
+                if found:
+                    text, how = alt, f"; the recogniser's near reading “{alt}”"
+                    break
+        n = max(1, len(normalize(text)))
+        for m in found:
             entry = self.by_phrase[m.name]
             key = (entry.phrase, round(tr.start, 3))
             if key in self.reported:
@@ -49,6 +77,6 @@ class ForbiddenRule(Rule):
                               min(tr.end, tr.start + dur * m.end / n + LOCATE_MARGIN_S))
             exact = "exact" if m.cost == 0 else f"sounds like it (pinyin distance {m.cost:g})"
             out.append(violation(self.name, self.profile.forbidden_defaults, start, end, tr.text,
-                                 f"agent said “{m.matched}”: {exact}", phrase=entry.phrase,
+                                 f"agent said “{m.matched}”: {exact}{how}", phrase=entry.phrase,
                                  severity=entry.severity, deduction=entry.deduction, seed=entry.seed))
         return out
