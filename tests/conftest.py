@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+import monitor  # noqa: F401  (first: it pins numpy's BLAS threads before any test loads numpy)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -29,14 +29,6 @@ from monitor.asr.model_files import resolve_model_dir
 from monitor.events import SAMPLE_RATE, Transcript, Utterance
 from monitor.text import normalize, to_simplified
 
-# Whisper's input features are a matrix product in numpy, and numpy's BLAS splits its sums over
-# as many threads as the machine has cores (Ray's workers get one): on some CPUs the last digits
-# of a feature then change with the thread count, and now and then a word (OpenBLAS on AVX-512:
-# between 1 and 2 threads every line of dev-000 had other scores and 6 of 16 other words). One
-# thread for it everywhere (WhisperTranscriber), so that score, replay, live and Ray on any
-# machine hear the same words; the decodes that run side by side (`streams`) use the cores.
-BLAS_THREADS = 1
-
 FRAMES_PER_S = 100  # Whisper's mel hop is 10 ms
 MAX_FRAMES = 3000  # the model's 30 s window
 
@@ -86,9 +78,6 @@ class WhisperTranscriber:
     def __init__(self, options: AsrOptions = AsrOptions()) -> None:
         import ctranslate2
         from faster_whisper.feature_extractor import FeatureExtractor
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=BLAS_THREADS, user_api="blas")
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import WhisperModel
 
