@@ -113,8 +113,10 @@ def caller_tones(call: CallAudio) -> tuple[list[ToneEvent], list[ToneEvent]]:
 def utterances_of(call: CallAudio, tones: list[ToneEvent], vad: VadOptions) -> list[Utterance]:
     utts: list[Utterance] = []
     for role, samples in call.channels.items():
-        # A busy tone looks like speech to webrtcvad; nothing after its onset is the caller talking.
-        masked = [(t.start, call.duration + 1.0) for t in tones if t.role == role]
+        # A busy tone looks like speech to webrtcvad, and nothing after its onset is anyone talking to
+        # the other side: the caller has hung up. Its echo on the agent's channel, which an AGC can lift
+        # to the tone's own level, would otherwise be glued to the agent's goodbye.
+        masked = [(t.start, call.duration + 1.0) for t in tones]
         utts.extend(segment(samples, role, vad, masked=masked))
     return utts
 

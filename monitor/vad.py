@@ -110,6 +110,7 @@ class VadSegmenter:
         self._utt_start = 0.0
         self._detected_at = 0.0
         self._last_voiced_end = 0.0
+        self._voiced_ends: list[float] = []  # of the open utterance's voiced frames (a mask may void some)
         self._silence_run = 0
         self._masked: list[tuple[float, float]] = []
 
@@ -134,17 +135,39 @@ class VadSegmenter:
             return np.zeros(0, dtype=np.float32)
         return np.concatenate(self._utt_frames)
 
-    def mask(self, start: float, end: float) -> None:
-        """Treat [start, end) as non-speech (e.g. a call-progress tone).
+    def mask(self, start: float, end: float) -> list[Utterance]:
+        """Treat [start, end) as non-speech (e.g. a call-progress tone); returns the utterance this closes.
 
         Live, a tone is confirmed about a second after it began; an utterance the
-        tone itself opened (starting within the pre-roll of `start`) is dropped.
+        tone itself opened (starting within the pre-roll of `start`) is dropped, and
+        one open since before it ends where its speech before `start` ended, as if
+        the tone had been known all along (as batch scoring knows it).
         """
         self._masked.append((start, end))
-        if self._in_speech and self._utt_start >= start - self._roll - 1e-9:
+        if not self._in_speech:
+            return []
+        if self._utt_start >= start - self._roll - 1e-9:
             self._in_speech = False
             self._utt_frames = []
             self._silence_run = 0
+            return []
+        before = [e for e in self._voiced_ends if e - self._dt < start - 1e-9 or e - self._dt >= end]
+        if len(before) == len(self._voiced_ends):
+            return []  # none of its voiced frames were in the masked span
+        if not before:  # a piece cut off for length with no speech before the mask: nothing to close
+            self._in_speech = False
+            self._utt_frames = []
+            self._silence_run = 0
+            return []
+        self._voiced_ends = before
+        self._last_voiced_end = before[-1]
+        self._silence_run = round((self.now - self._last_voiced_end) / self._dt)
+        long = self.now - self._utt_start >= self.opt.long_utterance_s
+        stop = self.opt.long_stop_silence_s if long else self.opt.stop_silence_s
+        if self._silence_run * self._dt >= stop - 1e-9:
+            u = self._close(self._last_voiced_end)
+            return [u] if u is not None else []
+        return []
 
     def feed(self, samples: np.ndarray) -> list[Utterance]:
         """Append audio; returns utterances closed by it."""
@@ -211,12 +234,14 @@ class VadSegmenter:
                 first_voiced = next(i for i, (_, v) in enumerate(recent) if v)
                 self._detected_at = self.now - (len(recent) - first_voiced) * self._dt
                 self._last_voiced_end = self.now
+                self._voiced_ends = [self.now]
                 self._silence_run = 0
                 self._history.clear()
             return None
         self._utt_frames.append(frame)
         if voiced:
             self._last_voiced_end = self.now
+            self._voiced_ends.append(self.now)
             self._silence_run = 0
         else:
             self._silence_run += 1
@@ -237,6 +262,7 @@ class VadSegmenter:
         if keep_open:
             # A forced cut in running speech: the next piece starts right here.
             self._utt_frames = []
+            self._voiced_ends = []
             self._utt_start = self._detected_at = self.now
         else:
             self._in_speech = False

@@ -125,3 +125,41 @@ def test_a_busy_tone_on_the_caller_side_is_not_transcribed_and_means_the_caller_
              Line("agent", 3.0, 4.5, "感谢您的来电，再见！"), Line("caller", 5.0, 9.0, "嘟嘟嘟")]
     summary, alerts = replay(chans, lines)
     assert summary.violations == [] and alerts == []
+
+
+def test_the_busy_tones_echo_on_the_agents_channel_is_not_glued_to_the_goodbye_live_as_in_batch():
+    """The caller hangs up 0.4 s after the agent's goodbye; the tone leaks onto the agent's channel
+    nearly as loud as the tone itself (an AGC lifts echo). From the tone's onset nobody is talking
+    to anyone: the goodbye ends where its words end, although live the tone is known a second late."""
+    from pathlib import Path
+
+    from monitor.audio.files import CallAudio
+    from monitor.pipeline import caller_tones, utterances_of
+    from monitor.vad import VadOptions
+    from tests.test_tones import china_busy
+
+    chans = two_channels([(0.5, 2.0), (3.0, 4.5)], [(2.2, 2.8)], 9.0)
+    onset, delay = 4.9, int(0.08 * SR)
+    tone = china_busy(4.0, lead=0.0).astype(np.float32)[:len(chans["caller"]) - int(onset * SR)]
+    chans["caller"][int(onset * SR):int(onset * SR) + len(tone)] += tone
+    echo = 0.8 * tone[:len(tone) - delay]
+    chans["agent"][int(onset * SR) + delay:int(onset * SR) + delay + len(echo)] += echo
+
+    call = CallAudio(path=Path("c.wav"), source_rate=SR, source_channels=2, channels=chans)
+    _, tones = caller_tones(call)
+    assert tones and abs(tones[0].start - onset) < 0.2
+    batch = sorted((u.role, round(u.start, 2), round(u.end, 2))
+                   for u in utterances_of(call, tones, VadOptions()))
+
+    session = CallSession("c", ZTE)
+    work = []
+    b = int(0.1 * SR)
+    for i in range(0, len(chans["agent"]), b):
+        for role in ("agent", "caller"):
+            work += session.feed(role, chans[role][i:i + b])[0]
+    work += session.finish()
+    live = sorted((w.utterance.role, round(w.utterance.start, 2), round(w.utterance.end, 2))
+                  for w in work if not w.partial)
+    goodbye = [u for u in batch if u[0] == "agent"][-1]
+    assert goodbye[2] < onset  # the words and a little pad, not the tone after them
+    assert live == batch

@@ -143,15 +143,17 @@ class CallSession:
         if self.finished:
             raise RuntimeError("call already finished")
         found: list[Violation] = []
+        cut: list[Utterance] = []  # other channels' utterances a tone closed
         if role == self._tone_channel and self.tones is not None:
             for tone in self.tones.feed(samples):
-                self._on_tone(tone)
+                cut += self._on_tone(tone)
         utts = self.vad[role].feed(samples)
         self._heard[role] += len(samples) / SAMPLE_RATE
         self._audio[role].add(samples)
         if utts or self.vad[role].in_speech:
             self.last_voice = max(self.last_voice, self._heard[role])
-        work = [w for u in self._turns(self._speech(utts)) if not self._is_tone(u) and (w := self._submit(u)) is not None]
+        work = [w for u in self._turns(self._speech(cut + utts))
+                if not self._is_tone(u) and (w := self._submit(u)) is not None]
         work += self._partials(role)
         found += self.release()
         return work, found
@@ -339,15 +341,21 @@ class CallSession:
             return []  # music: the closed utterance is split and judged
         return [Work(piece, partial=True)]
 
-    def _on_tone(self, tone: ToneEvent) -> None:
+    def _on_tone(self, tone: ToneEvent) -> list[Utterance]:
+        """The caller hung up at the tone's onset: from then on no channel holds anyone talking to the
+        other (the tone's echo on the agent's channel neither; batch masks both channels alike).
+        Returns the utterances this closes (open since before the tone, they end where their speech did)."""
         self.tone_events.append(tone)
-        self.vad[self._tone_channel].mask(tone.start, float("inf"))
-        for key in [k for k in self._pending if k[0] == self._tone_channel and k[1] >= tone.start - TONE_SLACK_S]:
+        closed: list[Utterance] = []
+        for vad in self.vad.values():
+            closed += vad.mask(tone.start, float("inf"))
+        for key in [k for k in self._pending if k[1] >= tone.start - TONE_SLACK_S]:
             del self._pending[key]
         self._push(tone)
+        return closed
 
     def _is_tone(self, u: Utterance) -> bool:
-        return u.role == self._tone_channel and any(u.start >= t.start - TONE_SLACK_S for t in self.tone_events)
+        return any(u.start >= t.start - TONE_SLACK_S for t in self.tone_events)
 
 
 def _finding(v: Violation) -> tuple[str, str | None, float]:
