@@ -18,6 +18,7 @@ RULES: dict[str, tuple[str, str]] = {
     "greeting": ("开场问候", "greeting"),
     "greeting_company": ("问候未报公司名", "greeting names the company"),
     "forbidden": ("服务忌语", "forbidden phrase"),
+    "forbidden_unsure": ("疑似服务忌语（说话人待核实）", "forbidden phrase, speaker to review"),
     "closing": ("结束语", "closing"),
     "closing_offer": ("未询问其他需求", "closing offer"),
     "hangup": ("先于客户挂机", "hang-up first"),
@@ -42,6 +43,11 @@ SEVERITIES: dict[str, tuple[str, str]] = {
 
 # (English evidence pattern, Chinese template). First match wins.
 EVIDENCE: list[tuple[str, str]] = [
+    (r"^agent said “(.*)”: (.*); whose line is unsure \(the agent's at (.*)\)$",
+     "混合录音中说“{1}”的这句话是坐席的可能性为 {3}，请人工核实"),
+    (r"^agent said “(.*)”: exact; the recogniser's near reading “(.*)”$", "坐席说了“{1}”（识别的另一读法“{2}”，完全一致）"),
+    (r"^agent said “(.*)”: sounds like it \(pinyin distance (.*)\); the recogniser's near reading “(.*)”$",
+     "坐席说了“{1}”（识别的另一读法“{3}”，读音相近，拼音距离 {2}）"),
     (r"^agent said “(.*)”: exact$", "坐席说了“{1}”（完全一致）"),
     (r"^agent said “(.*)”: sounds like it \(pinyin distance (.*)\)$", "坐席说了“{1}”（读音相近，拼音距离 {2}）"),
     (r"^rude opening “(.*)” instead of a greeting$", "开场用了“{1}”，没有问候"),

@@ -78,6 +78,10 @@ def test_a_rude_line_whose_side_rests_on_the_turns_alone_needs_more_confidence()
     assert forbidden("我不知道，你问我我问谁啊？", 10.0, 0.86) == []
     assert forbidden("我不知道，你问我我问谁啊？", 20.0, 0.93) == ["我不知道"]
     assert forbidden("不可能，我帮您再查一下。", 30.0, 0.86) == ["不可能"]  # 帮您: the agent's words
+    # the unsure line is left for the QA lead to review when the call ends: minor, no points
+    (review,) = [v for v in engine.end(40.0) if v.rule.startswith("forbidden")]
+    assert (review.rule, review.phrase, review.start, review.deduction) == ("forbidden_unsure", "我不知道", 10.0, 0.0)
+    assert "unsure (the agent's at 0.86)" in review.evidence
 
 
 def test_a_question_and_its_answer_held_in_one_noisy_utterance_are_cut_apart(corpus_dir, tmp_path):

@@ -4,6 +4,7 @@ from dataclasses import replace
 import pytest
 
 from monitor.events import CallEvent, ToneEvent
+from monitor.labels import evidence
 from monitor.phrasebook import load_profile
 from monitor.pipeline import judge
 from monitor.rules import RuleEngine, RuleOptions
@@ -127,6 +128,7 @@ def test_a_rude_phrase_the_best_reading_garbled_is_found_in_the_recognisers_near
     (v,) = forbidden(run(UNICOM, polite_call(garbled)))
     assert (v.rule, v.phrase, v.text) == ("forbidden", "你有完没完", "已有完美完,同一个人提问了三点了。")
     assert "near reading" in v.evidence and "你有完没完" in v.evidence
+    assert evidence(v.evidence).startswith("坐席说了“")  # the console's Chinese wording knows it
     # the same line without its near readings raises nothing: the best reading alone is not rude
     assert forbidden(run(UNICOM, polite_call(replace(garbled, alternatives=())))) == []
 

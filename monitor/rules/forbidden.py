@@ -24,6 +24,12 @@ MIN_ROLE_CONFIDENCE = 0.8
 # dev 8 right and 1 caller's line ("我不知道，你问我我问谁啊？" at 0.86) -> 6 right and none; held-out
 # 10 -> 8, none wrong either way.
 MIN_ROLE_CONFIDENCE_UNCUED = 0.9
+# A forbidden phrase in a line given to the agent below those bars is not a violation, but the QA
+# lead gets it to review at the call's end: `forbidden_unsure` (minor, no points), with the line's
+# confidence. Dev calls mixed to mono: 6 alerts, all the agent's rude lines; 4 lines to review, 3 of
+# them the agent's rude lines and 1 the caller's. Held-out-style set: 5 alerts, all right; 16 to
+# review, 12 of them the agent's.
+UNSURE_RULE = "forbidden_unsure"
 # When the recogniser's best reading holds no forbidden phrase, its near readings
 # (Transcript.alternatives) are searched too: on a noisy line a rude phrase garbled in the best
 # reading ("已有完美完") is often whole in the next one ("你有完没完"). A phrase the best reading
@@ -42,6 +48,7 @@ class ForbiddenRule(Rule):
         # (phrase, utterance start): live, the same words are seen in partial and
         # final transcripts of one utterance; they are one finding.
         self.reported: set[tuple[str, float]] = set()
+        self.unsure: dict[tuple[str, float], Violation] = {}  # (phrase, start): to review at the end
 
     def _min_confidence(self, tr: Transcript) -> float:
         return MIN_ROLE_CONFIDENCE if line_evidence(tr, self.profile) > 0 else MIN_ROLE_CONFIDENCE_UNCUED
@@ -50,8 +57,7 @@ class ForbiddenRule(Rule):
         if tr.role != "agent" or not tr.speech:
             return []
         # A mixed-mono line given to the agent without confidence (monitor.roles) never raises alone.
-        if tr.role_confidence is not None and tr.role_confidence < self._min_confidence(tr):
-            return []
+        sure = tr.role_confidence is None or tr.role_confidence >= self._min_confidence(tr)
         out = []
         matcher = self.profile.forbidden_matcher
         text, how = tr.text, ""
@@ -69,14 +75,25 @@ class ForbiddenRule(Rule):
             key = (entry.phrase, round(tr.start, 3))
             if key in self.reported:
                 continue
-            self.reported.add(key)
             start, end = tr.start, tr.end
             if end - start > LOCATE_ABOVE_S:
                 dur = end - start
                 start, end = (max(tr.start, tr.start + dur * m.start / n - LOCATE_MARGIN_S),
                               min(tr.end, tr.start + dur * m.end / n + LOCATE_MARGIN_S))
             exact = "exact" if m.cost == 0 else f"sounds like it (pinyin distance {m.cost:g})"
-            out.append(violation(self.name, self.profile.forbidden_defaults, start, end, tr.text,
-                                 f"agent said “{m.matched}”: {exact}{how}", phrase=entry.phrase,
-                                 severity=entry.severity, deduction=entry.deduction, seed=entry.seed))
+            said = f"agent said “{m.matched}”: {exact}{how}"
+            if not sure:
+                self.unsure[key] = violation(
+                    UNSURE_RULE, self.profile.forbidden_defaults, start, end, tr.text,
+                    f"{said}; whose line is unsure (the agent's at {tr.role_confidence:.2f})",
+                    phrase=entry.phrase, severity="minor", deduction=0.0, seed=entry.seed)
+                continue
+            self.reported.add(key)
+            self.unsure.pop(key, None)
+            out.append(violation(self.name, self.profile.forbidden_defaults, start, end, tr.text, said,
+                                 phrase=entry.phrase, severity=entry.severity, deduction=entry.deduction,
+                                 seed=entry.seed))
         return out
+
+    def end(self, t_end: float) -> list[Violation]:
+        return [v for key, v in sorted(self.unsure.items(), key=lambda kv: kv[0][1]) if key not in self.reported]
