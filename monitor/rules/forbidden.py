@@ -20,9 +20,9 @@ MIN_ROLE_CONFIDENCE = 0.8
 # `monitor.roles.line_evidence` <= 0) needs this: its side rests on the turns alone. Rude lines are such
 # lines. Measured on cached recognition mixed to mono (dev / held-out-style set), lines given to the
 # agent without cues of their own at 0.8-0.9 had the right side 0.76 (21) / 0.57 (7) of the time, at
-# 0.9+ 0.85 (13) / 0.96 (46); lines with cues 0.99+ at any confidence over 0.8. Forbidden lines raised:
-# dev 8 right and 1 caller's line ("我不知道，你问我我问谁啊？" at 0.86) -> 6 right and none; held-out
-# 10 -> 8, none wrong either way.
+# 0.9+ 0.85 (13) / 0.96 (46); lines with cues 0.99+ at any confidence over 0.8. Forbidden alerts
+# (scripts/bench_mono.py reports judged again): dev 8 right and 1 caller's line ("我不知道，你问我我问谁
+# 啊？" at 0.86) -> 6 right and none; held-out 10 -> 8, none wrong either way (the rest: review, below).
 MIN_ROLE_CONFIDENCE_UNCUED = 0.9
 # A forbidden phrase in a line given to the agent below those bars is not a violation, but the QA
 # lead gets it to review at the call's end: `forbidden_unsure` (minor, no points), with the line's
