@@ -147,24 +147,18 @@ class VadSegmenter:
         if not self._in_speech:
             return []
         if self._utt_start >= start - self._roll - 1e-9:
-            self._in_speech = False
-            self._utt_frames = []
-            self._silence_run = 0
+            self._end_open()
             return []
         before = [e for e in self._voiced_ends if e - self._dt < start - 1e-9 or e - self._dt >= end]
         if len(before) == len(self._voiced_ends):
             return []  # none of its voiced frames were in the masked span
         if not before:  # a piece cut off for length with no speech before the mask: nothing to close
-            self._in_speech = False
-            self._utt_frames = []
-            self._silence_run = 0
+            self._end_open()
             return []
         self._voiced_ends = before
         self._last_voiced_end = before[-1]
         self._silence_run = round((self.now - self._last_voiced_end) / self._dt)
-        long = self.now - self._utt_start >= self.opt.long_utterance_s
-        stop = self.opt.long_stop_silence_s if long else self.opt.stop_silence_s
-        if self._silence_run * self._dt >= stop - 1e-9:
+        if self._silence_run * self._dt >= self._stop_silence() - 1e-9:
             u = self._close(self._last_voiced_end)
             return [u] if u is not None else []
         return []
@@ -245,13 +239,22 @@ class VadSegmenter:
             self._silence_run = 0
         else:
             self._silence_run += 1
-        long = self.now - self._utt_start >= self.opt.long_utterance_s
-        stop = self.opt.long_stop_silence_s if long else self.opt.stop_silence_s
-        if self._silence_run * self._dt >= stop:
+        if self._silence_run * self._dt >= self._stop_silence():
             result = self._close(self._last_voiced_end)
         elif self.now - self._utt_start >= self.opt.max_utterance_s:
             result = self._close(self.now, keep_open=True)
         return result
+
+    def _stop_silence(self) -> float:
+        """Unvoiced audio that closes the open utterance: shorter once it is long."""
+        long = self.now - self._utt_start >= self.opt.long_utterance_s
+        return self.opt.long_stop_silence_s if long else self.opt.stop_silence_s
+
+    def _end_open(self) -> None:
+        """No utterance is open any more (its audio is let go)."""
+        self._in_speech = False
+        self._utt_frames = []
+        self._silence_run = 0
 
     def _close(self, voiced_end: float, keep_open: bool = False) -> Utterance | None:
         end = min(self.now, voiced_end + self.opt.post_pad_s)
@@ -265,9 +268,7 @@ class VadSegmenter:
             self._voiced_ends = []
             self._utt_start = self._detected_at = self.now
         else:
-            self._in_speech = False
-            self._utt_frames = []
-            self._silence_run = 0
+            self._end_open()
         if heard < self.opt.min_utterance_s:  # judged without the pre-roll
             return None
         return Utterance(role=self.role, start=start, end=end, samples=audio)

@@ -56,8 +56,6 @@ class ForbiddenRule(Rule):
     def on_transcript(self, tr: Transcript) -> list[Violation]:
         if tr.role != "agent" or not tr.speech:
             return []
-        # A mixed-mono line given to the agent without confidence (monitor.roles) never raises alone.
-        sure = tr.role_confidence is None or tr.role_confidence >= self._min_confidence(tr)
         out = []
         matcher = self.profile.forbidden_matcher
         text, how = tr.text, ""
@@ -69,6 +67,10 @@ class ForbiddenRule(Rule):
                 if found:
                     text, how = alt, f"; the recogniser's near reading “{alt}”"
                     break
+        if not found:
+            return []
+        # A mixed-mono line given to the agent without confidence (monitor.roles) never raises alone.
+        sure = tr.role_confidence is None or tr.role_confidence >= self._min_confidence(tr)
         n = max(1, len(normalize(text)))
         for m in found:
             entry = self.by_phrase[m.name]
