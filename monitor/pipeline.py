@@ -132,6 +132,8 @@ def attribute(call: CallAudio, utts: list[Utterance],
         other = next((r for r in call.channels if r != u.role), None)
         u, ends = split_echo_ends(u, call.channels[u.role][a:b], call.channels[other][a:b] if other else None, options)
         leaks += ends
+        u, ends = attributor.split_background_ends(u)
+        leaks += ends
         a, b = int(u.start * SAMPLE_RATE), int(u.end * SAMPLE_RATE)
         why = attributor.judge(u.role, call.channels[u.role][a:b],
                                call.channels[other][a:b] if other else None)

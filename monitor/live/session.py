@@ -290,10 +290,24 @@ class CallSession:
         """Mono: long utterances cut where the voice stops for a moment (a turn may change there)."""
         return split_turns(utts, self.opt.turns) if self.mono else utts
 
-    def _without_echo_ends(self, u: Utterance, growing: bool = False) -> Utterance:
-        """The utterance without the other side's echo glued to its ends, which are said in the
-        report. `growing`: a partial piece, whose end is not its end yet: only its start is cut,
-        and nothing is reported."""
+    def _own_part(self, u: Utterance, growing: bool = False) -> Utterance:
+        """The utterance without the other side's echo and quieter voices glued to its ends (as
+        batch, monitor.pipeline.attribute), which are said in the report. `growing`: a partial
+        piece, whose end is not its end yet: only its start is cut, and nothing is reported."""
+        u = self._without_echo_ends(u, growing)
+        if growing:
+            start, _ = self.attributor.background_ends(u)
+            return u.piece(start, len(u.samples)) if start else u
+        kept, ends = self.attributor.split_background_ends(u)
+        self._report(ends)
+        return kept
+
+    def _report(self, dropped_ends: list[Transcript]) -> None:
+        for tr in dropped_ends:
+            self.transcripts.append(tr)
+            self._push(tr)
+
+    def _without_echo_ends(self, u: Utterance, growing: bool) -> Utterance:
         other = next((r for r in self.roles if r != u.role), None)
         if other is None:
             return u
@@ -304,14 +318,12 @@ class CallSession:
             start, _ = echo_ends(own, theirs, self.opt.attribution, self.opt.attribution.echo_ends)
             return u.piece(start, len(u.samples)) if start else u
         kept, ends = split_echo_ends(u, own, theirs, self.opt.attribution)
-        for tr in ends:
-            self.transcripts.append(tr)
-            self._push(tr)
+        self._report(ends)
         return kept
 
     def _submit(self, u: Utterance) -> Work | None:
         if not self.mono:  # one channel: no other side to compare with
-            u = self._without_echo_ends(u)
+            u = self._own_part(u)
         why = None if self.mono else self._leak(u)
         if why is not None:  # not this side speaking: never transcribed, said in the report
             tr = dropped(u, why)
@@ -335,7 +347,7 @@ class CallSession:
         if now - since < self.opt.partial_min_s or now - last < self.opt.partial_every_s:
             return []
         self._partial_at[role] = now
-        piece = self._without_echo_ends(Utterance(role=role, start=since, end=now, samples=v.open_samples()),
+        piece = self._own_part(Utterance(role=role, start=since, end=now, samples=v.open_samples()),
                                         growing=True)
         if self._leak(piece, remember=False) is not None or music_spans(piece.samples, self.opt.music):
             return []  # music: the closed utterance is split and judged
