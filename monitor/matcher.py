@@ -10,6 +10,7 @@ exclusion's span is dropped.
 """
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -26,6 +27,12 @@ CONCESSIVE_REACH = 3  # characters between the phrase and its question word: 您
 NEAR = 0.3
 FAR = 1.0
 INDEL = 1.0
+_SEPARATOR = re.compile(r"[\s，。！？、；：,.!?;:…]+")
+SENTENCE_END = re.compile(r"[。！？!?]|\.(?!\d)")
+# A phrase this short (syllables) is said within one sentence: a match across a sentence's end
+# joins the end of one to the start of the next. Longer phrases may hold two clauses
+# ("说明书上有你自己看"), which the recogniser may punctuate as two sentences.
+ONE_CLAUSE = 4
 
 
 @lru_cache(maxsize=8192)
@@ -144,18 +151,24 @@ def _align(pat: tuple, txt: list, max_cost: float) -> list[tuple[int, int, float
     return sorted(chosen)
 
 
-def _normalize_with_breaks(text: str) -> tuple[str, list[int]]:
-    """Normalised text and the positions in it where punctuation or a space stood."""
+def _normalize_with_breaks(text: str) -> tuple[str, list[int], list[int]]:
+    """Normalised text, the positions in it where punctuation or a space stood, and those of
+    them where a sentence ended."""
     norm_parts: list[str] = []
     breaks: list[int] = []
-    for clause in re.split(r"[\s，。！？、；：,.!?;:…]+", text):
-        n = normalize(clause)
-        if not n:
-            continue
-        if norm_parts:
-            breaks.append(sum(map(len, norm_parts)))
-        norm_parts.append(n)
-    return "".join(norm_parts), breaks
+    ends: list[int] = []
+    at = 0
+    for sep in itertools.chain(_SEPARATOR.finditer(text), [None]):
+        n = normalize(text[at:sep.start() if sep else len(text)])
+        if n:
+            if norm_parts:
+                breaks.append(sum(map(len, norm_parts)))
+            norm_parts.append(n)
+        if sep is not None:
+            if norm_parts and SENTENCE_END.search(text, sep.start(), sep.end() + 1):
+                ends.append(sum(map(len, norm_parts)))
+            at = sep.end()
+    return "".join(norm_parts), breaks, ends
 
 
 def _sounds_in(words: tuple[str, ...], text: str) -> bool:
@@ -272,7 +285,7 @@ class PhraseMatcher:
     def _scan(self, text: str) -> tuple[list[Match], set[str]]:
         """(the matches, best first per region; the names of patterns found but excused)."""
         excused: set[str] = set()
-        norm, breaks = _normalize_with_breaks(text)
+        norm, breaks, sentence_ends = _normalize_with_breaks(text)
         txt = [_readings(ch) for ch in norm]
         out: list[Match] = []
         for p in self.patterns:
@@ -288,6 +301,8 @@ class PhraseMatcher:
             spans = [(s, e) for x in self._excl[p.text] for s, e, _ in _align(x._syl, txt, tolerance(len(x._syl)))
                      if not any(s < b < e for b in breaks)]
             for s, e, c in hits:
+                if n <= ONE_CLAUSE and any(s < b < e for b in sentence_ends):
+                    continue  # "…这种小事也找我。不管怎样，我们都会…" holds no 我不管
                 if any(xs <= s and e <= xe for xs, xe in spans):
                     excused.add(p.name)
                     continue

@@ -71,3 +71,18 @@ def test_a_rude_question_is_still_rude():
     broadband = load_profile("broadband")
     for said in ("你有没有搞错", "您有没有搞错啊"):
         assert forbidden(broadband, said) == ["你有没有搞错？"], said
+
+
+def test_a_short_phrase_is_not_pieced_together_across_two_sentences():
+    # "…call me any time. Whatever happens, we will…": 我 ends one sentence, 不管 opens the
+    # next; no one said 我不管 (seen on a field-style 8 kHz call: "…也找我。不管怎样，…")
+    assert forbidden(ZTE, "有问题随时找我。不管怎样，我们都会帮您处理好的。") == []
+    assert forbidden(ZTE, "您能找到我？不管怎样，我们都会帮您处理好的。") == []
+    # within a sentence, or across a comma the recogniser put in, it is said
+    assert "我不管" in forbidden(ZTE, "这事我不管。你找别人吧。")
+    assert "我不管" in forbidden(ZTE, "这事我，不管。你找别人吧。")
+    # a longer phrase may hold two clauses that the recogniser ends as two sentences
+    assert forbidden(BROADBAND, "快下班了。明天再说吧") == ["快下班了，明天再说"]
+    assert forbidden(BROADBAND, "你问我。我问谁？") == ["你问我，我问谁？"]
+    # a decimal point ends no sentence
+    assert "不知道" in forbidden(JINGYI, "型号是8.1不知道")
