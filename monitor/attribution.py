@@ -96,17 +96,10 @@ def background_ends(own: np.ndarray, main_db: float, options: BackgroundEndOptio
         return whole
     loud = o >= main_db - options.gap_db
 
-    def quiet_run(m: np.ndarray) -> int | None:
-        """Frames at the start of `m` before own speech begins (None: it never does)."""
-        for k in range(0, len(m) - run + 1):
-            if m[k:k + run].mean() >= options.run_share:
-                return max(0, k - options.lead_frames)
-        return None
-
-    head = quiet_run(loud)
+    head = own_speech_start(loud, run, options.run_share, options.lead_frames)
     if head is None:
         return whole  # the whole utterance is quiet: `Attributor.judge` decides on it
-    tail = quiet_run(loud[::-1]) or 0
+    tail = own_speech_start(loud[::-1], run, options.run_share, options.lead_frames) or 0
     min_end = round(options.min_end_s * SAMPLE_RATE / FRAME)
     a = head * FRAME if head >= min_end else 0
     b = min(len(own), (len(o) - tail) * FRAME) if tail >= min_end else len(own)
@@ -187,6 +180,16 @@ def _below_other_db(o: np.ndarray, t: np.ndarray, reach: int) -> float:
     return float(np.median((recent - o)[loud]))
 
 
+def own_speech_start(own_frames: np.ndarray, run: int, share: float, lead: int) -> int | None:
+    """Frames before the side's own speech begins: the first `run` frames of which `share` are
+    own-speech frames (`own_frames`, booleans), less a `lead` of frames for its onset; None when
+    no such run comes."""
+    for k in range(0, len(own_frames) - run + 1):
+        if own_frames[k:k + run].mean() >= share:
+            return max(0, k - lead)
+    return None
+
+
 def echo_ends(own: np.ndarray, other: np.ndarray, echo: AttributionOptions = AttributionOptions(),
               options: EchoEndOptions = EchoEndOptions()) -> tuple[int, int]:
     """Samples a:b of an utterance that may be this side; before a and after b, the other side's
@@ -207,13 +210,12 @@ def echo_ends(own: np.ndarray, other: np.ndarray, echo: AttributionOptions = Att
 
     def echo_run(e: np.ndarray, m: np.ndarray) -> int:
         """Frames at the start of (e, m) that are the other side's, before own speech begins."""
-        for k in range(0, len(m) - run + 1):
-            if m[k:k + run].mean() >= options.own_run_share:
-                k = max(0, k - options.lead_frames)
-                telling = e[:k].sum() + m[:k].sum()
-                if k >= min_end and e[:k].sum() >= min_end // 2 and e[:k].sum() >= options.echo_share * telling:
-                    return k
-                return 0
+        k = own_speech_start(m, run, options.own_run_share, options.lead_frames)
+        if k is None:
+            return 0
+        telling = e[:k].sum() + m[:k].sum()
+        if k >= min_end and e[:k].sum() >= min_end // 2 and e[:k].sum() >= options.echo_share * telling:
+            return k
         return 0
 
     head = echo_run(is_echo, is_own)
