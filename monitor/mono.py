@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from monitor.asr import Transcriber
 from monitor.attribution import dropped
 from monitor.audio.files import CallAudio
 from monitor.events import SAMPLE_RATE, ToneEvent, Transcript
 from monitor.music import MUSIC, MusicOptions, split_music
+from monitor.pauses import PauseOptions, junction_pause, junction_span
 from monitor.phrasebook import Profile
-from monitor.roles import MonoRoleOptions, decide_roles, relabel
+from monitor.roles import MonoRoleOptions, PauseOf, decide_roles, relabel
 from monitor.tones import ToneDetector
 from monitor.turns import TurnSplitOptions, split_turns
 from monitor.vad import VadOptions, segment
@@ -47,6 +50,15 @@ def mono_call(call: CallAudio, profile: Profile, transcriber: Transcriber, direc
     heard = sorted(transcriber.transcribe(split_turns(utts, turns)), key=lambda t: t.start)
     features = ([voice_features(mix[int(t.start * SAMPLE_RATE):int(t.end * SAMPLE_RATE)], options.voices)
                  if t.speech else None for t in heard] if options.voices.enabled else None)
-    decided = relabel(heard, decide_roles(heard, profile, direction, options, features))
+    decided = relabel(heard, decide_roles(heard, profile, direction, options, features,
+                                          pause_of=mix_pauses(mix, options.pauses)))
     music_dropped = [dropped(u, MUSIC) for u in music_utts]
     return MonoResult(sorted(decided + music_dropped, key=lambda t: (t.start, t.role)), confirmed, tones)
+
+
+def mix_pauses(mix: np.ndarray, options: PauseOptions = PauseOptions()) -> PauseOf:
+    """The pause between two lines of the mix `mix` (from call time 0), measured on it."""
+    def pause(a: Transcript, b: Transcript) -> float | None:
+        s, e = junction_span((a.start, a.end), (b.start, b.end), options)
+        return junction_pause(mix[int(s * SAMPLE_RATE):int(e * SAMPLE_RATE)], (a.start, a.end), (b.start, b.end), options)
+    return pause

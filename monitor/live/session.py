@@ -35,6 +35,7 @@ import numpy as np
 from monitor.attribution import FRAME, AttributionOptions, Attributor, dropped, echo_ends, split_echo_ends
 from monitor.events import SAMPLE_RATE, CallEvent, Role, ToneEvent, Transcript, Utterance, Violation
 from monitor.music import MUSIC, MusicOptions, music_spans, split_music
+from monitor.pauses import junction_pause, junction_span
 from monitor.phrasebook import Profile
 from monitor.roles import MonoRoleOptions, RoleDecision, decide_roles, line_evidence, relabel
 from monitor.rules import RuleEngine, RuleOptions
@@ -74,6 +75,10 @@ class _Recent:
                 break
             parts.append(chunk[max(0, a - pos):b - pos])
         return np.concatenate(parts[::-1]) if parts else np.zeros(0, dtype=np.float32)
+
+    def holds(self, start: float, end: float) -> bool:
+        """The whole span is still kept."""
+        return int(start * SAMPLE_RATE) >= self._start and int(end * SAMPLE_RATE) <= self._end
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,7 @@ class CallSession:
         # mono: each line's voice (monitor.voices) and words' log-odds (monitor.roles), by its times
         self._voices: dict[tuple[float, float], np.ndarray | None] = {}
         self._words: dict[tuple[float, float], float] = {}
+        self._pauses: dict[tuple[float, float, float, float], float | None] = {}  # mono: between two lines
         self._events: list[CallEvent] = []
         self._heard = {r: 0.0 for r in roles}  # audio seconds fed per channel
         self.last_voice = 0.0  # call time of the last speech heard on any channel
@@ -284,7 +290,20 @@ class CallSession:
         features = ([self._voices.get((t.start, t.end)) for t in lines]
                     if voices and self.opt.mono.voices.enabled else None)
         words = [self._words.get((t.start, t.end), 0.0) for t in lines]
-        return decide_roles(lines, self.profile, self.opt.rules.direction, self.opt.mono, features, words)
+        return decide_roles(lines, self.profile, self.opt.rules.direction, self.opt.mono, features, words,
+                            pause_of=self._pause)
+
+    def _pause(self, a: Transcript, b: Transcript) -> float | None:
+        """Mono: the pause between two lines measured on the mix (monitor.pauses), as batch measures it;
+        kept, since the mix of old lines leaves the recent audio."""
+        key = (a.start, a.end, b.start, b.end)
+        if key not in self._pauses:
+            s, e = junction_span((a.start, a.end), (b.start, b.end), self.opt.mono.pauses)
+            mix = self._audio["agent"]
+            if not mix.holds(s, e):
+                return None
+            self._pauses[key] = junction_pause(mix.span(s, e), (a.start, a.end), (b.start, b.end), self.opt.mono.pauses)
+        return self._pauses[key]
 
     def _turns(self, utts: list[Utterance]) -> list[Utterance]:
         """Mono: long utterances cut where the voice stops for a moment (a turn may change there)."""
