@@ -65,6 +65,18 @@ def test_greeting_after_the_deadline_is_late():
     assert v.rule == "greeting" and "said nothing within 5 s" in v.evidence
 
 
+def test_a_greeting_at_the_end_of_a_long_utterance_that_began_in_time_is_late():
+    """A neighbour's sentence glued before the agent's greeting (field-style call): the utterance
+    starts at 4.1 s, the greeting in it at about 7 s (6 s at the earliest)."""
+    late = agent(4.05, 10.55, "您可以到手机营业厅直接办理。您好，警翼数码客服部，很高兴为您服务。")
+    e = run(JINGYI, [caller(1.2, 3.2, "您好，听得到吗？"), late] + polite_call()[1:])
+    (v,) = [v for v in e.violations if v.rule == "greeting"]
+    assert "came at 6.0 s at the earliest, after the 5 s deadline" in v.evidence
+    # the same greeting at the start of that utterance was in time
+    in_time = agent(4.05, 10.55, "您好，警翼数码客服部，很高兴为您服务。您可以到手机营业厅直接办理。")
+    assert "greeting" not in rules_of(run(JINGYI, [caller(1.2, 3.2, "您好，听得到吗？"), in_time] + polite_call()[1:]))
+
+
 def test_greeting_rule_fires_at_its_deadline_not_at_call_end():
     engine = RuleEngine(ZTE)
     assert engine.tick(4.9) == []

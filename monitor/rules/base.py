@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from monitor.events import CallEvent, Role, ToneEvent, Transcript, Violation
 from monitor.phrasebook import Profile, RuleSettings
+from monitor.text import normalize
 
 
 @dataclass(frozen=True)
@@ -52,3 +53,21 @@ def violation(rule: str, settings: RuleSettings, start: float, end: float, text:
                      severity=severity or settings.severity,
                      deduction=settings.deduction if deduction is None else deduction,
                      phrase=phrase, seed=seed or settings.seed)
+
+
+# Utterances longer than this (noise or a neighbour's words can be glued to them; live pieces
+# grow) place a phrase by its position in the text, widened by a margin, so a piece heard early
+# and the whole utterance put the phrase at about the same time.
+LOCATE_ABOVE_S = 3.0
+LOCATE_MARGIN_S = 1.0
+
+
+def phrase_span(tr: Transcript, start: int, end: int, text: str | None = None) -> tuple[float, float]:
+    """When a phrase at [start, end) of the normalised `text` (a reading of `tr`, by default its
+    text) was said (seconds)."""
+    if tr.end - tr.start <= LOCATE_ABOVE_S:
+        return tr.start, tr.end
+    n = max(1, len(normalize(tr.text if text is None else text)))
+    dur = tr.end - tr.start
+    return (max(tr.start, tr.start + dur * start / n - LOCATE_MARGIN_S),
+            min(tr.end, tr.start + dur * end / n + LOCATE_MARGIN_S))

@@ -3,14 +3,8 @@ from __future__ import annotations
 
 from monitor.events import Transcript, Violation
 from monitor.roles import line_evidence
-from monitor.rules.base import Rule, violation
-from monitor.text import normalize
+from monitor.rules.base import Rule, phrase_span, violation
 
-# Utterances longer than this (noise can merge sentences; live pieces grow) get a
-# time estimate for the phrase from its position in the text, widened by a margin,
-# so a piece heard early and the whole utterance put the phrase at about the same time.
-LOCATE_ABOVE_S = 3.0
-LOCATE_MARGIN_S = 1.0
 # Mixed-mono calls: the agent's lines with a role posterior below this are not judged (monitor.roles).
 # Measured (cached recognition mixed to mono, words + turns + voices): lines decided at 0.8-0.95 had
 # the right side 0.97 / 0.95 of the time on the dev calls, 0.92 / 0.89 on a held-out-style set;
@@ -71,17 +65,12 @@ class ForbiddenRule(Rule):
             return []
         # A mixed-mono line given to the agent without confidence (monitor.roles) never raises alone.
         sure = tr.role_confidence is None or tr.role_confidence >= self._min_confidence(tr)
-        n = max(1, len(normalize(text)))
         for m in found:
             entry = self.by_phrase[m.name]
             key = (entry.phrase, round(tr.start, 3))
             if key in self.reported:
                 continue
-            start, end = tr.start, tr.end
-            if end - start > LOCATE_ABOVE_S:
-                dur = end - start
-                start, end = (max(tr.start, tr.start + dur * m.start / n - LOCATE_MARGIN_S),
-                              min(tr.end, tr.start + dur * m.end / n + LOCATE_MARGIN_S))
+            start, end = phrase_span(tr, m.start, m.end, text)
             exact = "exact" if m.cost == 0 else f"sounds like it (pinyin distance {m.cost:g})"
             said = f"agent said “{m.matched}”: {exact}{how}"
             if not sure:

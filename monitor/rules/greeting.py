@@ -7,7 +7,7 @@ the "greeting" violation alone.
 from __future__ import annotations
 
 from monitor.events import Transcript, Violation
-from monitor.rules.base import CallFacts, Rule, violation
+from monitor.rules.base import CallFacts, Rule, phrase_span, violation
 
 
 class GreetingRule(Rule):
@@ -21,6 +21,7 @@ class GreetingRule(Rule):
         self.first: Transcript | None = None  # first agent speech, if within the deadline
         self.said: list[str] = []  # the agent's words within the deadline
         self.greeted = False
+        self.late: float | None = None  # when a greeting past the deadline was said
         self.rude: str | None = None
         self.decided = False
 
@@ -38,8 +39,15 @@ class GreetingRule(Rule):
                 self.rude = rude.matched
                 return self._judge()  # a rude first word decides it: no need to wait
         self.said.append(tr.text)
-        if self.forms.first(tr.text):
-            self.greeted = True
+        greeting = self.forms.first(tr.text)
+        if greeting:
+            # Late in a long utterance (a neighbour's or the caller's words glued before it), the
+            # greeting was said when its place in the text says, not when the utterance began.
+            when = phrase_span(tr, greeting.start, greeting.end)[0]
+            if when <= self.deadline:
+                self.greeted = True
+            elif self.late is None:
+                self.late = when
         return []
 
     def tick(self, now: float) -> list[Violation]:
@@ -56,6 +64,10 @@ class GreetingRule(Rule):
                               f"rude opening “{self.rude}” instead of a greeting")]
         if self.greeted:
             return self._company()
+        if self.late is not None:
+            assert self.first is not None  # a late greeting was heard
+            return [violation(self.name, s, 0.0, self.first.end, " ".join(self.said),
+                              f"the greeting came at {self.late:.1f} s at the earliest, after the {self.deadline:g} s deadline")]
         if self.first is not None:
             return [violation(self.name, s, 0.0, self.first.end, self.first.text,
                               f"first words at {self.first.start:.1f} s carry no greeting")]
