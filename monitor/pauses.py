@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from monitor.audio.levels import frame_levels
 from monitor.events import SAMPLE_RATE
 
 HOP = SAMPLE_RATE // 100  # 10 ms frames
@@ -37,15 +38,6 @@ class PauseOptions:
     speech_pct: float = 90.0  # a line's speech level: this percentile of its frames' level
 
 
-def frame_db(x: np.ndarray) -> np.ndarray:
-    """Level (dB) of each 10 ms frame of `x`."""
-    n = len(x) // HOP
-    if n == 0:
-        return np.zeros(0)
-    frames = x[:n * HOP].astype(np.float64).reshape(n, HOP)
-    return 10.0 * np.log10(np.mean(frames * frames, axis=1) + 1e-10)
-
-
 def junction_span(a: tuple[float, float], b: tuple[float, float],
                   options: PauseOptions = PauseOptions()) -> tuple[float, float]:
     """The stretch of the mix (seconds) `junction_pause` reads for lines `a` then `b` ((start, end))."""
@@ -58,7 +50,7 @@ def junction_pause(x: np.ndarray, a: tuple[float, float], b: tuple[float, float]
     ((start, end) in seconds); `x` is the mix over `junction_span(a, b)`. None when the lines
     are too short to have a level."""
     t0 = junction_span(a, b, options)[0]
-    db = frame_db(x)
+    db = frame_levels(x, HOP)
 
     def idx(t: float) -> int:
         return max(0, min(len(db), int(round((t - t0) * 100))))
