@@ -277,3 +277,12 @@ def test_the_readme_documents_the_phrasebook_semantics():
     section = re.search(r"## Phrasebooks\n(.*?)\n## ", readme, re.S).group(1)
     for word in ("include", "greeting_company", "[scoring]", "return_window_s"):
         assert word in section
+
+
+def test_you_have_no_end_is_caught_when_the_recogniser_drops_its_pronoun():
+    """unicom's 你有完没完 (seed 004 §3.2.3): field-style line "你有完没完，同一个问题问了三遍了"
+    heard "有完美丸，同一个文系论的张片了": the 你 is lost, the rest sounds the same."""
+    unicom = load_profile("unicom")
+    assert [m.name for m in unicom.forbidden_matcher.find("有完美丸，同一个文系论的张片了。")] == ["你有完没完"]
+    assert [m.name for m in unicom.forbidden_matcher.find("你有完没完，我已经说过了。")] == ["你有完没完"]
+    assert unicom.forbidden_matcher.find("这件事完了，没什么问题了。") == []
