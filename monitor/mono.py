@@ -57,7 +57,7 @@ def mono_call(call: CallAudio, profile: Profile, transcriber: Transcriber, direc
 
 
 def mix_pauses(mix: np.ndarray, options: PauseOptions = PauseOptions()) -> PauseOf:
-    """The pause between two lines of the mix `mix` (from call time 0), measured on it."""
+    """The pause between two lines, measured on `mix` (the call's one channel, from call time 0)."""
     def pause(a: Transcript, b: Transcript) -> float | None:
         s, e = junction_span((a.start, a.end), (b.start, b.end), options)
         return junction_pause(mix[int(s * SAMPLE_RATE):int(e * SAMPLE_RATE)], (a.start, a.end), (b.start, b.end), options)

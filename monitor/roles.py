@@ -19,9 +19,10 @@ confidence (the posterior of that role), from a two-state hidden Markov model:
   at 0.4 s without the question, silence and unfinished endings put 0.876 of the dev
   speech time on the right side, 0.772 held out. Where the pause is measured on the mix
   (monitor.pauses: the VAD's padding shrinks every gap to about 0.22 s), a short VAD gap is
-  read by it instead: pooled over dev and two held-out-style sets (40 calls each), the sides
-  changed 0.21 of the time across a measured pause under 0.4 s (a comma's pause), 0.65 at
-  0.4-0.6 s, 0.77 from 0.6 s on; each set alone gave 0.15-0.30 / 0.52-0.70 / 0.75-0.79;
+  read by it instead: the sides changed across a measured pause under 0.4 s (a comma's
+  pause), of 0.4-0.6 s and of 0.6 s or more 0.30 / 0.52 / 0.79 of the time on dev and
+  0.18 / 0.70 / 0.75 on a held-out-style set of 40 calls (set: 0.25 / 0.62 / 0.77); a second
+  held-out-style set, looked at only after, gave 0.15 / 0.68 / 0.76;
 - who starts: after pick-up of an inbound call the agent speaks first (the greeting);
   log-odds 2.0, not more: an agent who does not greet lets the caller speak first;
 - the words, as evidence for one side (log-odds, see `word_evidence`): the profile's
@@ -87,7 +88,7 @@ class MonoRoleOptions:
     stop_silence_s: float = 0.4  # VAD pause that closes an utterance in a mono call (turns are 0.3 s+ apart)
     # A short VAD gap (under `long_pause_s`, no question before it) by the pause measured on the mix
     # (monitor.pauses): under `comma_pause_s` the same side most often goes on, from `turn_pause_s` on
-    # the other side most often answers. Used where the pauses are measured (`decide_roles(pauses=…)`).
+    # the other side most often answers. Used where the pauses are measured (`decide_roles(pause_of=…)`).
     comma_pause_s: float = 0.4
     turn_pause_s: float = 0.6
     switch_after_comma_p: float = 0.25
