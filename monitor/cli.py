@@ -78,8 +78,8 @@ def _score_parser(sub) -> None:
     add_meta_options(p)
     p.add_argument("--direction", choices=("inbound", "outbound"), default="inbound",
                    help="who placed the calls (decides the expected greeting; default inbound)")
-    p.add_argument("--agent-channel", type=channel, default=0, help="channel of the agent (default 0)")
-    p.add_argument("--caller-channel", type=channel, default=1, help="channel of the caller (default 1)")
+    p.add_argument("--agent-channel", type=channel, default=None, help="channel of the agent (default 0)")
+    p.add_argument("--caller-channel", type=channel, default=None, help="channel of the caller (default 1)")
     p.add_argument("--mono-roles", choices=("auto", "agent"), default="auto",
                    help="mono files: auto tells the agent from the caller in the mix (default); "
                         "agent hears every word as the agent's")
@@ -193,15 +193,25 @@ def _transcriber(args, profile):
         raise UsageError(f"cannot load the speech model: {exc}") from None
 
 
+def channel_roles(args):
+    """The channels of a recording the user named (--agent-channel, --caller-channel), else 0 and 1."""
+    from monitor.audio.files import ChannelRoles
+
+    agent = 0 if args.agent_channel is None else args.agent_channel
+    caller = 1 if args.caller_channel is None else args.caller_channel
+    if agent == caller:
+        raise UsageError("--agent-channel and --caller-channel must differ")
+    return ChannelRoles(agent, caller, named=args.agent_channel is not None or args.caller_channel is not None)
+
+
 def cmd_score(args) -> int:
-    from monitor.audio.files import ChannelRoles, expand_inputs
+    from monitor.audio.files import expand_inputs
     from monitor.pipeline import ScoreOptions
     from monitor.qa_commands import call_meta, meta_profiles, meta_source_of, with_direction
     from monitor.report import JsonlWriter, print_call, print_summary, write_csv
     from monitor.rules import RuleOptions
 
-    if args.agent_channel == args.caller_channel:
-        raise UsageError("--agent-channel and --caller-channel must differ")
+    roles = channel_roles(args)
     default_profile = _load_profile(args.profile)
     mapping = _profile_map(args.profile_map)
     meta_source = meta_source_of(args)
@@ -214,7 +224,7 @@ def cmd_score(args) -> int:
         print(f"monitor: error: {err}", file=sys.stderr)
     if not files:
         raise UsageError("no audio files to score")
-    options = ScoreOptions(roles=ChannelRoles(args.agent_channel, args.caller_channel),
+    options = ScoreOptions(roles=roles,
                            rules=RuleOptions(direction=args.direction), mono_roles=args.mono_roles)
     try:
         writer = JsonlWriter(Path(args.out)) if args.out else None

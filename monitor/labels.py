@@ -53,6 +53,7 @@ EVIDENCE: list[tuple[str, str]] = [
     (r"^rude opening “(.*)” instead of a greeting$", "开场用了“{1}”，没有问候"),
     (r"^first words at (.*) s carry no greeting$", "{1} 秒的第一句话没有问候"),
     (r"^the agent said nothing within (.*) s$", "坐席 {1} 秒内没有说话"),
+    (r"^the greeting came at (.*) s at the earliest, after the (.*) s deadline$", "问候最早在 {1} 秒才说，超过了 {2} 秒的时限"),
     (r"^the greeting does not name the company \((.*)\)$", "问候没有报公司名（{1}）"),
     (r"^no goodbye in the agent's last words$", "坐席最后的话里没有“再见”"),
     (r"^the agent did not ask whether anything else is needed$", "坐席没有询问“还有其他需要吗”"),

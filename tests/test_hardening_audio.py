@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from monitor.audio.files import load_call
+from monitor.audio.files import ChannelRoles, load_call
 from monitor.phrasebook import load_profile
 from monitor.pipeline import score_call
 
@@ -215,3 +215,24 @@ def test_score_refuses_long_files_in_one_line_warns_on_truncated_and_goes_on(tmp
     assert "hangup" in d["not_judged"] and "hangup" not in {v["rule"] for v in d["violations"]}
     assert "error" in lines["call.wav"] and "error" in lines[long_files["mka"].name]
     assert "not judged (recording truncated): hangup" in r.stdout
+
+
+def test_a_file_of_three_channels_is_refused_unless_the_two_sides_are_named(tmp_path, samples_dir):
+    x, rate = sf.read(samples_dir / "demo-zte.flac", dtype="float32", always_2d=True)
+    three = tmp_path / "three.wav"
+    sf.write(three, np.c_[x, 0.5 * (x[:, 0] + x[:, 1])], rate)  # a recorder's third track: the mix
+    r = monitor("score", three, "--out", tmp_path / "r.jsonl")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert [x for x in r.stderr.splitlines() if x.startswith("monitor: error:")] == [
+        "monitor: error: three.wav: 3 channels; a call recording has 1 (both sides mixed) or 2 (agent, caller): "
+        "name the two with --agent-channel and --caller-channel"]
+    call = load_call(three, ChannelRoles(0, 1, named=True))  # named: the two asked for are read
+    assert sorted(call.channels) == ["agent", "caller"] and call.source_channels == 3
+
+
+def test_a_recording_too_short_to_be_a_call_is_refused_in_one_line(tmp_path):
+    short = tmp_path / "short.wav"
+    sf.write(short, np.zeros((1600, 2), np.float32), 16000)  # 0.1 s
+    r = monitor("score", short, "--out", tmp_path / "r.jsonl")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "monitor: error: short.wav: 0.10 s of audio is too short to be a call (at least 1 s)" in r.stderr

@@ -72,6 +72,7 @@ def test_a_greeting_at_the_end_of_a_long_utterance_that_began_in_time_is_late():
     e = run(JINGYI, [caller(1.2, 3.2, "您好，听得到吗？"), late] + polite_call()[1:])
     (v,) = [v for v in e.violations if v.rule == "greeting"]
     assert "came at 6.0 s at the earliest, after the 5 s deadline" in v.evidence
+    assert evidence(v.evidence) == "问候最早在 6.0 秒才说，超过了 5 秒的时限"  # the console's Chinese wording
     # the same greeting at the start of that utterance was in time
     in_time = agent(4.05, 10.55, "您好，警翼数码客服部，很高兴为您服务。您可以到手机营业厅直接办理。")
     assert "greeting" not in rules_of(run(JINGYI, [caller(1.2, 3.2, "您好，听得到吗？"), in_time] + polite_call()[1:]))

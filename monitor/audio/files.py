@@ -26,6 +26,7 @@ from monitor.events import SAMPLE_RATE, Role
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac",
                             ".au", ".aiff", ".aif", ".caf", ".wma", ".webm", ".mka"})
 MAX_DURATION_S = 2 * 3600.0  # a service call longer than this is a wrong file, not a call
+MIN_DURATION_S = 1.0  # shorter holds no call to judge (a greeting alone takes longer)
 BLOCK_S = 10.0  # decoded and resampled at a time
 TRUNCATION_SLACK_S = 0.5  # compressed containers state their length only roughly
 
@@ -40,6 +41,7 @@ class ChannelRoles:
 
     agent: int = 0
     caller: int = 1
+    named: bool = False  # the user named the channels: a file of more than two may then be read
 
     def __post_init__(self) -> None:
         if self.agent < 0 or self.caller < 0 or self.agent == self.caller:
@@ -84,6 +86,9 @@ class _Collector:
         if n_channels < 1:
             raise AudioError(f"{path.name}: the audio has no channels")
         self.path, self.rate, self.n_channels = path, rate, n_channels
+        if n_channels > 2 and not roles.named:
+            raise AudioError(f"{path.name}: {n_channels} channels; a call recording has 1 (both sides mixed) or "
+                             f"2 (agent, caller): name the two with --agent-channel and --caller-channel")
         if n_channels == 1:
             self.picks: dict[Role, int] = {"agent": 0}
         else:
@@ -321,11 +326,15 @@ def load_call(path: str | Path, roles: ChannelRoles = ChannelRoles()) -> CallAud
     if path.stat().st_size == 0:
         raise AudioError(f"{path.name}: the file is empty")
     try:
-        return _load_soundfile(path, roles)
+        call = _load_soundfile(path, roles)
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, TypeError):
-        return _load_av(path, roles)
+        call = _load_av(path, roles)
+    if call.duration < MIN_DURATION_S:
+        raise AudioError(f"{path.name}: {call.duration:.2f} s of audio is too short to be a call "
+                         f"(at least {MIN_DURATION_S:g} s)")
+    return call
 
 
 def expand_inputs(paths: list[str | Path]) -> tuple[list[Path], list[str]]:

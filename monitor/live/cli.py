@@ -75,8 +75,8 @@ def add_live_commands(sub) -> None:
     r.add_argument("--realtime", action="store_true", help="pace the audio by the clock")
     r.add_argument("--speed", type=speed, default=1.0, help="with --realtime: times faster than real time")
     r.add_argument("--call-id", help="id for the call (default: the file name; only with one file)")
-    r.add_argument("--agent-channel", type=channel, default=0)
-    r.add_argument("--caller-channel", type=channel, default=1)
+    r.add_argument("--agent-channel", type=channel, default=None, help="channel of the agent (default 0)")
+    r.add_argument("--caller-channel", type=channel, default=None, help="channel of the caller (default 1)")
     r.add_argument("--out", type=Path, help="write the call summaries here (JSONL, one per call)")
     _add_mono_roles(r, "mono files")
     _add_alert_targets(r)
@@ -227,8 +227,8 @@ def _print_call(s) -> None:
 
 
 def cmd_replay(args) -> int:
-    from monitor.audio.files import AudioError, ChannelRoles
-    from monitor.cli import UsageError, _load_profile, _transcriber
+    from monitor.audio.files import AudioError
+    from monitor.cli import UsageError, _load_profile, _transcriber, channel_roles
     from monitor.live.desk import Desk, DeskOptions
     from monitor.live.sources import ReplaySource
     from monitor.pipeline import read_events_sidecar
@@ -236,7 +236,7 @@ def cmd_replay(args) -> int:
     if args.call_id and len(args.files) > 1:
         raise UsageError("--call-id needs a single file")
     profile = _load_profile(args.profile)
-    roles = ChannelRoles(args.agent_channel, args.caller_channel)
+    roles = channel_roles(args)
     transcriber = _transcriber(args, profile)
     sinks = _sinks(args, profile.name)
     failed = 0
