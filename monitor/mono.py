@@ -18,7 +18,7 @@ from monitor.attribution import dropped
 from monitor.audio.files import CallAudio
 from monitor.events import SAMPLE_RATE, ToneEvent, Transcript
 from monitor.music import MUSIC, MusicOptions, split_music
-from monitor.pauses import PauseOptions, junction_pause, junction_span
+from monitor.pauses import PauseOptions, junction_pause
 from monitor.phrasebook import Profile
 from monitor.roles import MonoRoleOptions, PauseOf, decide_roles, relabel
 from monitor.tones import ToneDetector
@@ -58,7 +58,9 @@ def mono_call(call: CallAudio, profile: Profile, transcriber: Transcriber, direc
 
 def mix_pauses(mix: np.ndarray, options: PauseOptions = PauseOptions()) -> PauseOf:
     """The pause between two lines, measured on `mix` (the call's one channel, from call time 0)."""
+    def mix_over(start: float, end: float) -> np.ndarray:
+        return mix[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)]
+
     def pause(a: Transcript, b: Transcript) -> float | None:
-        s, e = junction_span((a.start, a.end), (b.start, b.end), options)
-        return junction_pause(mix[int(s * SAMPLE_RATE):int(e * SAMPLE_RATE)], (a.start, a.end), (b.start, b.end), options)
+        return junction_pause(mix_over, (a.start, a.end), (b.start, b.end), options)
     return pause

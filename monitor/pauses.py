@@ -17,6 +17,7 @@ the VAD's padding hid); noisy lines (SNR 15-20 dB) alike: 0.21 / 0.62 / 0.66. Th
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,8 @@ from monitor.audio.levels import frame_levels
 from monitor.events import SAMPLE_RATE
 
 HOP = SAMPLE_RATE // 100  # 10 ms frames
+# The mix over [start, end) seconds of call time; None when it is no longer kept.
+MixOver = Callable[[float, float], "np.ndarray | None"]
 
 
 @dataclass(frozen=True)
@@ -38,18 +41,20 @@ class PauseOptions:
     speech_pct: float = 90.0  # a line's speech level: this percentile of its frames' level
 
 
-def junction_span(a: tuple[float, float], b: tuple[float, float],
-                  options: PauseOptions = PauseOptions()) -> tuple[float, float]:
-    """The stretch of the mix (seconds) `junction_pause` reads for lines `a` then `b` ((start, end))."""
+def _junction_span(a: tuple[float, float], b: tuple[float, float], options: PauseOptions) -> tuple[float, float]:
+    """The stretch of the mix (seconds) read for lines `a` then `b` ((start, end))."""
     return max(a[0], a[1] - options.context_s), max(b[0], min(b[1], b[0] + options.context_s))
 
 
-def junction_pause(x: np.ndarray, a: tuple[float, float], b: tuple[float, float],
+def junction_pause(mix_over: MixOver, a: tuple[float, float], b: tuple[float, float],
                    options: PauseOptions = PauseOptions()) -> float | None:
     """Seconds of the longest quiet run near the junction of line `a` and the next line `b`
-    ((start, end) in seconds); `x` is the mix over `junction_span(a, b)`. None when the lines
+    ((start, end) in seconds), read from `mix_over`. None when that audio is gone or the lines
     are too short to have a level."""
-    t0 = junction_span(a, b, options)[0]
+    t0, t1 = _junction_span(a, b, options)
+    x = mix_over(t0, t1)
+    if x is None:
+        return None
     db = frame_levels(x, HOP)
 
     def idx(t: float) -> int:

@@ -35,7 +35,7 @@ import numpy as np
 from monitor.attribution import FRAME, AttributionOptions, Attributor, dropped, echo_ends, split_echo_ends
 from monitor.events import SAMPLE_RATE, CallEvent, Role, ToneEvent, Transcript, Utterance, Violation
 from monitor.music import MUSIC, MusicOptions, music_spans, split_music
-from monitor.pauses import junction_pause, junction_span
+from monitor.pauses import junction_pause
 from monitor.phrasebook import Profile
 from monitor.roles import MonoRoleOptions, RoleDecision, decide_roles, line_evidence, relabel
 from monitor.rules import RuleEngine, RuleOptions
@@ -298,11 +298,9 @@ class CallSession:
         kept, since the mix of old lines leaves the recent audio."""
         key = (a.start, a.end, b.start, b.end)
         if key not in self._pauses:
-            s, e = junction_span((a.start, a.end), (b.start, b.end), self.opt.mono.pauses)
             mix = self._audio["agent"]
-            if not mix.holds(s, e):
-                return None
-            self._pauses[key] = junction_pause(mix.span(s, e), (a.start, a.end), (b.start, b.end), self.opt.mono.pauses)
+            self._pauses[key] = junction_pause(lambda s, e: mix.span(s, e) if mix.holds(s, e) else None,
+                                               (a.start, a.end), (b.start, b.end), self.opt.mono.pauses)
         return self._pauses[key]
 
     def _turns(self, utts: list[Utterance]) -> list[Utterance]:
