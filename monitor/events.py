@@ -75,6 +75,15 @@ class Transcript:
 
 
 @dataclass(frozen=True)
+class Heard:
+    """An utterance with what the transcriber heard in it: the sentence a short piece after it
+    continues (monitor.asr.fragments)."""
+
+    utterance: Utterance
+    transcript: Transcript
+
+
+@dataclass(frozen=True)
 class ToneEvent:
     """A call-progress tone (busy / disconnect / reorder) heard on one channel."""
 

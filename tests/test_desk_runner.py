@@ -128,13 +128,13 @@ def test_the_call_ends_before_its_last_words_are_transcribed():
     holder = {}
 
     class SlowAtTheEnd(ScriptedTranscriber):
-        def transcribe(self, utterances):
+        def transcribe(self, utterances, before=None):
             if any(u.role == "agent" and u.start > 4.0 for u in utterances):
                 deadline = time.monotonic() + 10
                 while holder["runner"].detector.call is not None and time.monotonic() < deadline:
                     time.sleep(0.01)  # the recogniser is still on it when the softphone ends the call
                 assert holder["runner"].detector.call is None
-            return super().transcribe(utterances)
+            return super().transcribe(utterances, before)
 
     (s,), sink, _ = run(items, lines, transcriber=SlowAtTheEnd(lines),
                         runner_hook=lambda r: holder.setdefault("runner", r))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from monitor.events import Role, Transcript, Utterance
+from monitor.events import Heard, Role, Transcript, Utterance
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class ScriptedTranscriber:
         self.lines = sorted(lines, key=lambda x: x.start)
         self.calls: list[Utterance] = []
 
-    def transcribe(self, utterances: Sequence[Utterance]) -> list[Transcript]:
+    def transcribe(self, utterances: Sequence[Utterance], before: Heard | None = None) -> list[Transcript]:
         out = []
         for u in utterances:
             self.calls.append(u)

@@ -25,8 +25,9 @@ from monitor.asr.coverage import (
     with_tail,
 )
 from monitor.asr.filters import SpeechFilter, clean, why_not_speech
+from monitor.asr.fragments import FragmentOptions, follows, plausible
 from monitor.asr.model_files import resolve_model_dir
-from monitor.events import SAMPLE_RATE, Transcript, Utterance
+from monitor.events import SAMPLE_RATE, Heard, Transcript, Utterance
 from monitor.text import normalize, to_simplified
 
 FRAMES_PER_S = 100  # Whisper's mel hop is 10 ms
@@ -70,6 +71,7 @@ class AsrOptions:
     batch_size: int = 8
     speech_filter: SpeechFilter = field(default_factory=SpeechFilter)
     coverage: CoverageOptions = field(default_factory=CoverageOptions)  # every part of long utterances
+    fragments: FragmentOptions = field(default_factory=FragmentOptions)  # short pieces after a sentence
 
 
 class WhisperTranscriber:
@@ -137,7 +139,7 @@ class WhisperTranscriber:
         size = self.opt.batch_size
         return [ids[k:k + size] for _, ids in sorted(by_bucket.items()) for k in range(0, len(ids), size)]
 
-    def transcribe(self, utterances: Sequence[Utterance]) -> list[Transcript]:
+    def transcribe(self, utterances: Sequence[Utterance], before: Heard | None = None) -> list[Transcript]:
         results = self._decode(utterances)
         # The agent's long utterances that came back with too few words: every part again.
         cov = self.opt.coverage
@@ -150,6 +152,7 @@ class WhisperTranscriber:
                   and (i in thin or not looks_whole(r.text if r.speech else "", len(u.samples) / SAMPLE_RATE, cov))]
         self._halve(utterances, results, thin)
         self._add_last_clauses(utterances, results, unsure)
+        self._continue_fragments(utterances, results, before)
         return [r for r in results if r is not None]
 
     def _halve(self, utts: Sequence[Utterance], results: list[Transcript | None], thin: list[int]) -> None:
@@ -179,6 +182,56 @@ class WhisperTranscriber:
                 text = with_tail(whole.text if whole.speech else "", tail.text)
                 if text != whole.text:
                     results[i] = dataclasses.replace(whole, text=text, speech=True, dropped_because="")
+
+    def _continue_fragments(self, utts: Sequence[Utterance], results: list[Transcript | None],
+                            before: Heard | None) -> None:
+        """Short pieces right after a sentence of the same side, heard as what follows its words
+        (monitor.asr.fragments); in time order, so a piece after a piece follows its new text."""
+        last: dict[str, Heard] = {before.utterance.role: before} if before is not None else {}
+        for i in sorted(range(len(utts)), key=lambda k: utts[k].start):
+            u, tr = utts[i], results[i]
+            if tr is None:
+                continue
+            prev = last.get(u.role)
+            if prev is not None and prev.transcript.speech and follows(prev.utterance, u, self.opt.fragments):
+                heard = self._continuation(prev, u)
+                if heard is not None:
+                    text, avg_logprob = heard
+                    tr = results[i] = dataclasses.replace(tr, text=text, speech=True, dropped_because="",
+                                                          avg_logprob=round(avg_logprob, 3), alternatives=())
+            last[u.role] = Heard(u, tr)
+
+    def _continuation(self, prev: Heard, u: Utterance) -> tuple[str, float] | None:
+        """(text, average log-prob) the model hears in `u` after `prev`'s words, or None when that is
+        not clearly speech of its own."""
+        import ctranslate2
+
+        gap = np.zeros(max(0, round((u.start - prev.utterance.end) * SAMPLE_RATE)), dtype=np.float32)
+        glued = np.concatenate([prev.utterance.samples, gap, u.samples])
+        n_frames = self._frames_for(len(glued))
+        prefix = self._tok.encode(prev.transcript.text)
+        with self._lock:
+            enc = self._ct2.encode(ctranslate2.StorageView.from_array(self._mel(glued, n_frames)[None]), to_cpu=False)
+            # Greedy: only it returns the per-step distributions, which give the new words' own log-prob.
+            out = self._ct2.generate(enc, [self._prompt + prefix], beam_size=1,
+                                     max_length=len(self._prompt) + len(prefix) + 40, return_logits_vocab=True,
+                                     suppress_blank=True, suppress_tokens=[-1])[0]
+        ids = list(out.sequences_ids[0])
+        if ids[:len(prefix)] != prefix:
+            return None
+        steps = np.asarray(out.logits[0], dtype=np.float64)[len(prefix):len(ids) + 1]
+        chosen = [*ids[len(prefix):], self._tok.eot][:len(steps)]
+        if not len(steps):
+            return None
+        top = steps.max(axis=1, keepdims=True)
+        logp = steps - top - np.log(np.exp(steps - top).sum(axis=1, keepdims=True))
+        avg_logprob = float(np.mean(logp[np.arange(len(chosen)), chosen]))
+        new = [t for t in ids[len(prefix):] if t < self._tok.eot]
+        text, reason = clean(to_simplified(self._tok.decode(new).strip()).lstrip("，,。.！!？? "), self._prompt_texts)
+        reason = reason or why_not_speech(text, avg_logprob, 0.0, self.opt.speech_filter)
+        if reason or not plausible(text, u.end - u.start, avg_logprob, self.opt.fragments):
+            return None
+        return text, avg_logprob
 
     def _decode(self, utterances: Sequence[Utterance]) -> list[Transcript | None]:
         import ctranslate2

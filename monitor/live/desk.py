@@ -24,6 +24,7 @@ from monitor.events import (
     CallEvent,
     CallStarted,
     EndOfStream,
+    Heard,
     Role,
     Transcript,
     Violation,
@@ -138,6 +139,9 @@ class LiveCall:
         # of utterances still going on; the end marker after everything.
         self._work: asyncio.PriorityQueue = asyncio.PriorityQueue(maxsize=desk.opt.work_queue)
         self._order = itertools.count()
+        # Each side's last closed utterance and its words: a short piece after it may end its sentence
+        # (monitor.asr.fragments), as batch hears it.
+        self._last_heard: dict[Role, Heard] = {}
         self._worker = asyncio.create_task(self._recogniser(), name=f"asr-{self.call_id}")
 
     async def begin(self) -> None:
@@ -193,11 +197,14 @@ class LiveCall:
             if w is None:
                 return
             u = w.utterance
+            before = None if w.partial else self._last_heard.get(u.role)
             try:
-                (tr,) = await loop.run_in_executor(self.desk._pool, self.desk.transcriber.transcribe, [u])
+                (tr,) = await loop.run_in_executor(self.desk._pool, self.desk.transcriber.transcribe, [u], before)
             except Exception as exc:  # one bad utterance must not stall the call: it counts as unheard
                 log.error("call %s: recogniser failed on %.1f-%.1f s: %s", self.call_id, u.start, u.end, exc)
                 tr = Transcript(u.role, u.start, u.end, "", speech=False, dropped_because="recogniser failed")
+            if not w.partial:
+                self._last_heard[u.role] = Heard(u, tr)
             heard = len(self.session.transcripts)
             found = self.session.transcribed(w, tr)
             line = self.session.transcripts[-1] if len(self.session.transcripts) > heard else None
