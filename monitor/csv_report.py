@@ -19,7 +19,7 @@ METRIC_FIELDS = ("agent_talk_share", "silence_share", "longest_silence_s", "over
 CALL_FIELDS = ("call", *META_FIELDS, "profile", "duration", "score", "violations", "deductions", "rules",
                *METRIC_FIELDS, "not_judged", "truncated", "error")
 VIOLATION_FIELDS = ("call", *META_FIELDS, "profile", "rule", "rule_zh", "severity", "severity_zh", "deduction", "start", "end",
-                    "channel", "phrase", "text", "evidence", "evidence_zh", "seed")
+                    "channel", "role_confidence", "phrase", "text", "evidence", "evidence_zh", "seed")
 
 
 def extra_meta_fields(rows: Sequence[dict]) -> list[str]:
@@ -59,7 +59,7 @@ def violation_rows(row: dict, extra: Sequence[str]) -> list[dict]:
     return [{**base, "rule": v["rule"], "rule_zh": rule_name(v["rule"]), "severity": v.get("severity", ""),
              "severity_zh": severity_name(v.get("severity", "")),
              "deduction": v.get("deduction", 0.0), "start": v["start"], "end": v["end"], "channel": v["channel"],
-             "phrase": v.get("phrase", ""), "text": v.get("text", ""), "evidence": v.get("evidence", ""),
+             "role_confidence": v.get("role_confidence", ""), "phrase": v.get("phrase", ""), "text": v.get("text", ""), "evidence": v.get("evidence", ""),
              "evidence_zh": evidence(v.get("evidence", "")), "seed": v.get("seed", "")}
             for v in row.get("violations", [])]
 

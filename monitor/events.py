@@ -153,6 +153,8 @@ class Violation:
     deduction: float = 0.0
     phrase: str | None = None
     seed: str | None = None
+    # Mixed-mono calls: how sure it is that the line was the agent's (monitor.roles); None in stereo.
+    role_confidence: float | None = None
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if v is not None}

@@ -51,7 +51,7 @@ class CallReport:
     hangup_evidence: str = ""
     recommended_used: list[str] = field(default_factory=list)  # the norms' 服务用语 the agent used
     tones: list[ToneEvent] = field(default_factory=list)
-    truncated: bool = False  # the recording ends before its header says: no hang-up judged
+    truncated: bool = False  # the recording ends before its header says: its end is not judged
     note: str = ""  # why it is truncated, one line
     judge_input: JudgeInput | None = None  # what the rules were fed: `monitor rescore` re-judges from it
     meta: dict[str, str] = field(default_factory=dict)  # agent, team, date, ... (monitor.meta)
@@ -144,8 +144,9 @@ def attribute(call: CallAudio, utts: list[Utterance],
     return keep, leaks
 
 
-# What cannot be judged from a recording that ends early: its end is not the call's end.
-NOT_JUDGED_WHEN_TRUNCATED = ("hangup",)
+# What cannot be judged from a recording that ends early: its end is not the call's end, so
+# neither who hung up nor whether the agent's last words (the goodbye) were cut off.
+NOT_JUDGED_WHEN_TRUNCATED = ("closing", "hangup")
 
 
 def judge(profile: Profile, options: RuleOptions, roles, transcripts: list[Transcript],

@@ -82,6 +82,14 @@ def test_a_rude_line_whose_side_rests_on_the_turns_alone_needs_more_confidence()
     (review,) = [v for v in engine.end(40.0) if v.rule.startswith("forbidden")]
     assert (review.rule, review.phrase, review.start, review.deduction) == ("forbidden_unsure", "我不知道", 10.0, 0.0)
     assert "unsure (the agent's at 0.86)" in review.evidence
+    # the confidence is a field of its own in the report and the CSV, to sort and filter the review by
+    assert review.role_confidence == 0.86 and review.to_dict()["role_confidence"] == 0.86
+    from monitor.csv_report import violation_rows
+
+    (row,) = violation_rows({"call": "c.wav", "violations": [review.to_dict()]}, [])
+    assert row["role_confidence"] == 0.86
+    stereo = RuleEngine(load_profile("zte")).on_transcript(tr(1.0, 2.5, "这个我不知道"))
+    assert [v.rule for v in stereo] == ["forbidden"] and "role_confidence" not in stereo[0].to_dict()
 
 
 def test_a_question_and_its_answer_held_in_one_noisy_utterance_are_cut_apart(corpus_dir, tmp_path):

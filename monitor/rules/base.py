@@ -48,11 +48,12 @@ class Rule:
 
 def violation(rule: str, settings: RuleSettings, start: float, end: float, text: str, evidence: str,
               channel: Role = "agent", phrase: str | None = None, severity: str | None = None,
-              deduction: float | None = None, seed: str | None = None) -> Violation:
+              deduction: float | None = None, seed: str | None = None,
+              role_confidence: float | None = None) -> Violation:
     return Violation(rule=rule, start=start, end=end, channel=channel, text=text, evidence=evidence,
                      severity=severity or settings.severity,
                      deduction=settings.deduction if deduction is None else deduction,
-                     phrase=phrase, seed=seed or settings.seed)
+                     phrase=phrase, seed=seed or settings.seed, role_confidence=role_confidence)
 
 
 # Utterances longer than this (noise or a neighbour's words can be glued to them; live pieces

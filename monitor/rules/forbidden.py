@@ -77,13 +77,14 @@ class ForbiddenRule(Rule):
                 self.unsure[key] = violation(
                     UNSURE_RULE, self.profile.forbidden_defaults, start, end, tr.text,
                     f"{said}; whose line is unsure (the agent's at {tr.role_confidence:.2f})",
-                    phrase=entry.phrase, severity="minor", deduction=0.0, seed=entry.seed)
+                    phrase=entry.phrase, severity="minor", deduction=0.0, seed=entry.seed,
+                    role_confidence=tr.role_confidence)
                 continue
             self.reported.add(key)
             self.unsure.pop(key, None)
             out.append(violation(self.name, self.profile.forbidden_defaults, start, end, tr.text, said,
                                  phrase=entry.phrase, severity=entry.severity, deduction=entry.deduction,
-                                 seed=entry.seed))
+                                 seed=entry.seed, role_confidence=tr.role_confidence))
         return out
 
     def end(self, t_end: float) -> list[Violation]:
