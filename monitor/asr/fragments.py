@@ -10,8 +10,9 @@ Measured on the agent fragments (at most 1.5 s, at most 0.6 s after the same sid
 utterance) of the dev calls and five 40-call field-style sets (scripts/make_synth_corpus.py
 --field): of 37, the continuation recovered the goodbye in 8 of 9 that held one, and on the
 fragments holding none of the agent's words (noise, a neighbour, echo) it made up text at an
-average log-prob of -1.2 to -2.7 per token, or at -1.03 a text too long for the fragment (11
-characters in 1.3 s); real continuations were at -0.04 to -1.08.
+average log-prob of -2.0 to -2.7 per token, fell back on its prompt ("这些东西是普通话的" at -1.19),
+or at -1.03 made up a text too long for the fragment (11 characters in 1.3 s); real
+continuations were at -0.04 to -1.18 (a mono goodbye at -1.15).
 
 Plain functions here; the transcriber decodes (monitor.asr.whisper), in batch and live alike.
 """
@@ -32,12 +33,14 @@ class FragmentOptions:
     roles: tuple[str, ...] = ("agent",)  # the agent's words are what the rules judge
     # The continuation is steered by the forced prefix, so it needs more support from the audio
     # than a reading of its own (monitor.asr.filters.SpeechFilter.min_avg_logprob -1.3).
-    min_avg_logprob: float = -1.1
+    min_avg_logprob: float = -1.2
     # Mandarin runs at 3-6 characters a second, fast talkers at 7. A continuation longer than this
     # (and one more) for its fragment came from the prefix's momentum, or holds words of the sentence
     # its own reading lost: either way not the fragment's own, which is then read as it was alone.
     max_chars_per_s: float = 7.0
-    max_glued_s: float = 28.0  # prefix sentence, gap and fragment in one encoder window
+    # Sentence, gap and fragment, at most: the encoder's time grows with its window (up to 6 s
+    # costs what decoding the fragment alone does; the goodbyes above followed 4-5 s sentences).
+    max_glued_s: float = 12.0
 
 
 def follows(prev: Utterance, u: Utterance, options: FragmentOptions = FragmentOptions()) -> bool:

@@ -227,7 +227,10 @@ class WhisperTranscriber:
         logp = steps - top - np.log(np.exp(steps - top).sum(axis=1, keepdims=True))
         avg_logprob = float(np.mean(logp[np.arange(len(chosen)), chosen]))
         new = [t for t in ids[len(prefix):] if t < self._tok.eot]
-        text, reason = clean(to_simplified(self._tok.decode(new).strip()).lstrip("，,。.！!？? "), self._prompt_texts)
+        heard = to_simplified(self._tok.decode(new).strip()).lstrip("，,。.！!？? ")
+        text, reason = clean(heard, self._prompt_texts)
+        if normalize(text) != normalize(heard):
+            return None  # it fell back on its prompt ("…是普通话的"): it hears no words of the piece's own
         reason = reason or why_not_speech(text, avg_logprob, 0.0, self.opt.speech_filter)
         if reason or not plausible(text, u.end - u.start, avg_logprob, self.opt.fragments):
             return None
