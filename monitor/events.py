@@ -169,3 +169,4 @@ class EndOfStream:
 
     t: float
     role: Role | None = None
+    truncated: bool = False  # a recording that stops before the call did: its end is not judged

@@ -31,8 +31,7 @@ class JudgeInput:
     tones: list[ToneEvent]  # with their true extent (reported)
     events: list[CallEvent]
     duration: float
-    skip: tuple[str, ...] = ()  # rules not judged (a truncated recording: hangup)
-    truncated: bool = False
+    truncated: bool = False  # the recording stops before the call did: its end is not judged
     note: str = ""
     path: str = ""
     hotwords: tuple[str, ...] = ()  # the profile's hot words the recogniser was given (not judged)
@@ -44,7 +43,6 @@ class JudgeInput:
             "direction": self.direction,
             "rules": list(self.rules),
             "duration": float(self.duration),
-            "skip": list(self.skip),
             "truncated": self.truncated,
             "note": self.note,
             "path": self.path,
@@ -80,7 +78,6 @@ class JudgeInput:
                                   by=None if e["by"] is None else _role(e["by"]), source=str(e["source"]))
                         for e in d["events"]],
                 duration=float(d["duration"]),
-                skip=tuple(str(s) for s in d["skip"]),
                 truncated=bool(d["truncated"]),
                 note=str(d["note"]),
                 path=str(d["path"]),

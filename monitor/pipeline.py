@@ -144,26 +144,17 @@ def attribute(call: CallAudio, utts: list[Utterance],
     return keep, leaks
 
 
-# What cannot be judged from a recording that ends early: its end is not the call's end, so
-# neither who hung up nor whether the agent's last words (the goodbye) were cut off.
-NOT_JUDGED_WHEN_TRUNCATED = ("closing", "hangup")
-
-
 def judge(profile: Profile, options: RuleOptions, roles, transcripts: list[Transcript],
           tones: list[ToneEvent], events: list[CallEvent], duration: float,
-          skip: tuple[str, ...] = ()) -> RuleEngine:
-    """Feed everything to a rule engine in time order, as the live path would."""
+          end_heard: bool = True) -> RuleEngine:
+    """Feed everything to a rule engine in time order, as the live path would. `end_heard` False:
+    the recording stops before the call did (RuleEngine.end)."""
     engine = RuleEngine(profile, options, roles)
-    if skip:
-        judged = [r for r in engine.rules if r.name not in skip]
-        engine.not_judged = sorted(set(engine.not_judged)
-                                   | {r.name for r in engine.rules if r.name in skip})
-        engine.rules = judged
     timeline: list[TimelineItem] = [*events, *tones, *transcripts]
     for item in sorted(timeline, key=timeline_key):
         engine.feed(item)
     engine.tick(duration)
-    engine.end(duration)
+    engine.end(duration, end_heard)
     return engine
 
 
@@ -192,14 +183,14 @@ def score_call(path: Path, profile: Profile, transcriber: Transcriber, options: 
     return judged_report(path.name, profile, JudgeInput(
         roles=roles, direction=options.rules.direction, rules=options.rules.rules, transcripts=transcripts,
         confirmed_tones=confirmed, tones=tones, events=events, duration=call.duration,
-        skip=NOT_JUDGED_WHEN_TRUNCATED if call.truncated else (), truncated=call.truncated, note=call.note,
+        truncated=call.truncated, note=call.note,
         path=str(path), hotwords=profile.hotwords))
 
 
 def judged_report(call: str, profile: Profile, inp: JudgeInput) -> CallReport:
     """Judge what was heard in a call against a profile (`score` after recognition, and `rescore`)."""
     engine = judge(profile, RuleOptions(direction=inp.direction, rules=inp.rules), inp.roles, inp.transcripts,
-                   inp.confirmed_tones, inp.events, inp.duration, skip=inp.skip)
+                   inp.confirmed_tones, inp.events, inp.duration, end_heard=not inp.truncated)
     violations = sorted(engine.violations, key=lambda v: (v.start, v.rule))
     hangup = next((r for r in engine.rules if r.name == "hangup"), None)
     return CallReport(call=call, path=inp.path, duration=inp.duration, profile=profile.name,

@@ -9,8 +9,9 @@ from typing import IO
 
 from monitor.csv_report import write_csvs
 from monitor.labels import evidence, rule_name
-from monitor.pipeline import NOT_JUDGED_WHEN_TRUNCATED, CallReport
+from monitor.pipeline import CallReport
 from monitor.private import open_private
+from monitor.rules.engine import END_RULES
 
 
 class JsonlWriter:
@@ -57,7 +58,7 @@ def print_call(r: CallReport, out: IO[str], show_transcript: bool = False) -> No
     if r.truncated:
         out.write(f"  truncated: {r.note.split(': ', 1)[-1] if r.note else 'the recording ends early'}\n")
     if r.not_judged:
-        why = "recording truncated" if r.truncated and set(r.not_judged) <= set(NOT_JUDGED_WHEN_TRUNCATED) else \
+        why = "recording truncated" if r.truncated and set(r.not_judged) <= set(END_RULES) else \
             "no caller channel" if not r.truncated else "no caller channel, or recording truncated"
         out.write(f"  not judged ({why}): {', '.join(r.not_judged)}\n")
     if show_transcript:

@@ -20,6 +20,7 @@ import pytest
 import soundfile as sf
 
 from monitor.audio.files import ChannelRoles, load_call
+from monitor.events import Transcript
 from monitor.phrasebook import load_profile
 from monitor.pipeline import score_call
 
@@ -157,6 +158,27 @@ def test_a_wav_cut_short_is_loaded_and_marked_truncated(tmp_path):
     from monitor.audio.files import wav_shortfall
 
     assert wav_shortfall(tmp_path / "full.wav") is None
+    # A few samples short still holds the call's end: judged as whole, no warning.
+    few = cut_wav(tmp_path / "full.wav", tmp_path / "few.wav", 0.999)
+    assert not load_call(few).truncated and wav_shortfall(few) is None
+
+
+def test_a_flac_cut_short_keeps_the_audio_before_the_damage(tmp_path, samples_dir):
+    """Decoding stops inside a 10 s block: the block's audio before the damage is read too."""
+    data = (samples_dir / "demo-zte.flac").read_bytes()
+    (tmp_path / "cut.flac").write_bytes(data[:int(len(data) * 0.56)])
+    x, rate = sf.read(samples_dir / "demo-zte.flac", dtype="float32", always_2d=True)
+    with sf.SoundFile(tmp_path / "cut.flac") as f:  # what the file still holds, read small
+        readable = 0
+        try:
+            while len(block := f.read(rate // 100, always_2d=True)):
+                readable += len(block)
+        except sf.LibsndfileError:
+            pass
+    assert 0.4 * len(x) < readable < 0.7 * len(x) and readable % (10 * rate) > rate  # inside a block
+    call = load_call(tmp_path / "cut.flac")
+    assert call.truncated and "decoding stopped" in call.note
+    assert call.duration == pytest.approx(readable / rate, abs=0.15)
 
 
 def test_a_streamed_wav_with_an_unknown_length_is_not_truncated(tmp_path):
@@ -173,8 +195,8 @@ def test_a_streamed_wav_with_an_unknown_length_is_not_truncated(tmp_path):
 class NoWords:
     """A transcriber that hears nothing: enough to run the rules on the audio's shape."""
 
-    def transcribe(self, utts):
-        return []
+    def transcribe(self, utts, before=None):
+        return [Transcript(u.role, u.start, u.end, "", speech=False, dropped_because="empty") for u in utts]
 
 
 def test_a_truncated_call_is_not_judged_for_its_end(tmp_path, samples_dir):
@@ -190,6 +212,30 @@ def test_a_truncated_call_is_not_judged_for_its_end(tmp_path, samples_dir):
     assert "closing" in {v.rule for v in whole.violations}  # heard no words: no goodbye either
     assert whole.to_dict()["truncated"] is False and "note" not in whole.to_dict()
     assert not {"hangup", "closing"} & set(whole.not_judged)
+
+
+def test_replaying_a_truncated_call_does_not_judge_its_end_either(tmp_path, samples_dir):
+    import asyncio
+
+    from monitor.live.desk import Desk, DeskOptions
+    from monitor.live.sources import ReplaySource
+
+    cut = cut_wav(samples_dir / "demo-zte.flac", tmp_path / "cut.wav", 0.8)
+    profile = load_profile("zte")
+    batch = score_call(cut, profile, NoWords())
+    source = ReplaySource(cut, speed=0.0)
+
+    async def go():
+        desk = Desk(profile, NoWords(), [], DeskOptions(desk="t"))
+        try:
+            return await desk.run_call(source.frames(), source.roles, "c", speed=0.0)
+        finally:
+            await desk.close()
+
+    live = asyncio.run(go())
+    assert not {"closing", "closing_offer", "hangup"} & {v.rule for v in live.violations}
+    assert live.to_dict()["not_judged"] == ["closing", "hangup"] and live.why_ended == "recording truncated"
+    assert sorted(v.rule for v in live.violations) == sorted(v.rule for v in batch.violations)
 
 
 def monitor(*args, cwd=REPO):

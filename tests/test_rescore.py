@@ -140,17 +140,18 @@ def test_calls_that_failed_to_score_are_passed_on(report_file, tmp_path):
     assert [d["call"] for d in lines] == ["dev-001.flac", "broken.wav"] and lines[1]["error"]
 
 
-def test_a_truncated_recording_stays_unjudged_for_the_hangup_when_rescored():
+def test_a_truncated_recording_stays_unjudged_for_its_end_when_rescored():
     import dataclasses
 
     from tests.qa_support import RUDE, scripted_report
 
     r = scripted_report("cut.wav", RUDE, 12.0, hangup_by="agent")
     assert "hangup" in {v.rule for v in r.violations}
-    cut = dataclasses.replace(r.judge_input, skip=("hangup",), truncated=True, note="cut.wav: ends early")
+    cut = dataclasses.replace(r.judge_input, truncated=True, note="cut.wav: ends early")
     line = ReportLine(1, {"call": "cut.wav", "judge_input": cut.to_dict()})
     again = rescore_call(line, load_profile("zte"))
-    assert "hangup" in again.not_judged and "hangup" not in {v.rule for v in again.violations}
+    assert again.not_judged == ["closing", "hangup"]
+    assert not {"hangup", "closing"} & {v.rule for v in again.violations}
     assert again.truncated and again.note == "cut.wav: ends early"
 
 

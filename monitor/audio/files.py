@@ -28,7 +28,9 @@ AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".
 MAX_DURATION_S = 2 * 3600.0  # a service call longer than this is a wrong file, not a call
 MIN_DURATION_S = 1.0  # shorter holds no call to judge (a greeting alone takes longer)
 BLOCK_S = 10.0  # decoded and resampled at a time
-TRUNCATION_SLACK_S = 0.5  # compressed containers state their length only roughly
+# Compressed containers state their length only roughly; and a recording this little short
+# still holds its end (the goodbye, the hang-up), so it is judged as whole.
+TRUNCATION_SLACK_S = 0.5
 
 
 class AudioError(Exception):
@@ -174,7 +176,9 @@ def wav_shortfall(path: Path) -> tuple[float, float] | None:
                     if csize in (0, 0xFFFFFFFF) or not byte_rate:  # length unknown (streamed)
                         return None
                     have = size - (pos + 8)
-                    return (csize / byte_rate, have / byte_rate) if csize > have else None
+                    # A few samples short is a damaged file, not a call cut short: its end is there.
+                    return (csize / byte_rate, have / byte_rate) \
+                        if (csize - have) / byte_rate > TRUNCATION_SLACK_S else None
                 pos += 8 + csize + (csize & 1)
     except OSError:
         return None
@@ -184,6 +188,18 @@ def wav_shortfall(path: Path) -> tuple[float, float] | None:
 def _truncated_note(path: Path, declared: float, have: float, how: str = "header") -> str:
     return (f"{path.name}: recording is truncated: its {how} says {declared:.1f} s of audio, "
             f"the file holds {have:.1f} s")
+
+
+def _read_up_to_damage(f: sf.SoundFile, coll: _Collector) -> None:
+    """After a block failed to decode (a file cut short mid-stream): read on from the last good
+    block in small steps, so up to 0.1 s, not a whole block, is lost before the damage."""
+    step = max(1, coll.rate // 10)
+    try:
+        f.seek(coll.frames)
+        while len(x := f.read(step, dtype="float32", always_2d=True)):
+            coll.add(x)
+    except (sf.LibsndfileError, RuntimeError):
+        pass
 
 
 def _load_soundfile(path: Path, roles: ChannelRoles) -> CallAudio:
@@ -198,6 +214,7 @@ def _load_soundfile(path: Path, roles: ChannelRoles) -> CallAudio:
             for block in f.blocks(blocksize=coll._block, dtype="float32", always_2d=True):
                 coll.add(block)
         except (sf.LibsndfileError, RuntimeError) as exc:
+            _read_up_to_damage(f, coll)  # the failed block's audio before the damage is still there
             if coll.frames == 0:
                 raise
             note = (f"{path.name}: recording is truncated: decoding stopped at "

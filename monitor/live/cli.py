@@ -256,6 +256,8 @@ def cmd_replay(args) -> int:
                     print(f"monitor: error: {exc}", file=sys.stderr)
                     failed += 1
                     continue
+                if source.call.truncated:  # replayed, but its end is not judged (as `monitor score`)
+                    print(f"monitor: warning: {source.call.note or path.name + ': truncated'}", file=sys.stderr)
                 s = await desk.run_call(source.frames(), source.roles, args.call_id or path.stem,
                                         speed=source.speed)
                 _print_call(s)

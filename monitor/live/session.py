@@ -189,8 +189,8 @@ class CallSession:
         found += self.engine.tick(t_end)
         if self.mono:
             found += self._rejudge(t_end, end_heard)
-        elif end_heard:
-            found += self.engine.end(t_end)
+        else:
+            found += self.engine.end(t_end, end_heard)
         self.ended = True
         return found
 
@@ -207,8 +207,7 @@ class CallSession:
         for item in sorted(timeline, key=timeline_key):
             engine.feed(item)
         engine.tick(t_end)
-        if end_heard:
-            engine.end(t_end)
+        engine.end(t_end, end_heard)
         self.engine = engine
         self.transcripts = transcripts
         return [v for v in engine.violations if _finding(v) not in raised]

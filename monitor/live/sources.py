@@ -67,7 +67,7 @@ class ReplaySource:
                     yield AudioFrame(role=role, start=t_audio, samples=block)
         for ev in events:
             yield ev
-        yield EndOfStream(t=n / SAMPLE_RATE)
+        yield EndOfStream(t=n / SAMPLE_RATE, truncated=self.call.truncated)
 
 
 @dataclass(frozen=True)

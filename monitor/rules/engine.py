@@ -50,6 +50,12 @@ def timeline_key(item: TimelineItem) -> tuple[float, int, float]:
     return timeline_time(item), 0 if isinstance(item, CallEvent) else 1, 0.0
 
 
+# What only the call's end decides: whether the agent's last words held the goodbye, and who hung
+# up. A recording or a stream that stops before the call did cannot tell (RuleEngine.end).
+END_RULES = ("closing", "hangup")
+END_FINDINGS = ("closing", "closing_offer", "hangup")
+
+
 @dataclass(frozen=True)
 class RuleOptions:
     direction: str = "inbound"  # "inbound" | "outbound"
@@ -108,8 +114,17 @@ class RuleEngine:
             return found + self.on_tone(item)
         return found + self.on_transcript(item)
 
-    def end(self, t_end: float) -> list[Violation]:
+    def end(self, t_end: float, end_heard: bool = True) -> list[Violation]:
+        """The call is over. `end_heard` False: its audio stopped before the call did (a recording
+        cut short, a lost device): nothing is judged on its end (a greeting deadline not yet
+        reached, a goodbye, who hung up), what only the end decides (END_RULES) is listed as not
+        judged, and those rules' findings so far are dropped."""
         if self.ended:
             return []
         self.ended = True
+        if not end_heard:
+            self.not_judged = sorted(set(self.not_judged) | {r.name for r in self.rules if r.name in END_RULES})
+            self.rules = [r for r in self.rules if r.name not in END_RULES]
+            self.violations = [v for v in self.violations if v.rule not in END_FINDINGS]
+            return []
         return self._collect([v for r in self.rules for v in r.end(t_end)])
