@@ -103,3 +103,12 @@ def test_no_caller_line_raises_an_alert_against_the_agent(mono_desk):
     for _, (_, _, _, lines) in mono_desk.items():
         assert {t.role for t in lines.lines} == {"agent", "caller"}
         assert all(t.role_confidence is not None for t in lines.lines)
+
+
+def test_an_unpaced_replay_gives_each_finding_the_confidence_batch_gives(mono_desk):
+    """Replayed as fast as it decodes, the feed runs far ahead of the recogniser: the pauses between
+    lines are measured while their audio is still kept, so the sides come out as in batch."""
+    for cid, (live, batch, _, _) in mono_desk.items():
+        got = sorted((v.rule, v.phrase, v.role_confidence) for v in live.violations if v.role_confidence is not None)
+        want = sorted((v.rule, v.phrase, v.role_confidence) for v in batch.violations if v.role_confidence is not None)
+        assert got == want, cid

@@ -131,6 +131,7 @@ class CallSession:
         self._voices: dict[tuple[float, float], np.ndarray | None] = {}
         self._words: dict[tuple[float, float], float] = {}
         self._pauses: dict[tuple[float, float, float, float], float | None] = {}  # mono: between two lines
+        self._last_line: Utterance | None = None  # mono: the last piece sent to the recogniser
         self._events: list[CallEvent] = []
         self._heard = {r: 0.0 for r in roles}  # audio seconds fed per channel
         self.last_voice = 0.0  # call time of the last speech heard on any channel
@@ -297,10 +298,13 @@ class CallSession:
         kept, since the mix of old lines leaves the recent audio."""
         key = (a.start, a.end, b.start, b.end)
         if key not in self._pauses:
-            mix = self._audio["agent"]
-            self._pauses[key] = junction_pause(lambda s, e: mix.span(s, e) if mix.holds(s, e) else None,
-                                               (a.start, a.end), (b.start, b.end), self.opt.mono.pauses)
+            self._measure_pause(key)
         return self._pauses[key]
+
+    def _measure_pause(self, key: tuple[float, float, float, float]) -> None:
+        mix = self._audio["agent"]
+        self._pauses[key] = junction_pause(lambda s, e: mix.span(s, e) if mix.holds(s, e) else None,
+                                           key[:2], key[2:], self.opt.mono.pauses)
 
     def _turns(self, utts: list[Utterance]) -> list[Utterance]:
         """Mono: long utterances cut where the voice stops for a moment (a turn may change there)."""
@@ -347,6 +351,11 @@ class CallSession:
             self.transcripts.append(tr)
             self._push(tr)
             return None
+        if self.mono:  # the pause before this line, measured while the mix around it is surely kept (a
+            # recogniser behind an unpaced replay reads it after the recent audio has moved on)
+            if self._last_line is not None:
+                self._measure_pause((self._last_line.start, self._last_line.end, u.start, u.end))
+            self._last_line = u
         self._pending[(u.role, u.start)] = u
         self._partial_at.pop(u.role, None)
         return Work(u)
