@@ -100,3 +100,24 @@ def hub_alerts(http: str, token: str, cafile: Path | None = None) -> list[dict]:
     with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
         data = json.loads(r.read())
     return data["alerts"] if isinstance(data, dict) else data
+
+
+def replay_in_process(path: Path, profile, transcriber, sinks=(), live=None, call_id: str = "c"):
+    """A recording through an in-process desk as fast as it decodes (`monitor replay` without
+    --realtime): the call's summary."""
+    import asyncio
+
+    from monitor.live.desk import Desk, DeskOptions
+    from monitor.live.session import LiveOptions
+    from monitor.live.sources import ReplaySource
+
+    source = ReplaySource(path, speed=0.0)
+
+    async def go():
+        desk = Desk(profile, transcriber, list(sinks), DeskOptions(desk="t", live=live or LiveOptions()))
+        try:
+            return await desk.run_call(source.frames(), source.roles, call_id, speed=0.0)
+        finally:
+            await desk.close()
+
+    return asyncio.run(go())

@@ -13,6 +13,7 @@ from monitor.audio.files import load_call
 from monitor.events import SAMPLE_RATE, Heard, Utterance
 from monitor.vad import segment
 from tests.conftest import load_labels
+from tests.live_support import replay_in_process
 from tests.test_long_utterances import agent_words
 
 SR = SAMPLE_RATE
@@ -123,11 +124,8 @@ def call_with_goodbye_apart(corpus_dir, tmp_path_factory):
 
 
 def test_a_goodbye_said_after_a_breath_passes_closing_in_batch_and_live(call_with_goodbye_apart, whisper_factory):
-    import asyncio
     import dataclasses
 
-    from monitor.live.desk import Desk, DeskOptions
-    from monitor.live.sources import ReplaySource
     from monitor.phrasebook import load_profile
     from monitor.pipeline import score_call
 
@@ -143,14 +141,5 @@ def test_a_goodbye_said_after_a_breath_passes_closing_in_batch_and_live(call_wit
     off.__dict__.update(model.__dict__, opt=dataclasses.replace(model.opt, fragments=FragmentOptions(max_s=0.0)))
     assert "closing" in {v.rule for v in score_call(call_with_goodbye_apart, profile, off).violations}
 
-    source = ReplaySource(call_with_goodbye_apart, speed=0.0)
-
-    async def go():
-        desk = Desk(profile, model, [], DeskOptions(desk="t"))
-        try:
-            return await desk.run_call(source.frames(), source.roles, "c", speed=0.0)
-        finally:
-            await desk.close()
-
-    live = asyncio.run(go())
+    live = replay_in_process(call_with_goodbye_apart, profile, model)
     assert [v.rule for v in live.violations] == ["forbidden"]

@@ -215,24 +215,12 @@ def test_a_truncated_call_is_not_judged_for_its_end(tmp_path, samples_dir):
 
 
 def test_replaying_a_truncated_call_does_not_judge_its_end_either(tmp_path, samples_dir):
-    import asyncio
-
-    from monitor.live.desk import Desk, DeskOptions
-    from monitor.live.sources import ReplaySource
+    from tests.live_support import replay_in_process
 
     cut = cut_wav(samples_dir / "demo-zte.flac", tmp_path / "cut.wav", 0.8)
     profile = load_profile("zte")
     batch = score_call(cut, profile, NoWords())
-    source = ReplaySource(cut, speed=0.0)
-
-    async def go():
-        desk = Desk(profile, NoWords(), [], DeskOptions(desk="t"))
-        try:
-            return await desk.run_call(source.frames(), source.roles, "c", speed=0.0)
-        finally:
-            await desk.close()
-
-    live = asyncio.run(go())
+    live = replay_in_process(cut, profile, NoWords())
     assert not {"closing", "closing_offer", "hangup"} & {v.rule for v in live.violations}
     assert live.to_dict()["not_judged"] == ["closing", "hangup"] and live.why_ended == "recording truncated"
     assert sorted(v.rule for v in live.violations) == sorted(v.rule for v in batch.violations)

@@ -1,15 +1,12 @@
 """Replaying recordings through the live path gives what batch scoring gives (real model)."""
-import asyncio
 import json
 import subprocess
 
 import pytest
 
-from monitor.live.desk import Desk, DeskOptions
-from monitor.live.sources import ReplaySource
 from monitor.phrasebook import load_profile
 from monitor.pipeline import score_call
-from tests.live_support import MONITOR, free_port, hub_alerts, hub_process
+from tests.live_support import MONITOR, free_port, hub_alerts, hub_process, replay_in_process
 
 CALLS = [("samples", "demo-zte.flac", "zte"), ("samples", "tel-unicom.wav", "unicom"),
          ("samples", "jingyi-rude.flac", "jingyi"), ("corpus", "dev-000.wav", "zte"),
@@ -26,16 +23,7 @@ def test_live_replay_raises_the_same_violations_as_batch(where, name, profile, r
     prof = load_profile(profile)
     stt = whisper_factory(prof.hotwords)
     batch = score_call(folder / name, prof, stt)
-    source = ReplaySource(folder / name, speed=0.0)
-
-    async def go():
-        desk = Desk(prof, stt, [], DeskOptions(desk="t"))
-        try:
-            return await desk.run_call(source.frames(), source.roles, "c", speed=0.0)
-        finally:
-            await desk.close()
-
-    live = asyncio.run(go())
+    live = replay_in_process(folder / name, prof, stt)
     assert sorted(map(key, live.violations)) == sorted(map(key, batch.violations))
     for lv in live.violations:
         bv = next(b for b in batch.violations if key(b) == key(lv))

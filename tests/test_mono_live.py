@@ -1,7 +1,6 @@
 """A live desk with one mixed-mono channel: the same attribution as `monitor score` (real model)."""
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -9,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from monitor.events import Transcript
-from monitor.live.desk import Desk, DeskOptions
 from monitor.live.session import LiveOptions
 from monitor.live.sources import ReplaySource
 from monitor.phrasebook import load_profile
+from tests.live_support import replay_in_process
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -53,19 +52,11 @@ def mono_desk(corpus_dir, whisper_factory, tmp_path_factory):
         profile = load_profile(labels["profile"])
         stt = whisper_factory(profile.hotwords)
         batch = score_call(folder / m["audio"], profile, stt)
-        source = ReplaySource(folder / m["audio"], speed=0.0)
-        assert source.roles == ("agent",)
-
+        assert ReplaySource(folder / m["audio"]).roles == ("agent",)
         lines = Lines()
-
-        async def go(profile=profile, stt=stt, source=source, lines=lines, cid=m["call_id"]):
-            desk = Desk(profile, stt, [lines], DeskOptions(desk="t", live=LiveOptions(mono_roles="auto")))
-            try:
-                return await desk.run_call(source.frames(), source.roles, cid, speed=0.0)
-            finally:
-                await desk.close()
-
-        out[m["call_id"]] = (asyncio.run(go()), batch, labels, lines)
+        live = replay_in_process(folder / m["audio"], profile, stt, [lines], LiveOptions(mono_roles="auto"),
+                                 call_id=m["call_id"])
+        out[m["call_id"]] = (live, batch, labels, lines)
     return out
 
 
