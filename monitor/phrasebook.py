@@ -442,6 +442,8 @@ def _merge(src: _Source, into: _Merged, top: bool) -> None:
 # -- the profile ---------------------------------------------------------------
 def load_profile(ref: str | Path) -> Profile:
     """Load a profile by name (zte, unicom, ...) or by path to a TOML file."""
+    if not str(ref).strip():  # Path("") is the current folder
+        raise PhrasebookError([f"no profile given (known: {', '.join(list_profiles())}; or give a .toml path)"])
     path = Path(ref)
     if not path.suffix and not path.exists():
         path = _named(ref)

@@ -158,3 +158,9 @@ def test_the_systemd_units_are_hardened_and_verify(tmp_path: Path) -> None:
                           str(tmp_path / "call-monitor-desk@desk-07.service")], capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 0 and res.stderr.strip() == "", res.stderr
+
+
+def test_an_empty_profile_name_is_said_to_be_missing() -> None:
+    with pytest.raises(phrasebook.PhrasebookError) as err:
+        phrasebook.load_profile("")
+    assert "no profile given (known: " in str(err.value) and "zte" in str(err.value)
