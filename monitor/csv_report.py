@@ -59,7 +59,8 @@ def violation_rows(row: dict, extra: Sequence[str]) -> list[dict]:
     return [{**base, "rule": v["rule"], "rule_zh": rule_name(v["rule"]), "severity": v.get("severity", ""),
              "severity_zh": severity_name(v.get("severity", "")),
              "deduction": v.get("deduction", 0.0), "start": v["start"], "end": v["end"], "channel": v["channel"],
-             "role_confidence": v.get("role_confidence", ""), "phrase": v.get("phrase", ""), "text": v.get("text", ""), "evidence": v.get("evidence", ""),
+             "role_confidence": v.get("role_confidence", ""), "phrase": v.get("phrase", ""),
+             "text": v.get("text", ""), "evidence": v.get("evidence", ""),
              "evidence_zh": evidence(v.get("evidence", "")), "seed": v.get("seed", "")}
             for v in row.get("violations", [])]
 

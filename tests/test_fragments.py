@@ -4,6 +4,8 @@
 model's 6 s window it comes back garbled or as silence, and `closing` fired although the agent
 said 再见. Decoded behind the sentence, with the sentence's words forced first, it is heard.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -40,6 +42,13 @@ def test_a_continuation_must_be_likely_and_fit_its_piece():
     # the sentence's own words its reading lost, then the goodbye: not the piece's alone
     assert not plausible("好的，还有其他需要吗？没有的话，再见", 0.7, -0.29)
     assert not plausible("", 0.7, -0.1)
+
+
+def without_fragments(model):
+    """The same loaded model with short pieces decoded alone only."""
+    off = model.__class__.__new__(model.__class__)
+    off.__dict__.update(model.__dict__, opt=dataclasses.replace(model.opt, fragments=FragmentOptions(max_s=0.0)))
+    return off
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +103,9 @@ def test_line_noise_after_the_sentence_gets_no_words_from_it(whisper_factory, co
 
 
 def test_the_options_can_turn_it_off(whisper_factory, closing_turn):
-    import dataclasses
-
     sentence, goodbye = closing_turn
     model = whisper_factory()
-    off = model.__class__.__new__(model.__class__)
-    off.__dict__.update(model.__dict__, opt=dataclasses.replace(model.opt, fragments=FragmentOptions(max_s=0.0)))
-    assert "再见" not in off.transcribe([sentence, goodbye])[1].text
+    assert "再见" not in without_fragments(model).transcribe([sentence, goodbye])[1].text
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +129,6 @@ def call_with_goodbye_apart(corpus_dir, tmp_path_factory):
 
 
 def test_a_goodbye_said_after_a_breath_passes_closing_in_batch_and_live(call_with_goodbye_apart, whisper_factory):
-    import dataclasses
 
     from monitor.phrasebook import load_profile
     from monitor.pipeline import score_call
@@ -137,8 +141,7 @@ def test_a_goodbye_said_after_a_breath_passes_closing_in_batch_and_live(call_wit
     batch = score_call(call_with_goodbye_apart, profile, model)
     assert [v.rule for v in batch.violations] == ["forbidden"]  # the call's one real violation (与我无关)
 
-    off = model.__class__.__new__(model.__class__)
-    off.__dict__.update(model.__dict__, opt=dataclasses.replace(model.opt, fragments=FragmentOptions(max_s=0.0)))
+    off = without_fragments(model)
     assert "closing" in {v.rule for v in score_call(call_with_goodbye_apart, profile, off).violations}
 
     live = replay_in_process(call_with_goodbye_apart, profile, model)

@@ -220,9 +220,9 @@ class WhisperTranscriber:
         if ids[:len(prefix)] != prefix:
             return None
         steps = np.asarray(out.logits[0], dtype=np.float64)[len(prefix):len(ids) + 1]
-        chosen = [*ids[len(prefix):], self._tok.eot][:len(steps)]
         if not len(steps):
             return None
+        chosen = [*ids[len(prefix):], self._tok.eot][:len(steps)]
         top = steps.max(axis=1, keepdims=True)
         logp = steps - top - np.log(np.exp(steps - top).sum(axis=1, keepdims=True))
         avg_logprob = float(np.mean(logp[np.arange(len(chosen)), chosen]))

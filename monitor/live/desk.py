@@ -103,14 +103,13 @@ class Desk:
         """Follow one call from its stream (frames and call events, call time) to its end."""
         call = self.open_call(CallStarted(call_id or uuid.uuid4().hex[:12], 0.0, how), roles, speed)
         await call.begin()
-        end: EndOfStream | None = None
+        end_t, truncated = None, False
         async for item in frames:
             if isinstance(item, EndOfStream):
-                end = item
+                end_t, truncated = item.t, item.truncated
                 break
             await call.feed(item)
-        return await call.finish(end.t if end else None, why="recording truncated" if end and end.truncated else "",
-                                 end_heard=not (end and end.truncated))
+        return await call.finish(end_t, why="recording truncated" if truncated else "", end_heard=not truncated)
 
     async def _each_sink(self, what: str, *args: object) -> None:
         for s in self.sinks:
