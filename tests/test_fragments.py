@@ -129,7 +129,6 @@ def call_with_goodbye_apart(corpus_dir, tmp_path_factory):
 
 
 def test_a_goodbye_said_after_a_breath_passes_closing_in_batch_and_live(call_with_goodbye_apart, whisper_factory):
-
     from monitor.phrasebook import load_profile
     from monitor.pipeline import score_call
 
