@@ -22,13 +22,14 @@ confidence (the posterior of that role), from a two-state hidden Markov model:
   read by it instead: the sides changed across a measured pause under 0.4 s (a comma's
   pause), of 0.4-0.6 s and of 0.6 s or more 0.30 / 0.52 / 0.79 of the time on dev and
   0.18 / 0.70 / 0.75 on a held-out-style set of 40 calls (set: 0.25 / 0.62 / 0.77); a second
-  held-out-style set, looked at only after, gave 0.15 / 0.68 / 0.76. Words that lead on
-  (就是, 的话) and the agent's sign-off before a goodbye (感谢您的来电 | 再见) keep the speaker
-  across any pause under a second (0.25): a breath there is no turn. On dev the recogniser
-  ended a line so 9 times, the next line the same side's every time; with 0.5 s of quiet put
-  before the agent's last 再见 in the 20 dev calls that have a pause there, the goodbye went to
-  the caller (a false `closing`) in 3 of them before, none after (0.3 s: 1 -> 0); a fourth
-  came from a 再见 split by the insertion itself;
+  held-out-style set, looked at only after, gave 0.15 / 0.68 / 0.76. A bare 再见 after the
+  agent's sign-off (感谢您的来电) or its 没有的话 keeps the speaker across any pause under a
+  second (0.25): a breath, not a turn; the caller answers a sign-off with 好的 or 嗯 first.
+  With 0.5 s of quiet put before the agent's last 再见 in the 20 dev calls that have a pause
+  there, the goodbye went to the caller (a false `closing`) in 3 of them before, none after
+  (0.3 s: 1 -> 0). A wider rule (any words that lead on, 就是 / 的话, and any goodbye after the
+  sign-off) was tried and dropped: a caller trailing off on 就是 took the agent's answer, and
+  the caller's "好的，再见" after an agent who left out the goodbye became the agent's;
 - who starts: after pick-up of an inbound call the agent speaks first (the greeting);
   log-odds 2.0, not more: an agent who does not greet lets the caller speak first;
 - the words, as evidence for one side (log-odds, see `word_evidence`): the profile's
@@ -85,9 +86,9 @@ class MonoRoleOptions:
     # unfinished ending such as 就是, 的话): a comma's pause
     switch_mid_sentence_p: float = 0.47
     switch_after_goodbye_p: float = 0.95  # a goodbye after a goodbye is the other side's
-    # ... after words that lead on (就是, 的话: `leads_on`), or the agent's sign-off before its
-    # goodbye (感谢您的来电 | 再见), at any pause under `silence_s`: a breath, not a turn
-    switch_after_lead_on_p: float = 0.25
+    # ... to a bare 再见 after the agent's sign-off or its 没有的话 (感谢您的来电 | 再见), at any pause
+    # under `silence_s`: a breath, not a turn (the caller's goodbye comes with its 好的 / 嗯)
+    switch_to_own_goodbye_p: float = 0.25
     opening_slack_s: float = 5.0  # a 您好 counts as the greeting until the profile's deadline plus this
     agent_first: float = 2.0  # log-odds that the first words of an inbound call are the agent's
     greeting: float = 3.0  # log-odds for the profile's greeting or company name
@@ -109,7 +110,7 @@ class MonoRoleOptions:
 
     def __post_init__(self) -> None:
         for name in ("switch_p", "switch_after_pause_p", "switch_after_question_p", "switch_after_silence_p",
-                     "switch_mid_sentence_p", "switch_after_goodbye_p", "switch_after_lead_on_p",
+                     "switch_mid_sentence_p", "switch_after_goodbye_p", "switch_to_own_goodbye_p",
                      "switch_after_comma_p",
                      "switch_after_breath_p", "switch_after_turn_pause_p"):
             if not 0.0 < getattr(self, name) < 1.0:
@@ -134,8 +135,8 @@ NUMBER_READ_OUT = re.compile(r"[0-9零一二三四五六七八九幺]{4,}")
 
 
 GOODBYES = ("再见", "拜拜", "拜")
-# The agent's sign-off, said right before its goodbye (感谢您的来电，再见): a goodbye after it
-# across a breath is still the agent's.
+# The agent's sign-off, said right before its goodbye (感谢您的来电，再见): a bare 再见 after it
+# across a breath is still the agent's; the caller answers a sign-off with 好的 or 嗯 first.
 # Matched as they sound (the recogniser writes 感谢您的来订).
 SIGN_OFF = PhraseMatcher([Pattern(p, p) for p in ("感谢您的来电", "感谢来电", "谢谢您的来电", "感谢您的致电",
                                                   "祝您生活愉快", "祝您愉快")])
@@ -194,20 +195,21 @@ def _bare(text: str) -> str:
     return text.rstrip().rstrip("".join(SENTENCE_END) + "，,、 ")
 
 
-def leads_on(text: str) -> bool:
-    """The words end on one that leads on (就是, 的话 …), whatever punctuation the recogniser gave them."""
-    return _bare(text).endswith(UNFINISHED)
-
-
 def signs_off(text: str) -> bool:
-    """The words end on the agent's sign-off (SIGN_OFF), give or take its last syllable."""
+    """The words end on the agent's sign-off (SIGN_OFF), give or take its last syllable, or on the
+    condition of its closing offer (没有的话)."""
     words = re.sub(r"\W", "", text)
-    return any(m.end >= len(words) - 1 for m in SIGN_OFF.find(words))
+    return words.endswith("的话") or any(m.end >= len(words) - 1 for m in SIGN_OFF.find(words))
+
+
+def bare_goodbye(text: str) -> bool:
+    """The words are 再见 and nothing else (no 好的, 嗯 or 拜拜 with it)."""
+    return re.sub(r"\W", "", text) in ("再见", "再见了")
 
 
 def ended_sentence(text: str) -> bool:
     """The words end a sentence: sentence-final punctuation, and not on a word that leads on."""
-    return text.rstrip().endswith(SENTENCE_END) and not leads_on(text)
+    return text.rstrip().endswith(SENTENCE_END) and not _bare(text).endswith(UNFINISHED)
 
 
 def asked(text: str) -> bool:
@@ -223,8 +225,8 @@ def _switch(prev: Transcript, nxt: Transcript, options: MonoRoleOptions, pause: 
     gap = nxt.start - prev.end
     if gap >= options.silence_s:
         return options.switch_after_silence_p
-    if leads_on(prev.text) or (_goodbye(nxt.text) and signs_off(prev.text)):
-        return options.switch_after_lead_on_p
+    if bare_goodbye(nxt.text) and signs_off(prev.text):
+        return options.switch_to_own_goodbye_p
     if asked(prev.text):
         return options.switch_after_question_p
     if gap >= options.long_pause_s:
