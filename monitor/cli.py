@@ -71,7 +71,9 @@ def _score_parser(sub) -> None:
     p.add_argument("--profile", default="zte", help="phrasebook profile name (zte, unicom, jingyi, "
                    "broadband) or a .toml file (default zte)")
     p.add_argument("--profile-map", metavar="FILE", help="JSON object {\"call name\": \"profile\"} for a "
-                   "folder of calls under different norms; calls not in it use --profile")
+                   "folder of calls under different norms (the file name without its extension; where "
+                   "two files in subfolders share a name, their path from the shared folder: day1/0001); "
+                   "calls not in it use --profile")
     p.add_argument("--out", metavar="FILE", help="write one JSON object per call (JSONL) here")
     p.add_argument("--csv", metavar="FILE", help="also write FILE-calls.csv (one row per call) and "
                    "FILE-violations.csv (one row per violation), UTF-8 with BOM for Excel")
@@ -173,7 +175,17 @@ def _profile_map(path: str | None) -> dict[str, str]:
         raise UsageError(f"{path}: cannot read the profile map ({exc.__class__.__name__}: {exc})") from None
     if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
         raise UsageError(f"{path}: the profile map must be a JSON object of call name -> profile name")
-    return {Path(k).stem: v for k, v in data.items()}
+    # by the call's name as given, and by its file name alone (a map written with folder paths)
+    return {**{Path(k).stem: v for k, v in data.items()}, **{call_key(k): v for k, v in data.items()}}
+
+
+def call_key(call: str) -> str:
+    """A call's key in a profile map: its name or path without the audio file's extension
+    (dev-000.wav and dev-000 alike; day1/0001 for a file that shares its name with another day's)."""
+    from monitor.audio.files import AUDIO_SUFFIXES
+
+    suffix = Path(call).suffix
+    return call[:-len(suffix)] if suffix.lower() in AUDIO_SUFFIXES else call
 
 
 def _transcriber(args, profile):
@@ -205,7 +217,7 @@ def channel_roles(args):
 
 
 def cmd_score(args) -> int:
-    from monitor.audio.files import expand_inputs
+    from monitor.audio.files import call_names, expand_inputs
     from monitor.pipeline import ScoreOptions
     from monitor.qa_commands import call_meta, meta_profiles, meta_source_of, with_direction
     from monitor.report import JsonlWriter, print_call, print_summary, write_csv
@@ -224,6 +236,7 @@ def cmd_score(args) -> int:
         print(f"monitor: error: {err}", file=sys.stderr)
     if not files:
         raise UsageError("no audio files to score")
+    names = call_names(files)
     options = ScoreOptions(roles=roles,
                            rules=RuleOptions(direction=args.direction), mono_roles=args.mono_roles)
     try:
@@ -237,7 +250,7 @@ def cmd_score(args) -> int:
     def plan(path):  # a call's metadata, profile and options, read once
         if path not in plans:
             meta = call_meta(meta_source, path, progress)
-            profile = profiles.get(mapping.get(path.stem, meta.get("profile", "")), default_profile)
+            profile = profiles.get(mapping.get(call_key(names[path]), meta.get("profile", "")), default_profile)
             plans[path] = (meta, profile, with_direction(options, meta))
         return plans[path]
 
@@ -248,13 +261,13 @@ def cmd_score(args) -> int:
             meta = plan(path)[0]
             try:
                 report = pool.result(path)
-                report.meta = meta
+                report.meta, report.call = meta, names[path]
             except Exception as exc:  # one call's failure never loses the others
                 msg = _why_not_scored(path, exc)
                 _note(progress, f"monitor: error: {msg}")
-                failed.append((path.name, msg))
+                failed.append((names[path], msg))
                 if writer:
-                    writer.write_error(path.name, msg)
+                    writer.write_error(names[path], msg)
                 continue
             if report.truncated:  # scored, but the hang-up is not judged from it
                 _note(progress, f"monitor: warning: {report.note or path.name + ': truncated'}")

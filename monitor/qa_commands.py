@@ -106,7 +106,7 @@ def with_direction(options, meta: dict[str, str]):
 
 # -- rescore -----------------------------------------------------------------------
 def cmd_rescore(args) -> int:
-    from monitor.cli import UsageError, _load_profile, _profile_map
+    from monitor.cli import UsageError, _load_profile, _profile_map, call_key
     from monitor.report import JsonlWriter, print_call, print_summary, write_csv
     from monitor.rescore import ReportError, hotword_warning, read_report, rescore_call
 
@@ -143,7 +143,7 @@ def cmd_rescore(args) -> int:
                 if writer:
                     writer.write_row(line.data)
                 continue
-            ref = mapping.get(Path(line.call).stem) or args.profile or str(line.data.get("profile", ""))
+            ref = mapping.get(call_key(line.call)) or args.profile or str(line.data.get("profile", ""))
             profile = profile_for(ref)
             warning = hotword_warning(line, profile)
             if warning:

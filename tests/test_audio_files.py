@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from monitor.audio.files import AudioError, ChannelRoles, expand_inputs, load_call
+from monitor.audio.files import AudioError, ChannelRoles, call_names, expand_inputs, load_call
 
 SR = 16000
 
@@ -92,6 +92,19 @@ def test_folders_expand_to_their_audio_files_and_empty_folders_are_reported(tmp_
     files, errors = expand_inputs([tmp_path / "calls", tmp_path / "empty", tmp_path / "nope.wav"])
     assert [f.name for f in files] == ["a.flac", "b.wav"]
     assert len(errors) == 2 and "no audio files" in errors[0] and "no such file" in errors[1]
+
+
+def test_calls_that_share_a_file_name_in_subfolders_are_told_apart_by_their_path(tmp_path):
+    for day in ("day1", "day2"):
+        (tmp_path / "week" / day).mkdir(parents=True)
+        sf.write(tmp_path / "week" / day / "0001.wav", stereo(8000), 8000)
+    sf.write(tmp_path / "week" / "0002.wav", stereo(8000), 8000)
+    files, _ = expand_inputs([tmp_path / "week"])
+    names = call_names(files)
+    assert sorted(names.values()) == ["0002.wav", "day1/0001.wav", "day2/0001.wav"]
+    # the same file given twice is one call, under its own name
+    again = tmp_path / "week" / "0002.wav"
+    assert call_names([again, again]) == {again: "0002.wav"}
 
 
 def test_a_huge_file_is_refused_before_it_is_read(tmp_path):

@@ -66,6 +66,22 @@ def test_csv_has_one_file_of_calls_and_one_of_violations(scored_samples):
     assert "report-calls.csv" in r.stdout
 
 
+def test_two_days_with_the_same_file_name_give_two_rows_and_their_own_profiles(tmp_path, samples_dir):
+    """A week folder with a subfolder per day, each day's recorder numbering from 0001: the rows,
+    the CSV and the --profile-map keys name the calls by their path from the week folder."""
+    for day in ("day1", "day2"):
+        (tmp_path / "week" / day).mkdir(parents=True)
+        shutil.copy(samples_dir / "jingyi-rude.flac", tmp_path / "week" / day / "0001.flac")
+    (tmp_path / "map.json").write_text(json.dumps({"day1/0001": "jingyi", "day2/0001": "zte"}))
+    r = monitor("score", tmp_path / "week", "--profile-map", tmp_path / "map.json", "--out", tmp_path / "r.jsonl",
+                "--csv", tmp_path / "r.csv", "--threads", "2")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [(d["call"], d["profile"]) for d in rows] == [("day1/0001.flac", "jingyi"), ("day2/0001.flac", "zte")]
+    calls = list(csv.DictReader(open(tmp_path / "r-calls.csv", encoding="utf-8-sig")))
+    assert [c["call"] for c in calls] == ["day1/0001.flac", "day2/0001.flac"]
+
+
 def test_an_unreadable_file_is_reported_and_the_rest_are_still_scored(tmp_path, samples_dir):
     shutil.copy(samples_dir / "jingyi-rude.flac", tmp_path / "good.flac")
     (tmp_path / "broken.wav").write_bytes(b"RIFF....WAVEjunk" * 10)

@@ -13,6 +13,7 @@ says it is longer than MAX_DURATION_S. A file whose audio ends before its header
 """
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -370,3 +371,22 @@ def expand_inputs(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
         else:
             errors.append(f"{p}: no such file or folder")
     return files, errors
+
+
+def call_names(files: list[Path]) -> dict[Path, str]:
+    """The name each call goes by in the report: its file name, or where two files share one
+    (day1/0001.wav, day2/0001.wav, found in one folder's subfolders), its path from the folder the
+    files with that name share, so that their rows, --profile-map keys and CSV lines stay apart."""
+    by_name: dict[str, list[Path]] = {}
+    for f in files:
+        by_name.setdefault(f.name, []).append(f)
+    names: dict[Path, str] = {}
+    for name, same in by_name.items():
+        where = {f.resolve() for f in same}
+        if len(where) == 1:
+            names.update((f, name) for f in same)
+            continue
+        base = Path(os.path.commonpath([w.parent for w in where]))
+        names.update((f, f.resolve().relative_to(base).as_posix()) for f in same)
+    return names
+
