@@ -82,6 +82,22 @@ def test_two_days_with_the_same_file_name_give_two_rows_and_their_own_profiles(t
     assert [c["call"] for c in calls] == ["day1/0001.flac", "day2/0001.flac"]
 
 
+def test_a_recording_of_digital_silence_is_refused_and_one_of_line_hiss_is_judged_with_a_warning(tmp_path):
+    """A recorder that wrote zeros made no call to judge (it scored 70 with three findings against the
+    agent); a line with hiss and no words is a call in which nobody spoke, said so on stderr."""
+    import numpy as np
+
+    sf.write(tmp_path / "zeros.wav", np.zeros((8000 * 20, 2), np.float32), 8000, subtype="PCM_16")
+    hiss = np.random.default_rng(1).normal(0, 0.003, (8000 * 20, 2)).astype(np.float32)
+    sf.write(tmp_path / "hiss.wav", hiss, 8000, subtype="PCM_16")
+    r = monitor("score", tmp_path, "--out", tmp_path / "r.jsonl")
+    assert r.returncode == 1, r.stderr
+    lines = {d["call"]: d for d in map(json.loads, (tmp_path / "r.jsonl").read_text().splitlines())}
+    assert "silent on every channel" in lines["zeros.wav"]["error"] and not lines["zeros.wav"]["violations"]
+    assert "error" not in lines["hiss.wav"]
+    assert "hiss.wav: no speech heard on either side" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_an_unreadable_file_is_reported_and_the_rest_are_still_scored(tmp_path, samples_dir):
     shutil.copy(samples_dir / "jingyi-rude.flac", tmp_path / "good.flac")
     (tmp_path / "broken.wav").write_bytes(b"RIFF....WAVEjunk" * 10)

@@ -28,6 +28,9 @@ AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".
                             ".au", ".aiff", ".aif", ".caf", ".wma", ".webm", ".mka"})
 MAX_DURATION_S = 2 * 3600.0  # a service call longer than this is a wrong file, not a call
 MIN_DURATION_S = 1.0  # shorter holds no call to judge (a greeting alone takes longer)
+# Quieter than this at its loudest on every channel, a file holds no signal at all: a recorder that
+# wrote digital silence, not a call in which nobody spoke (a line's own hiss peaks far above it).
+SILENT_PEAK_DBFS = -60.0
 BLOCK_S = 10.0  # decoded and resampled at a time
 # Compressed containers state their length only roughly; and a recording this little short
 # still holds its end (the goodbye, the hang-up), so it is judged as whole.
@@ -352,6 +355,10 @@ def load_call(path: str | Path, roles: ChannelRoles = ChannelRoles()) -> CallAud
     if call.duration < MIN_DURATION_S:
         raise AudioError(f"{path.name}: {call.duration:.2f} s of audio is too short to be a call "
                          f"(at least {MIN_DURATION_S:g} s)")
+    peak = max((float(np.max(np.abs(x))) for x in call.channels.values() if len(x)), default=0.0)
+    if peak < 10.0 ** (SILENT_PEAK_DBFS / 20.0):
+        raise AudioError(f"{path.name}: silent on every channel (no sound louder than {SILENT_PEAK_DBFS:g} dBFS): "
+                         "an empty or failed recording, not a call to judge")
     return call
 
 
