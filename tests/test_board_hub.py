@@ -277,6 +277,9 @@ def test_a_console_token_file_names_one_supervisor_a_line(tmp_path: Path) -> Non
     opts = options_from_args(ns)
     assert opts.console_names == {"token-of-wang-000001": "王芳", "token-of-li-00000001": "li"}
     assert opts.console_token is None and not any("console" in w for w in warnings)
+    # the desks' shared token is no console token once the supervisors have their own
+    desks, consoles = opts.resolved_tokens()
+    assert "desk-token-000000001" in desks and consoles == {"token-of-wang-000001", "token-of-li-00000001"}
     ns = parser.parse_args(["hub", "--token", "desk-token-000000001", "--console-token", "aaaaaaaaaaaaaaaa1",
                             "--console-token", "bbbbbbbbbbbbbbbbbb2"])
     with pytest.raises(TokenError, match="more than one unnamed console token"):

@@ -76,6 +76,31 @@ def test_one_token_serves_both_roles(tmp_path: Path) -> None:
     run(scenario())
 
 
+def test_the_desks_shared_token_is_no_console_token_once_supervisors_have_their_own(tmp_path: Path) -> None:
+    """The README's setup: --token-file desk.token --console-token-file supervisors.tokens (NAME=TOKEN
+    lines only). An agent PC holding the desk token may not watch the board, read transcripts or
+    acknowledge alerts, over the websocket or the HTTP API."""
+    from test_hub_http import afetch
+
+    async def scenario() -> None:
+        named = {"token-of-wang-000001": "王芳"}
+        async with Hub(options(tmp_path, token="shared-desk-token-1", console_token=None,
+                               console_names=named)) as hub:
+            ws = await raw(hub.url, {"type": "hello", "role": "console", "token": "shared-desk-token-1"})
+            assert await close_of(ws) == (4401, "invalid token")
+            for path, method in (("/api/transcript?desk=d", "GET"), ("/api/alerts", "GET"),
+                                 ("/api/ack?seq=1", "POST")):
+                status, _, _ = await afetch(hub.http_url + path, "shared-desk-token-1", method)
+                assert status == 401, path
+            ws = await raw(hub.url, {"type": "hello", "role": "desk", "token": "shared-desk-token-1", "desk": "d"})
+            assert (await recv_json(ws))["type"] == "welcome"
+            await ws.close()
+            c = await raw(hub.url, {"type": "hello", "role": "console", "token": "token-of-wang-000001"})
+            assert (await recv_json(c))["type"] == "welcome"
+            await c.close()
+    run(scenario())
+
+
 def test_hello_deadline(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with Hub(options(tmp_path, hello_timeout=0.3)) as hub:

@@ -109,7 +109,9 @@ class HubOptions:
         console = set(self.console_tokens)
         if self.token:
             desk.setdefault(self.token, None)
-            if not self.console_token:
+            # One shared token serves consoles too only where no console token of any kind is given:
+            # else every agent PC that holds it could read all transcripts and acknowledge alerts.
+            if not (self.console_token or self.console_tokens or self.console_names):
                 console.add(self.token)
         if self.console_token:
             console.add(self.console_token)
