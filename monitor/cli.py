@@ -217,7 +217,7 @@ def channel_roles(args):
 
 
 def cmd_score(args) -> int:
-    from monitor.audio.files import call_names, expand_inputs
+    from monitor.audio.files import call_names, expand_inputs, readable
     from monitor.pipeline import ScoreOptions
     from monitor.qa_commands import call_meta, meta_profiles, meta_source_of, with_direction
     from monitor.report import JsonlWriter, print_call, print_summary, write_csv
@@ -263,7 +263,7 @@ def cmd_score(args) -> int:
                 report = pool.result(path)
                 report.meta, report.call = meta, names[path]
             except Exception as exc:  # one call's failure never loses the others
-                msg = _why_not_scored(path, exc)
+                msg = readable(_why_not_scored(path, exc))
                 _note(progress, f"monitor: error: {msg}")
                 failed.append((names[path], msg))
                 if writer:

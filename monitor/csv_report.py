@@ -66,7 +66,7 @@ def violation_rows(row: dict, extra: Sequence[str]) -> list[dict]:
 
 
 def _write(path: Path, fields: Sequence[str], rows: list[dict]) -> None:
-    with open_private(path, encoding="utf-8-sig", newline="") as f:  # BOM: Excel reads UTF-8 Chinese
+    with open_private(path, encoding="utf-8-sig", newline="", errors="backslashreplace") as f:  # BOM: Excel reads UTF-8 Chinese
         w = csv.DictWriter(f, fieldnames=list(fields))  # rows end in CRLF (the csv module's default)
         w.writeheader()
         w.writerows(rows)

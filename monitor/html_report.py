@@ -49,7 +49,7 @@ def audio_link(row: dict, page_dir: Path, audio_dir: Path | None) -> str:
     src = row.get("judge_input", {}).get("path") if isinstance(row.get("judge_input"), dict) else None
     path = audio_dir / row["call"] if audio_dir is not None else Path(src or row["call"])
     rel = os.path.relpath(path.resolve(), page_dir.resolve())
-    return quote(Path(rel).as_posix())
+    return quote(os.fsencode(Path(rel).as_posix()))  # a name that is not UTF-8 is quoted as its bytes
 
 
 # -- charts ------------------------------------------------------------------------
@@ -269,5 +269,5 @@ def render(rows: Sequence[dict], page_dir: Path, title: str = "通话质检报�
 
 def write_html(path: Path, rows: Sequence[dict], title: str = "通话质检报告", audio_dir: Path | None = None) -> None:
     page = render(rows, path.parent if str(path.parent) else Path("."), title, audio_dir)
-    with open_private(path, encoding="utf-8") as f:
+    with open_private(path, encoding="utf-8", errors="backslashreplace") as f:
         f.write(page)

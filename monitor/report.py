@@ -18,7 +18,8 @@ class JsonlWriter:
     """Appends one JSON object per call and flushes it, so a crash loses nothing scored."""
 
     def __init__(self, path: Path) -> None:
-        self._f = open_private(path, encoding="utf-8")
+        # a file name the system could not decode is written as \udcXX escapes, which read back as its bytes
+        self._f = open_private(path, encoding="utf-8", errors="backslashreplace")
 
     def write(self, report: CallReport) -> None:
         self._f.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")

@@ -105,6 +105,12 @@ def test_calls_that_share_a_file_name_in_subfolders_are_told_apart_by_their_path
     # the same file given twice is one call, under its own name
     again = tmp_path / "week" / "0002.wav"
     assert call_names([again, again]) == {again: "0002.wav"}
+    # links into an archive keep their own names and folders, not their targets'
+    for day in ("mon", "tue"):
+        (tmp_path / "links" / day).mkdir(parents=True)
+        (tmp_path / "links" / day / "0001.wav").symlink_to(tmp_path / "week" / "day1" / "0001.wav")
+    files, _ = expand_inputs([tmp_path / "links"])
+    assert sorted(call_names(files).values()) == ["mon/0001.wav", "tue/0001.wav"]
 
 
 def test_a_huge_file_is_refused_before_it_is_read(tmp_path):

@@ -98,6 +98,27 @@ def test_a_recording_of_digital_silence_is_refused_and_one_of_line_hiss_is_judge
     assert "hiss.wav: no speech heard on either side" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_file_name_from_a_windows_share_that_is_not_utf8_is_scored_and_named_readably(tmp_path, samples_dir):
+    """录音-0002.flac copied from a Windows share keeps its GBK bytes; the call was lost with the whole
+    report (a traceback while writing its error). It is scored, named as GB18030 reads it, and the
+    HTML page links the file by its bytes."""
+    import os
+
+    (tmp_path / "calls").mkdir()
+    shutil.copy(samples_dir / "jingyi-rude.flac", tmp_path / "calls" / "a.flac")
+    gbk = os.path.join(os.fsencode(tmp_path / "calls"), "录音-0002.flac".encode("gbk"))
+    shutil.copyfile(os.fsencode(samples_dir / "jingyi-rude.flac"), gbk)
+    r = monitor("score", tmp_path / "calls", "--profile", "jingyi", "--out", tmp_path / "r.jsonl",
+                "--csv", tmp_path / "r.csv", "--threads", "2")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sorted(d["call"] for d in rows) == ["a.flac", "录音-0002.flac"]
+    assert "录音-0002.flac" in (tmp_path / "r-calls.csv").read_text(encoding="utf-8-sig")
+    r = monitor("report", tmp_path / "r.jsonl", "--html", tmp_path / "r.html")
+    assert r.returncode == 0, r.stderr
+    assert "calls/%C2%BC%D2%F4-0002.flac" in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
 def test_an_unreadable_file_is_reported_and_the_rest_are_still_scored(tmp_path, samples_dir):
     shutil.copy(samples_dir / "jingyi-rude.flac", tmp_path / "good.flac")
     (tmp_path / "broken.wav").write_bytes(b"RIFF....WAVEjunk" * 10)

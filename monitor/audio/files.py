@@ -207,7 +207,8 @@ def _read_up_to_damage(f: sf.SoundFile, coll: _Collector) -> None:
 
 
 def _load_soundfile(path: Path, roles: ChannelRoles) -> CallAudio:
-    with sf.SoundFile(str(path)) as f:  # raises for files libsndfile cannot read
+    # as bytes: a name that is not UTF-8 (GBK from a Windows share) cannot be encoded back as UTF-8
+    with sf.SoundFile(os.fsencode(path)) as f:  # raises for files libsndfile cannot read
         rate, n, declared = f.samplerate, f.channels, f.frames
         if 0 < declared and declared / rate > MAX_DURATION_S:
             raise too_long(path, declared / rate)
@@ -380,6 +381,20 @@ def expand_inputs(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
     return files, errors
 
 
+def readable(text: str) -> str:
+    """Text that holds a file name the system could not decode (its bytes kept as surrogates: a
+    GBK name from a Windows share), with those bytes read as GB18030, else as replacement marks."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("gb18030")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace")
+
+
 def call_names(files: list[Path]) -> dict[Path, str]:
     """The name each call goes by in the report: its file name, or where two files share one
     (day1/0001.wav, day2/0001.wav, found in one folder's subfolders), its path from the folder the
@@ -389,11 +404,11 @@ def call_names(files: list[Path]) -> dict[Path, str]:
         by_name.setdefault(f.name, []).append(f)
     names: dict[Path, str] = {}
     for name, same in by_name.items():
-        where = {f.resolve() for f in same}
+        where = {Path(os.path.abspath(f)) for f in same}  # a symlink keeps its own name and folder
         if len(where) == 1:
-            names.update((f, name) for f in same)
+            names.update((f, readable(name)) for f in same)
             continue
         base = Path(os.path.commonpath([w.parent for w in where]))
-        names.update((f, f.resolve().relative_to(base).as_posix()) for f in same)
+        names.update((f, readable(Path(os.path.abspath(f)).relative_to(base).as_posix())) for f in same)
     return names
 
