@@ -71,6 +71,9 @@ def test_api_alerts_needs_a_console_bearer_token(tmp_path: Path) -> None:
             assert page["alerts"][0]["text"] == body(2)["text"]
             assert (await afetch(api + "?since=-1", CONSOLE_TOKEN))[0] == 400
             assert (await afetch(api + "?since=abc", CONSOLE_TOKEN))[0] == 400
+            for odd in ("%C2%B2", "%D9%A3", "%EF%BC%91"):  # ², Arabic-Indic 3, full-width 1: digits to isdigit()
+                assert (await afetch(api + "?since=" + odd, CONSOLE_TOKEN))[0] == 400
+                assert (await afetch(api + "?limit=" + odd, CONSOLE_TOKEN))[0] == 400
             # Browsers on other sites may not read it even with a token.
             assert (await afetch(api, CONSOLE_TOKEN,
                                  headers={"Origin": "http://evil.example"}))[0] == 403

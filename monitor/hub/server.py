@@ -1138,7 +1138,7 @@ def _int_param(params: dict[str, list[str]], key: str, default: int | None) -> i
     if not values:
         return default
     v = values[0]
-    if not v.isdigit() or len(v) > 18:
+    if not (v.isascii() and v.isdigit()) or len(v) > 18:  # "²".isdigit(), but int("²") fails
         return None
     return int(v)
 
