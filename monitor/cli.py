@@ -246,11 +246,14 @@ def cmd_score(args) -> int:
     reports, failed = [], [(e, e) for e in input_errors]
     progress = _progress(files, args)
     plans: dict = {}
+    unmapped: list[str] = []  # calls a --profile-map was given for but does not name (a typo?)
 
     def plan(path):  # a call's metadata, profile and options, read once
         if path not in plans:
             meta = call_meta(meta_source, path, progress)
             profile = profiles.get(mapping.get(call_key(names[path]), meta.get("profile", "")), default_profile)
+            if mapping and call_key(names[path]) not in mapping and "profile" not in meta:
+                unmapped.append(names[path])
             plans[path] = (meta, profile, with_direction(options, meta))
         return plans[path]
 
@@ -283,6 +286,10 @@ def cmd_score(args) -> int:
         if writer:
             writer.close()
         pool.close()
+    if unmapped:
+        shown = ", ".join(unmapped[:5]) + (f" and {len(unmapped) - 5} more" if len(unmapped) > 5 else "")
+        print(f"monitor: warning: {len(unmapped)} call(s) not in {args.profile_map} were scored with "
+              f"--profile {default_profile.name}: {shown}", file=sys.stderr)
     written = [args.out] if args.out else []
     if args.csv:
         try:

@@ -92,6 +92,10 @@ def test_folders_expand_to_their_audio_files_and_empty_folders_are_reported(tmp_
     files, errors = expand_inputs([tmp_path / "calls", tmp_path / "empty", tmp_path / "nope.wav"])
     assert [f.name for f in files] == ["a.flac", "b.wav"]
     assert len(errors) == 2 and "no audio files" in errors[0] and "no such file" in errors[1]
+    # a recording whose link points nowhere is said, not skipped
+    (tmp_path / "calls" / "moved.wav").symlink_to(tmp_path / "archive" / "moved.wav")
+    files, errors = expand_inputs([tmp_path / "calls"])
+    assert [f.name for f in files] == ["a.flac", "b.wav"] and errors == [f"{tmp_path / 'calls' / 'moved.wav'}: a link to a file that is not there"]
 
 
 def test_calls_that_share_a_file_name_in_subfolders_are_told_apart_by_their_path(tmp_path):

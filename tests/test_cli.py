@@ -80,6 +80,11 @@ def test_two_days_with_the_same_file_name_give_two_rows_and_their_own_profiles(t
     assert [(d["call"], d["profile"]) for d in rows] == [("day1/0001.flac", "jingyi"), ("day2/0001.flac", "zte")]
     calls = list(csv.DictReader(open(tmp_path / "r-calls.csv", encoding="utf-8-sig")))
     assert [c["call"] for c in calls] == ["day1/0001.flac", "day2/0001.flac"]
+    assert "not in" not in r.stderr
+    # a map written from another folder names neither: said, not silently scored with the default
+    (tmp_path / "map.json").write_text(json.dumps({"archive/day1/0001": "jingyi"}))
+    r = monitor("score", tmp_path / "week", "--profile-map", tmp_path / "map.json", "--threads", "2")
+    assert "2 call(s) not in" in r.stderr and "day1/0001.flac, day2/0001.flac" in r.stderr
 
 
 def test_a_recording_of_digital_silence_is_refused_and_one_of_line_hiss_is_judged_with_a_warning(tmp_path):

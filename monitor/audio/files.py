@@ -370,10 +370,23 @@ def expand_inputs(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in AUDIO_SUFFIXES)
+            found: list[Path] = []
+
+            def unreadable(exc: OSError) -> None:  # a subfolder it may not list is said, not skipped
+                errors.append(readable(f"{exc.filename}: cannot read this folder ({exc.strerror})"))
+
+            for folder, _, names in os.walk(p, onerror=unreadable):
+                for n in names:
+                    q = Path(folder) / n
+                    if q.suffix.lower() not in AUDIO_SUFFIXES:
+                        continue
+                    if q.is_file():
+                        found.append(q)
+                    elif q.is_symlink():
+                        errors.append(readable(f"{q}: a link to a file that is not there"))
             if not found:
                 errors.append(f"{p}: no audio files in this folder")
-            files.extend(found)
+            files.extend(sorted(found))
         elif p.exists():
             files.append(p)
         else:
