@@ -250,7 +250,7 @@ def cmd_score(args) -> int:
 
     def plan(path):  # a call's metadata, profile and options, read once
         if path not in plans:
-            meta = call_meta(meta_source, path, progress)
+            meta = call_meta(meta_source, path, progress, names[path])
             profile = profiles.get(mapping.get(call_key(names[path]), meta.get("profile", "")), default_profile)
             if mapping and call_key(names[path]) not in mapping and "profile" not in meta:
                 unmapped.append(names[path])

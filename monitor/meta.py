@@ -75,13 +75,27 @@ class NamePattern:
 
 @dataclass(frozen=True)
 class MetaTable:
-    """Rows of a metadata CSV by file stem."""
+    """Rows of a metadata CSV by the 'file' column without its audio extension (0001, or day1/0001
+    where two days' recorders both wrote a 0001)."""
 
     source: str
     rows: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def get(self, path: Path) -> dict[str, str] | None:
-        return self.rows.get(path.stem)
+    def get(self, path: Path, call: str | None = None) -> dict[str, str] | None:
+        """The row of the call named `call` in the report (monitor.audio.files.call_names), else
+        the one row whose file name alone is the file's."""
+        if call is not None and _key(call) in self.rows:
+            return self.rows[_key(call)]
+        if path.stem in self.rows:
+            return self.rows[path.stem]
+        by_name = [row for key, row in self.rows.items() if key.rsplit("/", 1)[-1] == path.stem]
+        return by_name[0] if len(by_name) == 1 else None
+
+
+def _key(name: str) -> str:
+    """A 'file' value or call name without its audio extension, with forward slashes."""
+    name = name.replace("\\", "/")
+    return name[:-len(Path(name).suffix)] if Path(name).suffix.lower() in (".wav", ".flac", ".mp3", ".ogg") else name
 
 
 def read_meta_csv(path: Path) -> MetaTable:
@@ -106,7 +120,7 @@ def read_meta_csv(path: Path) -> MetaTable:
         name = values.pop("file", "").strip()
         if not name:
             raise MetaError(f"{path}:{line}: empty 'file'")
-        stem = Path(name).stem if Path(name).suffix.lower() in (".wav", ".flac", ".mp3", ".ogg") else name
+        stem = _key(name)
         if stem in rows:
             raise MetaError(f"{path}:{line}: {name} is listed twice")
         try:
@@ -126,8 +140,9 @@ class MetaSource:
     def __bool__(self) -> bool:
         return self.table is not None or self.pattern is not None
 
-    def for_call(self, path: Path) -> tuple[dict[str, str], str | None]:
-        """(metadata of the call, a warning when a source has nothing for it)."""
+    def for_call(self, path: Path, call: str | None = None) -> tuple[dict[str, str], str | None]:
+        """(metadata of the call, a warning when a source has nothing for it); `call`: its name in
+        the report, where it differs from the file name (two files of one name in subfolders)."""
         out: dict[str, str] = {}
         missing = []
         if self.pattern is not None:
@@ -140,9 +155,9 @@ class MetaSource:
                 except ValueError as exc:
                     missing.append(f"--name-pattern: {exc}")
         if self.table is not None:
-            row = self.table.get(path)
+            row = self.table.get(path, call)
             if row is None:
                 missing.append(f"is not in {self.table.source}")
             else:
                 out.update(row)
-        return out, (f"{path.name}: {'; '.join(missing)}" if missing else None)
+        return out, (f"{call or path.name}: {'; '.join(missing)}" if missing else None)

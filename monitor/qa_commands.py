@@ -82,10 +82,10 @@ def meta_profiles(source: MetaSource) -> set[str]:
     return {row["profile"] for row in source.table.rows.values() if "profile" in row}
 
 
-def call_meta(source: MetaSource, path: Path, progress=None) -> dict[str, str]:
+def call_meta(source: MetaSource, path: Path, progress=None, call: str | None = None) -> dict[str, str]:
     if not source:
         return {}
-    meta, warning = source.for_call(path)
+    meta, warning = source.for_call(path, call)
     if warning:
         line = f"monitor: warning: {warning}"
         if hasattr(progress, "write"):
@@ -155,7 +155,7 @@ def cmd_rescore(args) -> int:
                 failed.append((line.call, str(exc)))
                 continue
             if meta_source:
-                report.meta = {**report.meta, **call_meta(meta_source, Path(line.call))}
+                report.meta = {**report.meta, **call_meta(meta_source, Path(line.call), call=line.call)}
             reports.append(report)
             if writer:
                 writer.write(report)

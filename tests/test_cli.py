@@ -81,6 +81,13 @@ def test_two_days_with_the_same_file_name_give_two_rows_and_their_own_profiles(t
     calls = list(csv.DictReader(open(tmp_path / "r-calls.csv", encoding="utf-8-sig")))
     assert [c["call"] for c in calls] == ["day1/0001.flac", "day2/0001.flac"]
     assert "not in" not in r.stderr
+    # so do the rows of a --meta CSV
+    (tmp_path / "calls.csv").write_text("file,agent\nday1/0001.flac,王芳\nday2/0001.flac,李四\n", encoding="utf-8")
+    r = monitor("score", tmp_path / "week", "--meta", tmp_path / "calls.csv", "--profile", "jingyi",
+                "--out", tmp_path / "m.jsonl", "--threads", "2")
+    assert r.returncode == 0 and "not in" not in r.stderr, r.stderr
+    rows = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert [(d["call"], d["meta"]["agent"]) for d in rows] == [("day1/0001.flac", "王芳"), ("day2/0001.flac", "李四")]
     # a map written from another folder names neither: said, not silently scored with the default
     (tmp_path / "map.json").write_text(json.dumps({"archive/day1/0001": "jingyi"}))
     r = monitor("score", tmp_path / "week", "--profile-map", tmp_path / "map.json", "--threads", "2")
