@@ -94,8 +94,10 @@ class MetaTable:
 
 def _key(name: str) -> str:
     """A 'file' value or call name without its audio extension, with forward slashes."""
+    from monitor.audio.files import AUDIO_SUFFIXES
+
     name = name.replace("\\", "/")
-    return name[:-len(Path(name).suffix)] if Path(name).suffix.lower() in (".wav", ".flac", ".mp3", ".ogg") else name
+    return name[:-len(Path(name).suffix)] if Path(name).suffix.lower() in AUDIO_SUFFIXES else name
 
 
 def read_meta_csv(path: Path) -> MetaTable:
