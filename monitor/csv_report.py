@@ -65,11 +65,20 @@ def violation_rows(row: dict, extra: Sequence[str]) -> list[dict]:
             for v in row.get("violations", [])]
 
 
+# A text cell starting so is run as a formula by Excel and LibreOffice: a file name or a --meta
+# value "=HYPERLINK(…)" would act in the QA lead's spreadsheet. Such text gets a leading '.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
 def _write(path: Path, fields: Sequence[str], rows: list[dict]) -> None:
     with open_private(path, encoding="utf-8-sig", newline="", errors="backslashreplace") as f:  # BOM: Excel reads UTF-8 Chinese
         w = csv.DictWriter(f, fieldnames=list(fields))  # rows end in CRLF (the csv module's default)
         w.writeheader()
-        w.writerows(rows)
+        w.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
 
 
 def csv_paths(path: Path) -> tuple[Path, Path]:

@@ -109,6 +109,9 @@ def test_calls_that_share_a_file_name_in_subfolders_are_told_apart_by_their_path
     # the same file given twice is one call, under its own name
     again = tmp_path / "week" / "0002.wav"
     assert call_names([again, again]) == {again: "0002.wav"}
+    # a name that would drive the terminal (an escape sequence) or break the line is shown with marks
+    odd = tmp_path / "week" / "a\x1b[31m\nb.wav"
+    assert call_names([odd]) == {odd: "a\ufffd[31m\ufffdb.wav"}
     # links into an archive keep their own names and folders, not their targets'
     for day in ("mon", "tue"):
         (tmp_path / "links" / day).mkdir(parents=True)

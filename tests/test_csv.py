@@ -89,3 +89,14 @@ def test_report_command_writes_both_csvs_from_a_jsonl(tmp_path):
     assert len(read(tmp_path / "w-violations.csv")) == sum(len(d["violations"]) for d in rows)
     r = subprocess.run(cmd + ["report", str(path)], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--html" in r.stderr
+
+
+def test_a_file_name_or_metadata_that_looks_like_a_formula_stays_text_in_the_spreadsheet(tmp_path):
+    """A recorder's file name or a --meta value "=HYPERLINK(…)" must not act in the QA lead's Excel."""
+    _, rows = week(tmp_path)
+    rows[0] = {**rows[0], "call": "=HYPERLINK(\"http://x\",\"ok\").wav", "meta": {**rows[0]["meta"], "agent": "@SUM(1)"}}
+    calls, violations = write_csvs(tmp_path / "out.csv", rows)
+    got = read(calls)
+    assert got[0]["call"] == "'=HYPERLINK(\"http://x\",\"ok\").wav" and got[0]["agent"] == "'@SUM(1)"
+    assert all(r["call"].startswith("'=") for r in read(violations) if "HYPERLINK" in r["call"])
+    assert got[1]["call"] == rows[1]["call"] and float(got[0]["score"]) == rows[0]["score"]

@@ -14,6 +14,7 @@ says it is longer than MAX_DURATION_S. A file whose audio ends before its header
 from __future__ import annotations
 
 import os
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -395,17 +396,21 @@ def expand_inputs(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
 
 
 def readable(text: str) -> str:
-    """Text that holds a file name the system could not decode (its bytes kept as surrogates: a
-    GBK name from a Windows share), with those bytes read as GB18030, else as replacement marks."""
+    """Text that holds a file name, fit to print and to write: bytes the system could not decode
+    (kept as surrogates: a GBK name from a Windows share) read as GB18030, else as replacement
+    marks; control characters (an escape sequence in a name would drive the terminal) as marks."""
     try:
         text.encode("utf-8")
-        return text
     except UnicodeEncodeError:
         raw = text.encode("utf-8", "surrogateescape")
-    try:
-        return raw.decode("gb18030")
-    except UnicodeDecodeError:
-        return raw.decode("utf-8", "replace")
+        try:
+            text = raw.decode("gb18030")
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", "replace")
+    return _CONTROL.sub("\ufffd", text)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # C0 and C1 but tab: one line, no escapes
 
 
 def call_names(files: list[Path]) -> dict[Path, str]:
