@@ -167,6 +167,8 @@ def _load_profile(ref: str):
 
 
 def _profile_map(path: str | None) -> dict[str, str]:
+    from monitor.audio.files import call_key
+
     if not path:
         return {}
     try:
@@ -177,15 +179,6 @@ def _profile_map(path: str | None) -> dict[str, str]:
         raise UsageError(f"{path}: the profile map must be a JSON object of call name -> profile name")
     # by the call's name as given, and by its file name alone (a map written with folder paths)
     return {**{Path(k).stem: v for k, v in data.items()}, **{call_key(k): v for k, v in data.items()}}
-
-
-def call_key(call: str) -> str:
-    """A call's key in a profile map: its name or path without the audio file's extension
-    (dev-000.wav and dev-000 alike; day1/0001 for a file that shares its name with another day's)."""
-    from monitor.audio.files import AUDIO_SUFFIXES
-
-    suffix = Path(call).suffix
-    return call[:-len(suffix)] if suffix.lower() in AUDIO_SUFFIXES else call
 
 
 def _transcriber(args, profile):
@@ -217,7 +210,7 @@ def channel_roles(args):
 
 
 def cmd_score(args) -> int:
-    from monitor.audio.files import call_names, expand_inputs, readable
+    from monitor.audio.files import call_key, call_names, expand_inputs, readable
     from monitor.pipeline import ScoreOptions
     from monitor.qa_commands import call_meta, meta_profiles, meta_source_of, with_direction
     from monitor.report import JsonlWriter, print_call, print_summary, write_csv
@@ -251,8 +244,9 @@ def cmd_score(args) -> int:
     def plan(path):  # a call's metadata, profile and options, read once
         if path not in plans:
             meta = call_meta(meta_source, path, progress, names[path])
-            profile = profiles.get(mapping.get(call_key(names[path]), meta.get("profile", "")), default_profile)
-            if mapping and call_key(names[path]) not in mapping and "profile" not in meta:
+            key = call_key(names[path])
+            profile = profiles.get(mapping.get(key, meta.get("profile", "")), default_profile)
+            if mapping and key not in mapping and "profile" not in meta:
                 unmapped.append(names[path])
             plans[path] = (meta, profile, with_direction(options, meta))
         return plans[path]

@@ -94,10 +94,9 @@ class MetaTable:
 
 def _key(name: str) -> str:
     """A 'file' value or call name without its audio extension, with forward slashes."""
-    from monitor.audio.files import AUDIO_SUFFIXES
+    from monitor.audio.files import call_key
 
-    name = name.replace("\\", "/")
-    return name[:-len(Path(name).suffix)] if Path(name).suffix.lower() in AUDIO_SUFFIXES else name
+    return call_key(name.replace("\\", "/"))
 
 
 def read_meta_csv(path: Path) -> MetaTable:

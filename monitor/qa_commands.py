@@ -106,7 +106,8 @@ def with_direction(options, meta: dict[str, str]):
 
 # -- rescore -----------------------------------------------------------------------
 def cmd_rescore(args) -> int:
-    from monitor.cli import UsageError, _load_profile, _profile_map, call_key
+    from monitor.audio.files import call_key
+    from monitor.cli import UsageError, _load_profile, _profile_map
     from monitor.report import JsonlWriter, print_call, print_summary, write_csv
     from monitor.rescore import ReportError, hotword_warning, read_report, rescore_call
 

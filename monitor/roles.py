@@ -69,6 +69,7 @@ from monitor.events import Role, Transcript
 from monitor.matcher import Pattern, PhraseMatcher
 from monitor.pauses import PauseOptions
 from monitor.phrasebook import Profile
+from monitor.text import normalize
 from monitor.voices import VoiceOptions, voice_evidence
 
 
@@ -190,26 +191,24 @@ def _goodbye(text: str) -> bool:
     return any(w in text for w in GOODBYES)
 
 
-def _bare(text: str) -> str:
-    """The words without the punctuation the recogniser ended them with."""
-    return text.rstrip().rstrip("".join(SENTENCE_END) + "，,、 ")
-
-
 def signs_off(text: str) -> bool:
     """The words end on the agent's sign-off (SIGN_OFF), give or take its last syllable, or on the
     condition of its closing offer (没有的话)."""
-    words = re.sub(r"\W", "", text)
+    words = normalize(text)
     return words.endswith("的话") or any(m.end >= len(words) - 1 for m in SIGN_OFF.find(words))
 
 
 def bare_goodbye(text: str) -> bool:
     """The words are 再见 and nothing else (no 好的, 嗯 or 拜拜 with it)."""
-    return re.sub(r"\W", "", text) in ("再见", "再见了")
+    return normalize(text) in ("再见", "再见了")
 
 
 def ended_sentence(text: str) -> bool:
     """The words end a sentence: sentence-final punctuation, and not on a word that leads on."""
-    return text.rstrip().endswith(SENTENCE_END) and not _bare(text).endswith(UNFINISHED)
+    t = text.rstrip()
+    if not t.endswith(SENTENCE_END):
+        return False
+    return not t.rstrip("".join(SENTENCE_END) + "，,、 ").endswith(UNFINISHED)
 
 
 def asked(text: str) -> bool:

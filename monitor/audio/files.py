@@ -413,6 +413,14 @@ def readable(text: str) -> str:
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # C0 and C1 but tab: one line, no escapes
 
 
+def call_key(call: str) -> str:
+    """A call's name or path without the audio file's extension: its key in a profile map or a
+    --meta CSV (dev-000.wav and dev-000 alike; day1/0001 for a file that shares its name with
+    another day's)."""
+    suffix = Path(call).suffix
+    return call[:-len(suffix)] if suffix.lower() in AUDIO_SUFFIXES else call
+
+
 def call_names(files: list[Path]) -> dict[Path, str]:
     """The name each call goes by in the report: its file name, or where two files share one
     (day1/0001.wav, day2/0001.wav, found in one folder's subfolders), its path from the folder the
