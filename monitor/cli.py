@@ -268,9 +268,8 @@ def cmd_score(args) -> int:
                 continue
             if report.truncated:  # scored, but the hang-up is not judged from it
                 _note(progress, f"monitor: warning: {report.note or path.name + ': truncated'}")
-            if not any(t.speech for t in report.transcript):  # a ghost call, or a line that failed
-                _note(progress, f"monitor: warning: {names[path]}: no speech heard on either side; "
-                      "judged as a call in which nobody spoke")
+            for warning in report.warnings:
+                _note(progress, f"monitor: warning: {readable(names[path] + ': ' + warning)}")
             reports.append(report)
             if writer:
                 writer.write(report)

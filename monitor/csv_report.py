@@ -17,7 +17,7 @@ META_FIELDS = ("date", "agent", "team", "direction")
 METRIC_FIELDS = ("agent_talk_share", "silence_share", "longest_silence_s", "overtalk_share",
                  "agent_interruptions", "caller_interruptions", "agent_chars_per_min")
 CALL_FIELDS = ("call", *META_FIELDS, "profile", "duration", "score", "violations", "deductions", "rules",
-               *METRIC_FIELDS, "not_judged", "truncated", "error")
+               *METRIC_FIELDS, "not_judged", "truncated", "warnings", "error")
 VIOLATION_FIELDS = ("call", *META_FIELDS, "profile", "rule", "rule_zh", "severity", "severity_zh", "deduction", "start", "end",
                     "channel", "role_confidence", "phrase", "text", "evidence", "evidence_zh", "seed")
 
@@ -49,6 +49,7 @@ def call_row(row: dict, extra: Sequence[str]) -> dict:
         **{k: metrics.get(k, "") for k in METRIC_FIELDS},
         "not_judged": " ".join(row.get("not_judged", [])),
         "truncated": "yes" if row.get("truncated") else "",
+        "warnings": "; ".join(row.get("warnings", [])),
         "error": row.get("error", ""),
         **_meta(row, extra),
     }

@@ -219,6 +219,7 @@ def _call(i: int, row: dict, page_dir: Path, audio_dir: Path | None) -> str:
         note.append("未判定：" + "、".join(rule_name(r) for r in row["not_judged"]))
     if row.get("truncated"):
         note.append("录音不完整")
+    note += [f"注意：{evidence(w)}" for w in row.get("warnings", [])]
     return (f"<details class=call id='call-{i}' data-call='{_e(row['call'])}'><summary>"
             f"<span class='score {_score_class(row['score'])}'>{row['score']:g} 分</span> {_e(row['call'])}"
             f"<span class=who>{_meta_line(row)}</span> <span class=muted>{n} 项违规 · {_clock(row.get('duration', 0))}"

@@ -35,6 +35,7 @@ class JudgeInput:
     note: str = ""
     path: str = ""
     hotwords: tuple[str, ...] = ()  # the profile's hot words the recogniser was given (not judged)
+    warnings: tuple[str, ...] = ()  # about how the audio was read (a header worked around)
 
     def to_dict(self) -> dict:
         return {
@@ -47,6 +48,7 @@ class JudgeInput:
             "note": self.note,
             "path": self.path,
             "hotwords": list(self.hotwords),
+            "warnings": list(self.warnings),
             "transcripts": [_transcript_dict(t) for t in self.transcripts],
             "confirmed_tones": [_tone_dict(t) for t in self.confirmed_tones],
             "tones": [_tone_dict(t) for t in self.tones],
@@ -82,6 +84,7 @@ class JudgeInput:
                 note=str(d["note"]),
                 path=str(d["path"]),
                 hotwords=tuple(str(w) for w in d.get("hotwords", ())),
+                warnings=tuple(str(w) for w in d.get("warnings", ())),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise JudgeInputError(f"damaged judge_input ({type(exc).__name__}: {exc})") from None

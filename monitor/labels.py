@@ -74,6 +74,10 @@ EVIDENCE: list[tuple[str, str]] = [
      "客户投诉（“{1}”），坐席 {2} 秒内没有按规范致歉"),
     (r"^the agent speaks (.*) characters a minute \(limit (.*)\)$", "坐席语速每分钟 {1} 字（上限 {2}）"),
     (r"^the agent interrupted the caller (\d+) times \(limit (.*)\)$", "坐席抢话 {1} 次（上限 {2}）"),
+    # a call's warnings (how its audio was read), shown beside its score
+    (r"^no speech heard on either side; judged as a call in which nobody spoke$", "双方都没有听到说话，按无人说话的通话评判"),
+    (r"^the WAV header says it holds no audio \(a recorder that stopped before finishing the file\); "
+     r"read the (.*) s of audio after it$", "WAV 文件头记为没有音频（录音未正常结束），已读取其后的 {1} 秒音频"),
 ]
 _WHO = {"agent": "坐席", "caller": "客户"}
 _COMPILED = [(re.compile(p), t) for p, t in EVIDENCE]

@@ -48,5 +48,7 @@ def setup(level: str = "warning", stream: TextIO | None = None) -> None:
     root.setLevel(level.upper())
     # websockets logs every handshake at info; faster_whisper every file at info.
     noisy = logging.DEBUG if level == "debug" else logging.WARNING
-    for name in ("websockets", "faster_whisper"):
-        logging.getLogger(name).setLevel(noisy)
+    logging.getLogger("faster_whisper").setLevel(noisy)
+    # At debug websockets logs every frame whole: a hello's token, a transcript before the hub
+    # masks its numbers. Its handshakes (info) are all a hub's debug log needs.
+    logging.getLogger("websockets").setLevel(logging.INFO if level == "debug" else logging.WARNING)

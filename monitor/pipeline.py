@@ -53,6 +53,7 @@ class CallReport:
     tones: list[ToneEvent] = field(default_factory=list)
     truncated: bool = False  # the recording ends before its header says: its end is not judged
     note: str = ""  # why it is truncated, one line
+    warnings: list[str] = field(default_factory=list)  # what the QA lead should know before trusting it
     judge_input: JudgeInput | None = None  # what the rules were fed: `monitor rescore` re-judges from it
     meta: dict[str, str] = field(default_factory=dict)  # agent, team, date, ... (monitor.meta)
 
@@ -74,6 +75,7 @@ class CallReport:
                       for t in self.tones],
             "truncated": self.truncated,
             **({"note": self.note} if self.note else {}),
+            **({"warnings": self.warnings} if self.warnings else {}),
             "metrics": call_metrics(self.transcript, self.duration).to_dict(),
             **({"judge_input": self.judge_input.to_dict()} if self.judge_input else {}),
         }
@@ -184,7 +186,7 @@ def score_call(path: Path, profile: Profile, transcriber: Transcriber, options: 
         roles=roles, direction=options.rules.direction, rules=options.rules.rules, transcripts=transcripts,
         confirmed_tones=confirmed, tones=tones, events=events, duration=call.duration,
         truncated=call.truncated, note=call.note,
-        path=str(path), hotwords=profile.hotwords))
+        path=str(path), hotwords=profile.hotwords, warnings=call.warnings))
 
 
 def judged_report(call: str, profile: Profile, inp: JudgeInput) -> CallReport:
@@ -193,8 +195,12 @@ def judged_report(call: str, profile: Profile, inp: JudgeInput) -> CallReport:
                    inp.confirmed_tones, inp.events, inp.duration, end_heard=not inp.truncated)
     violations = sorted(engine.violations, key=lambda v: (v.start, v.rule))
     hangup = next((r for r in engine.rules if r.name == "hangup"), None)
+    warnings = list(inp.warnings)
+    if not any(t.speech for t in inp.transcripts):  # a ghost call, or a line that failed
+        warnings.append("no speech heard on either side; judged as a call in which nobody spoke")
     return CallReport(call=call, path=inp.path, duration=inp.duration, profile=profile.name,
                       score=score(violations), violations=violations, transcript=inp.transcripts,
                       not_judged=engine.not_judged, hangup_evidence=getattr(hangup, "evidence", ""),
                       recommended_used=recommended_used(profile, inp.transcripts),
-                      tones=inp.tones, truncated=inp.truncated, note=inp.note, judge_input=inp)
+                      tones=inp.tones, truncated=inp.truncated, note=inp.note, warnings=warnings,
+                      judge_input=inp)

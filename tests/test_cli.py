@@ -108,6 +108,12 @@ def test_a_recording_of_digital_silence_is_refused_and_one_of_line_hiss_is_judge
     assert "silent on every channel" in lines["zeros.wav"]["error"] and not lines["zeros.wav"]["violations"]
     assert "error" not in lines["hiss.wav"]
     assert "hiss.wav: no speech heard on either side" in r.stderr and "Traceback" not in r.stderr
+    # ... and in the report itself, where the QA lead reads the score: the JSONL, the CSV, the page
+    assert lines["hiss.wav"]["warnings"] == ["no speech heard on either side; judged as a call in which nobody spoke"]
+    r = monitor("report", tmp_path / "r.jsonl", "--html", tmp_path / "r.html", "--csv", tmp_path / "r.csv")
+    assert r.returncode == 0, r.stderr
+    assert "双方都没有听到说话" in (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "no speech heard on either side" in (tmp_path / "r-calls.csv").read_text(encoding="utf-8-sig")
 
 
 def test_a_file_name_from_a_windows_share_that_is_not_utf8_is_scored_and_named_readably(tmp_path, samples_dir):

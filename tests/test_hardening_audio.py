@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from monitor.audio.files import ChannelRoles, load_call
+from monitor.audio.files import AudioError, ChannelRoles, load_call
 from monitor.events import Transcript
 from monitor.phrasebook import load_profile
 from monitor.pipeline import score_call
@@ -276,3 +276,41 @@ def test_a_recording_too_short_to_be_a_call_is_refused_in_one_line(tmp_path):
     r = monitor("score", short, "--out", tmp_path / "r.jsonl")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "monitor: error: short.wav: 0.10 s of audio is too short to be a call (at least 1 s)" in r.stderr
+
+
+def _unfinished(data: bytes) -> bytes:
+    """A WAV as a recorder leaves it when it stops before going back to write the lengths."""
+    out = bytearray(data)
+    out[4:8] = b"\0\0\0\0"
+    at = out.index(b"data")
+    out[at + 4:at + 8] = b"\0\0\0\0"
+    return bytes(out)
+
+
+@pytest.mark.parametrize("subtype,channels", [("PCM_16", 2), ("ULAW", 1), ("FLOAT", 2), ("PCM_24", 2)])
+def test_a_wav_whose_header_was_never_finished_is_read_whole_with_a_warning(tmp_path, subtype, channels):
+    """A recorder that crashed leaves data size 0 in the header: libsndfile reads no samples and the
+    call was refused as holding no audio, although every sample is in the file."""
+    rate = 8000
+    t = np.arange(rate * 6) / rate
+    x = (np.stack([np.sin(2 * np.pi * 300 * t), np.sin(2 * np.pi * 500 * t)], 1)[:, :channels] * 0.3)
+    sf.write(tmp_path / "full.wav", x, rate, subtype=subtype)
+    (tmp_path / "crashed.wav").write_bytes(_unfinished((tmp_path / "full.wav").read_bytes()))
+    whole, crashed = load_call(tmp_path / "full.wav"), load_call(tmp_path / "crashed.wav")
+    assert crashed.duration == pytest.approx(whole.duration, abs=1e-3) == pytest.approx(6.0, abs=1e-3)
+    for role in whole.channels:
+        assert np.array_equal(whole.channels[role], crashed.channels[role])
+    assert not crashed.truncated and not whole.warnings
+    assert len(crashed.warnings) == 1 and "6.0 s of audio" in crashed.warnings[0]
+
+
+@pytest.mark.parametrize("rate,said", [(0x7FFFFFFF, "2147483647 Hz is no audio rate"), (0, "sample rate of 0 Hz")])
+def test_a_wav_header_with_a_garbage_sample_rate_is_refused_as_damaged(tmp_path, rate, said):
+    sf.write(tmp_path / "ok.wav", np.full((8000 * 3, 2), 0.1), 8000, subtype="PCM_16")
+    data = bytearray((tmp_path / "ok.wav").read_bytes())
+    at = data.index(b"fmt ") + 12
+    data[at:at + 4] = rate.to_bytes(4, "little")
+    (tmp_path / "bad.wav").write_bytes(bytes(data))
+    with pytest.raises(AudioError, match=said) as err:
+        load_call(tmp_path / "bad.wav")
+    assert "\n" not in str(err.value) and str(err.value).startswith("bad.wav: ")

@@ -80,3 +80,31 @@ def test_hub_log_level_changes_what_the_hub_says(tmp_path: Path) -> None:
     assert " DEBUG " in debug and "hub listening" in debug
     assert all(LINE.match(x) for x in debug.splitlines()), debug
     assert "hub listening" not in quiet and quiet.strip() == ""
+
+
+def test_a_hub_at_debug_never_logs_a_desks_token_or_the_words_of_its_frames(tmp_path: Path) -> None:
+    """At debug websockets logged every frame whole: the hello with the desk's token, the line of
+    a transcript with the caller's phone number before the hub masks it."""
+    import asyncio
+
+    from test_hub_support import free_port, raw, recv_json, wait_port
+
+    token, port = "desk-token-for-logs-0001", free_port()
+    proc = subprocess.Popen([MONITOR, "hub", "--port", str(port), "--db", str(tmp_path / "hub.sqlite3"),
+                             "--log-level", "debug"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            env={"PATH": "/usr/bin:/bin", "MONITOR_HUB_TOKEN": token})
+    try:
+        async def desk() -> None:
+            await wait_port(port)
+            ws = await raw(f"ws://127.0.0.1:{port}/ws", {"type": "hello", "role": "desk", "token": token,
+                                                         "desk": "desk-7"})
+            assert (await recv_json(ws))["type"] == "welcome"
+            await ws.send('{"type": "line", "text": "我的号码是13912345678"}')
+            await asyncio.sleep(0.5)
+            await ws.close()
+        asyncio.run(desk())
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert " DEBUG " in err and "desk-7" in err  # still a debug log, naming the desk
+    assert token not in err and "13912345678" not in err, err

@@ -28,6 +28,7 @@ from monitor.events import SAMPLE_RATE, Role
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac",
                             ".au", ".aiff", ".aif", ".caf", ".wma", ".webm", ".mka"})
 MAX_DURATION_S = 2 * 3600.0  # a service call longer than this is a wrong file, not a call
+MAX_RATE = 384_000  # the highest rate audio interfaces offer; above it a header is garbage
 MIN_DURATION_S = 1.0  # shorter holds no call to judge (a greeting alone takes longer)
 # Quieter than this at its loudest on every channel, a file holds no signal at all: a recorder that
 # wrote digital silence, not a call in which nobody spoke (a line's own hiss peaks far above it).
@@ -63,6 +64,7 @@ class CallAudio:
     channels: dict[Role, np.ndarray] = field(default_factory=dict)  # 16 kHz float32
     truncated: bool = False  # the audio ends before the file's header says it does
     note: str = ""  # why it counts as truncated, one line
+    warnings: tuple[str, ...] = ()  # read, but not as the file said (a header worked around)
 
     @property
     def duration(self) -> float:
@@ -90,6 +92,9 @@ class _Collector:
     def __init__(self, path: Path, rate: int, n_channels: int, roles: ChannelRoles) -> None:
         if rate < 8000:
             raise AudioError(f"{path.name}: sample rate {rate} Hz is below telephone band (8000 Hz)")
+        if rate > MAX_RATE:
+            raise AudioError(f"{path.name}: sample rate {rate} Hz is no audio rate (above {MAX_RATE} Hz): "
+                             "a damaged header")
         if n_channels < 1:
             raise AudioError(f"{path.name}: the audio has no channels")
         self.path, self.rate, self.n_channels = path, rate, n_channels
@@ -157,8 +162,40 @@ class _Collector:
         return self.frames / self.rate
 
 
-def wav_shortfall(path: Path) -> tuple[float, float] | None:
-    """(seconds the WAV header declares, seconds the file holds) when its data ends early."""
+@dataclass(frozen=True)
+class WavLayout:
+    """What a RIFF/RIFX WAV header says, read without libsndfile (which trusts it)."""
+
+    endian: str  # "<" (RIFF) or ">" (RIFX)
+    format_tag: int  # 1 PCM, 3 float, 6 A-law, 7 mu-law, 0xFFFE extensible
+    channels: int
+    rate: int
+    byte_rate: int
+    block_align: int  # bytes of one frame (a sample of every channel)
+    bits: int
+    data_pos: int  # where the samples start
+    data_size: int  # as declared: 0 or 0xFFFFFFFF when the writer never went back to fill it in
+    file_size: int
+
+    @property
+    def held(self) -> int:
+        """Bytes of samples the file really holds."""
+        return max(0, self.file_size - self.data_pos)
+
+    def subtype(self) -> str | None:
+        """libsndfile's name for the sample format, for reading the samples as raw."""
+        fixed = {6: "ALAW", 7: "ULAW"}
+        if self.format_tag in fixed:
+            return fixed[self.format_tag]
+        if self.format_tag == 3:
+            return {32: "FLOAT", 64: "DOUBLE"}.get(self.bits)
+        if self.format_tag in (1, 0xFFFE):
+            return {8: "PCM_U8", 16: "PCM_16", 24: "PCM_24", 32: "PCM_32"}.get(self.bits)
+        return None
+
+
+def wav_layout(path: Path) -> WavLayout | None:
+    """The header of a WAV file up to its data chunk; None for anything else."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
@@ -166,7 +203,7 @@ def wav_shortfall(path: Path) -> tuple[float, float] | None:
             if len(head) < 12 or head[8:12] != b"WAVE" or head[:4] not in (b"RIFF", b"RIFX"):
                 return None
             endian = "<" if head[:4] == b"RIFF" else ">"
-            pos, byte_rate = 12, 0
+            pos, fmt = 12, b""
             while pos + 8 <= size:
                 f.seek(pos)
                 chunk = f.read(8)
@@ -174,20 +211,28 @@ def wav_shortfall(path: Path) -> tuple[float, float] | None:
                     return None
                 cid, csize = chunk[:4], struct.unpack(endian + "I", chunk[4:])[0]
                 if cid == b"fmt ":
-                    fmt = f.read(min(csize, 16))
-                    if len(fmt) >= 12:
-                        byte_rate = struct.unpack(endian + "I", fmt[8:12])[0]
+                    fmt = f.read(min(csize, 26))
                 elif cid == b"data":
-                    if csize in (0, 0xFFFFFFFF) or not byte_rate:  # length unknown (streamed)
+                    if len(fmt) < 16:
                         return None
-                    have = size - (pos + 8)
-                    # A few samples short is a damaged file, not a call cut short: its end is there.
-                    return (csize / byte_rate, have / byte_rate) \
-                        if (csize - have) / byte_rate > TRUNCATION_SLACK_S else None
+                    tag, ch, rate, byte_rate, align, bits = struct.unpack(endian + "HHIIHH", fmt[:16])
+                    if tag == 0xFFFE and len(fmt) >= 26:  # extensible: the real tag heads its sub-format
+                        tag = struct.unpack(endian + "H", fmt[24:26])[0]
+                    return WavLayout(endian, tag, ch, rate, byte_rate, align, bits, pos + 8, csize, size)
                 pos += 8 + csize + (csize & 1)
     except OSError:
         return None
     return None
+
+
+def wav_shortfall(path: Path) -> tuple[float, float] | None:
+    """(seconds the WAV header declares, seconds the file holds) when its data ends early."""
+    w = wav_layout(path)
+    if w is None or w.data_size in (0, 0xFFFFFFFF) or not w.byte_rate:  # length unknown (streamed)
+        return None
+    # A few samples short is a damaged file, not a call cut short: its end is there.
+    return (w.data_size / w.byte_rate, w.held / w.byte_rate) \
+        if (w.data_size - w.held) / w.byte_rate > TRUNCATION_SLACK_S else None
 
 
 def _truncated_note(path: Path, declared: float, have: float, how: str = "header") -> str:
@@ -207,17 +252,45 @@ def _read_up_to_damage(f: sf.SoundFile, coll: _Collector) -> None:
         pass
 
 
-def _load_soundfile(path: Path, roles: ChannelRoles) -> CallAudio:
+def _open_soundfile(path: Path) -> tuple[sf.SoundFile, int, str]:
+    """The file opened for reading, the frames to read from it (-1: all), and a warning when its
+    header had to be worked around.
+
+    A WAV whose data size says 0 (a recorder that stopped before going back to write it) holds
+    its samples all the same; libsndfile believes the header and reads none, so the samples
+    after the header are read as raw in the format the header gives."""
+    w = wav_layout(path)
+    if w is not None and not w.rate:
+        raise AudioError(f"{path.name}: the WAV header gives a sample rate of 0 Hz: a damaged header")
+    if w is not None and w.data_size == 0 and w.held and w.subtype() and w.channels and w.block_align:
+        raw = open(path, "rb")
+        try:
+            raw.seek(w.data_pos)
+            f = sf.SoundFile(raw, format="RAW", subtype=w.subtype(), samplerate=w.rate, channels=w.channels,
+                             endian="LITTLE" if w.endian == "<" else "BIG", closefd=True)
+        except BaseException:
+            raw.close()
+            raise
+        # libsndfile counts the header's bytes in a raw file's length and pads the read to it
+        return f, w.held // w.block_align, ("the WAV header says it holds no audio (a recorder that stopped "
+                   f"before finishing the file); read the "
+                   f"{w.held / max(1, w.byte_rate):.1f} s of audio after it")
     # as bytes: a name that is not UTF-8 (GBK from a Windows share) cannot be encoded back as UTF-8
-    with sf.SoundFile(os.fsencode(path)) as f:  # raises for files libsndfile cannot read
-        rate, n, declared = f.samplerate, f.channels, f.frames
+    return sf.SoundFile(os.fsencode(path)), -1, ""  # raises for files libsndfile cannot read
+
+
+def _load_soundfile(path: Path, roles: ChannelRoles) -> CallAudio:
+    opened, frames, warning = _open_soundfile(path)
+    with opened as f:
+        rate, n = f.samplerate, f.channels
+        declared = 0 if warning else f.frames  # a raw read's length counts the header's bytes too
         if 0 < declared and declared / rate > MAX_DURATION_S:
             raise too_long(path, declared / rate)
         coll = _Collector(path, rate, n, roles)
         fmt = f.format
         note = ""
         try:
-            for block in f.blocks(blocksize=coll._block, dtype="float32", always_2d=True):
+            for block in f.blocks(blocksize=coll._block, frames=frames, dtype="float32", always_2d=True):
                 coll.add(block)
         except (sf.LibsndfileError, RuntimeError) as exc:
             _read_up_to_damage(f, coll)  # the failed block's audio before the damage is still there
@@ -225,7 +298,8 @@ def _load_soundfile(path: Path, roles: ChannelRoles) -> CallAudio:
                 raise
             note = (f"{path.name}: recording is truncated: decoding stopped at "
                     f"{coll.seconds():.1f} s ({exc})")
-    call = CallAudio(path=path, source_rate=rate, source_channels=n, channels=coll.finish())
+    call = CallAudio(path=path, source_rate=rate, source_channels=n, channels=coll.finish(),
+                     warnings=(warning,) if warning else ())
     short = wav_shortfall(path) if fmt in ("WAV", "WAVEX") else None
     if short:
         note = _truncated_note(path, *short)
