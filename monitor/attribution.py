@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from monitor.audio.lead import LeadOptions, frame_sides, leads
 from monitor.audio.levels import frame_levels, level_db
 from monitor.events import SAMPLE_RATE, Role, Transcript, Utterance
 from monitor.voices import median_log_pitch
@@ -155,6 +156,20 @@ class AttributionOptions:
     voice_roles: tuple[Role, ...] = ("agent",)
     echo_ends: EchoEndOptions = EchoEndOptions()
     background_ends: BackgroundEndOptions = BackgroundEndOptions()
+    # Which channel has the sound first (monitor.audio.lead): where this side's channel clearly
+    # leads the other, it is this side speaking, however much louder the other channel is (an
+    # AGC on the other line lifts this side's echo there above this side's own channel).
+    lead: LeadOptions = LeadOptions()
+    min_lead_windows: int = 2  # at least this many windows (0.75 s) of this side leading ...
+    lead_over_lag: float = 2.0  # ... and this many times as many as windows of it lagging
+    # Echo however loud (an AGC on this line lifted it): lagging the other channel in this share of
+    # the utterance's windows at least (and the two counts above, the other way round). Echoes of
+    # the field-style sets lag in 55-100 % of their windows; own words over the dev calls' shared
+    # babble in up to 23 %.
+    echo_lag_share: float = 0.5
+    # Timed only when this side is at most this much louder than the other channel: an AGC and
+    # clipping lifted echoes of the field-style sets up to 17 dB above their source.
+    time_within_db: float = 30.0
 
 
 def _spread_db(db: np.ndarray) -> float:
@@ -207,6 +222,12 @@ def echo_ends(own: np.ndarray, other: np.ndarray, echo: AttributionOptions = Att
     is_echo = (o >= np.percentile(o, options.echo_percentile)) & talking & (gap >= echo.echo_db)
     is_own = (o >= np.percentile(o, 50)) & (gap <= echo.echo_db - options.own_gap_db)
     run, min_end = options.own_run_frames, round(options.min_end_s * SAMPLE_RATE / FRAME)
+    if is_echo.sum() >= min_end // 2:  # echo by level, unless this channel has the sound first
+        first = np.zeros(n, dtype=bool)
+        lead = frame_sides(own, other, FRAME, echo.lead)[0][:n]
+        first[:len(lead)] = lead
+        is_echo &= ~first
+        is_own |= first
 
     def echo_run(e: np.ndarray, m: np.ndarray) -> int:
         """Frames at the start of (e, m) that are the other side's, before own speech begins."""
@@ -255,6 +276,20 @@ class Attributor:
         a, b = self.background_ends(u)
         return split_ends(u, a, b, "background voice")
 
+    def sides(self, own: np.ndarray, other: np.ndarray) -> int:
+        """+1: this side's channel mostly has the sound first (this side is speaking); -1: mostly
+        after the other channel (its echo); 0: cannot be told."""
+        w = leads(own, other, self.opt.lead)
+        first, after = int(np.sum(w > 0)), int(np.sum(w < 0))
+        if first >= self.opt.min_lead_windows and first >= self.opt.lead_over_lag * after:
+            return 1
+        # an echo lags through most of its length; a voice over a background both lines share
+        # (the dev calls' babble reaches both channels 90-160 ms apart) only here and there
+        if after >= self.opt.min_lead_windows and after >= self.opt.lead_over_lag * first \
+                and after >= self.opt.echo_lag_share * len(w):
+            return -1
+        return 0
+
     def judge(self, role: Role, own: np.ndarray, other: np.ndarray | None, remember: bool = True) -> str | None:
         """Why an utterance (its samples `own`, the other channel's over the same span) is not
         this side speaking; None to keep it. Remembers kept levels for the channel's main level."""
@@ -263,8 +298,12 @@ class Attributor:
             o, t = frame_levels(own, FRAME), frame_levels(other, FRAME)
             below = _below_other_db(o, t, self.opt.echo_reach_frames) if min(len(o), len(t)) >= 4 \
                 else level_db(other) - level
-            if below >= self.opt.echo_db and _spread_db(t) >= self.opt.other_active_db:
+            # far louder than the other channel: no echo of it, whatever the timing (and no need to time it)
+            side = self.sides(own, other) if below > -self.opt.time_within_db else 0
+            if below >= self.opt.echo_db and _spread_db(t) >= self.opt.other_active_db and side <= 0:
                 return f"echo of the other side ({-below:.0f} dB)"
+            if side < 0:  # as loud as its source or louder (an AGC lifted it), but later
+                return f"echo of the other side ({-below:.0f} dB, later than it)"
         known = self._levels.setdefault(role, [])
         main = self.main_level(role)
         if main is not None and main - level >= self.opt.background_db:

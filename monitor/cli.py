@@ -161,9 +161,12 @@ def _load_profile(ref: str):
     from monitor.phrasebook import PhrasebookError, load_profile
 
     try:
-        return load_profile(ref)
+        profile = load_profile(ref)
     except PhrasebookError as exc:
         raise UsageError(str(exc)) from None
+    for w in profile.warnings:  # a one-character phrase: said where the profile is used, not only by `check`
+        print(f"monitor: warning: {w}", file=sys.stderr)
+    return profile
 
 
 def _profile_map(path: str | None) -> dict[str, str]:
@@ -383,12 +386,20 @@ def cmd_phrasebook_check(args) -> int:
 
 
 def cmd_phrasebook_list(args) -> int:
-    from monitor.phrasebook import list_profiles, load_profile
+    from monitor.phrasebook import PhrasebookError, list_profiles, load_profile
 
+    bad = 0
     for name in list_profiles():
-        p = load_profile(name)
+        try:
+            p = load_profile(name)
+        except PhrasebookError as exc:  # a draft with a mistake in the folder: listed as such, the rest still are
+            print(f"{name:<10} (cannot be used: {exc.errors[0] if exc.errors else exc}"
+                  f"{f' and {len(exc.errors) - 1} more' if len(exc.errors) > 1 else ''}; "
+                  f"see monitor phrasebook check {name})")
+            bad += 1
+            continue
         print(f"{name:<10} {p.description}  (seeds: {', '.join(p.seeds)})")
-    return 0
+    return 1 if bad else 0
 
 
 def cmd_phrasebook_show(args) -> int:

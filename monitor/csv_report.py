@@ -16,7 +16,7 @@ from monitor.private import open_private
 META_FIELDS = ("date", "agent", "team", "direction")
 METRIC_FIELDS = ("agent_talk_share", "silence_share", "longest_silence_s", "overtalk_share",
                  "agent_interruptions", "caller_interruptions", "agent_chars_per_min")
-CALL_FIELDS = ("call", *META_FIELDS, "profile", "duration", "score", "violations", "deductions", "rules",
+CALL_FIELDS = ("call", *META_FIELDS, "profile", "profile_version", "duration", "score", "violations", "deductions", "rules",
                *METRIC_FIELDS, "not_judged", "truncated", "warnings", "error")
 VIOLATION_FIELDS = ("call", *META_FIELDS, "profile", "rule", "rule_zh", "severity", "severity_zh", "deduction", "start", "end",
                     "channel", "role_confidence", "phrase", "text", "evidence", "evidence_zh", "seed")
@@ -42,6 +42,7 @@ def call_row(row: dict, extra: Sequence[str]) -> dict:
     metrics = row.get("metrics", {})
     return {
         "call": row["call"], **_meta(row, META_FIELDS), "profile": row.get("profile", ""),
+        "profile_version": row.get("profile_version", ""),
         "duration": row.get("duration", ""), "score": row.get("score", ""),
         "violations": len(violations),
         "deductions": round(sum(v.get("deduction", 0.0) for v in violations), 2),

@@ -14,6 +14,8 @@ files, so a profile kept anywhere can include the built-in common file by name.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import os
 import re
 import tomllib
@@ -138,6 +140,7 @@ class Profile:
     escalations: Escalations
     includes: tuple[Path, ...] = ()
     warnings: tuple[str, ...] = ()
+    version: str = ""  # a hash of what the profile and its includes say (`_version`)
     service_metrics: ServiceMetricLimits | None = None  # no [service_metrics] table: not judged
 
 
@@ -259,11 +262,22 @@ class _Problems:
 
 
 # -- reading files and their includes ------------------------------------------
-def _read(path: Path) -> _Source:
+def _text(path: Path) -> str:
+    """A phrasebook file's text: UTF-8, with or without the BOM Windows editors put first."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PhrasebookError([f"{path.name}: cannot read ({exc.__class__.__name__})"]) from None
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PhrasebookError([f"{path.name}: cannot read ({exc.strerror or exc.__class__.__name__})"]) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise PhrasebookError([f"{path.name}:{line}: not UTF-8 text (saved as GBK/ANSI?): save the file "
+                               "as UTF-8"]) from None
+
+
+def _read(path: Path) -> _Source:
+    text = _text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -355,10 +369,17 @@ def _check_value(src: _Source, probs: _Problems, table: str, index: int | None, 
             _check_phrase(src, probs, table, index, key, s, warn_short=kind.kind == "phrases")
 
 
+_PATTERN_SYMBOL = re.compile(r"[|*+^$\\\[\]{}]|\.[*+?]")  # regular-expression syntax in a phrase
+
+
 def _check_phrase(src: _Source, probs: _Problems, table: str, index: int | None, key: str, phrase: str,
                   warn_short: bool) -> None:
     n = len(normalize(phrase))
-    if n == 0:
+    symbol = _PATTERN_SYMBOL.search(phrase)
+    if symbol:  # dropped as punctuation, 我不(管|理) would be looked for as 我不管理
+        probs.error(src, table, index, key, f"{phrase.strip()!r}: phrases are words as said, not patterns "
+                    f"({symbol.group()!r} is no operator here); write each wording as a phrase of its own")
+    elif n == 0:
         probs.error(src, table, index, key, f"pattern {phrase.strip()!r} has no characters to match")
     elif n == 1 and warn_short:
         probs.warn(src, table, index, key, f"one-character phrase {phrase.strip()!r} matches almost anything "
@@ -389,6 +410,9 @@ def _check_file(src: _Source, probs: _Problems) -> None:
         if top not in SCHEMA:
             if isinstance(value, dict):
                 probs.error(src, top, None, None, "unknown table" + _did_you_mean(top))
+            elif isinstance(value, list) and value and all(isinstance(e, dict) for e in value):
+                for i in range(len(value)):  # [[forbiden]] entries: each at its own header
+                    probs.error(src, top, i, None, "unknown table" + _did_you_mean(top, "[[{}]]"))
             else:
                 probs.error(src, None, None, top, "unknown field")
             continue
@@ -402,9 +426,9 @@ def _check_file(src: _Source, probs: _Problems) -> None:
                 _check_value(src, probs, top, None, k, SCHEMA[top][k], v)
 
 
-def _did_you_mean(name: str) -> str:
+def _did_you_mean(name: str, header: str = "[{}]") -> str:
     close = difflib.get_close_matches(name, [*SCHEMA, "forbidden"], n=1, cutoff=0.6)
-    return f"; did you mean [{close[0]}]?" if close else ""
+    return f"; did you mean {header.format(close[0])}?" if close else ""
 
 
 def _check_tree(src: _Source, probs: _Problems) -> None:
@@ -463,7 +487,22 @@ def load_profile(ref: str | Path) -> Profile:
     if probs.errors or profile is None:
         raise PhrasebookError(probs.errors, probs.warnings)
     profile.warnings = tuple(probs.warnings)
+    profile.version = _version(src)
     return profile
+
+
+def _version(src: _Source) -> str:
+    """What the profile says, as a short hash: edited phrases or values give another (comments and
+    layout do not), so a report tells which version of a profile its calls were judged with."""
+    h = hashlib.sha256()
+
+    def add(s: _Source) -> None:
+        for inc in s.includes:
+            add(inc)
+        h.update(json.dumps(s.data, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8"))
+
+    add(src)
+    return h.hexdigest()[:12]
 
 
 def check_include(path: str | Path) -> list[str]:
@@ -485,8 +524,8 @@ def is_include_file(path: str | Path) -> bool:
     """A phrasebook file without a [profile] table only supplies lists to profiles that include it."""
     p = _by_name(path)
     try:
-        return p.is_file() and "profile" not in tomllib.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return p.is_file() and "profile" not in tomllib.loads(_text(p))
+    except (PhrasebookError, tomllib.TOMLDecodeError):
         return False
 
 
@@ -526,14 +565,17 @@ def _compile(path: Path, src: _Source, m: _Merged, probs: _Problems) -> Profile 
                         deduction=float(fd.get("deduction", scoring.get("forbidden", DEFAULT_DEDUCTION["forbidden"]))))
     entries: list[ForbiddenEntry] = []
     patterns: list[Pattern] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, str]] = {}  # phrase as matched -> (as written, file)
     for e, esrc, i in m.forbidden:
         phrase = e["phrase"].strip()
-        if phrase in seen:
+        same = normalize(phrase) or phrase  # as matched: 我 没空, 我　没空 and 我没空 are one phrase
+        if same in seen:
+            first, where = seen[same]
             probs.error(esrc, "forbidden", i, "phrase", f"duplicate phrase {phrase!r}"
-                        + (f" (also in {seen[phrase]})" if seen[phrase] != esrc.path.name else ""))
+                        + (f" (the same as {first!r} when matched)" if first != phrase else "")
+                        + (f" (also in {where})" if where != esrc.path.name else ""))
             continue
-        seen[phrase] = esrc.path.name
+        seen[same] = (phrase, esrc.path.name)
         entry = ForbiddenEntry(
             phrase=phrase, seed=e["seed"].strip(),
             patterns=tuple(s.strip() for s in e.get("patterns", [])) or (phrase,),

@@ -56,6 +56,7 @@ class CallReport:
     warnings: list[str] = field(default_factory=list)  # what the QA lead should know before trusting it
     judge_input: JudgeInput | None = None  # what the rules were fed: `monitor rescore` re-judges from it
     meta: dict[str, str] = field(default_factory=dict)  # agent, team, date, ... (monitor.meta)
+    profile_version: str = ""  # which version of the profile judged it (Profile.version)
 
     def to_dict(self) -> dict:
         return {
@@ -63,6 +64,7 @@ class CallReport:
             **({"meta": self.meta} if self.meta else {}),
             "duration": round(self.duration, 2),
             "profile": self.profile,
+            **({"profile_version": self.profile_version} if self.profile_version else {}),
             "score": self.score,
             "violations": [v.to_dict() for v in self.violations],
             "transcript": [t.to_dict() for t in self.transcript if t.speech],
@@ -199,6 +201,7 @@ def judged_report(call: str, profile: Profile, inp: JudgeInput) -> CallReport:
     if not any(t.speech for t in inp.transcripts):  # a ghost call, or a line that failed
         warnings.append("no speech heard on either side; judged as a call in which nobody spoke")
     return CallReport(call=call, path=inp.path, duration=inp.duration, profile=profile.name,
+                      profile_version=profile.version,
                       score=score(violations), violations=violations, transcript=inp.transcripts,
                       not_judged=engine.not_judged, hangup_evidence=getattr(hangup, "evidence", ""),
                       recommended_used=recommended_used(profile, inp.transcripts),

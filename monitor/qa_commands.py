@@ -109,7 +109,7 @@ def cmd_rescore(args) -> int:
     from monitor.audio.files import call_key
     from monitor.cli import UsageError, _load_profile, _profile_map
     from monitor.report import JsonlWriter, print_call, print_summary, write_csv
-    from monitor.rescore import ReportError, hotword_warning, read_report, rescore_call
+    from monitor.rescore import ReportError, hotword_warning, read_report, rescore_call, version_warning
 
     t0 = time.perf_counter()
     mapping = _profile_map(args.profile_map)
@@ -131,12 +131,31 @@ def cmd_rescore(args) -> int:
         raise UsageError(str(exc)) from None
     if not lines:
         raise UsageError(f"{args.report}: the report has no calls")
+
+    def ref_of(line) -> str:
+        return mapping.get(call_key(line.call)) or args.profile or str(line.data.get("profile", ""))
+
+    # every call's profile before a line is written: a name that cannot be found refuses the run
+    # whole, not half-way through with the output (perhaps the report itself) half written
+    missing: dict[str, list[str]] = {}
+    for line in lines:
+        if not line.failed:
+            try:
+                profile_for(ref_of(line))
+            except UsageError as exc:
+                missing.setdefault(str(exc), []).append(line.call)
+    if missing:
+        why, calls = next(iter(missing.items()))
+        more = f" (and {len(missing) - 1} other profile(s))" if len(missing) > 1 else ""
+        raise UsageError(f"{why}{more}: needed by {len(calls)} call(s) of {args.report}, e.g. {calls[0]}; "
+                         "name it with --profile FILE or --profile-map; nothing was written")
     try:
-        writer = JsonlWriter(Path(args.out)) if args.out else None
+        writer = JsonlWriter(Path(args.out), replace=True) if args.out else None
     except OSError as exc:
         raise UsageError(f"{args.out}: cannot write the report ({exc.strerror or exc})") from None
     reports, failed = [], []
     hotword_warnings: list[str] = []
+    version_warnings: list[str] = []
     try:
         for line in lines:
             if line.failed:  # failed to score: nothing to re-judge, passed on as it was
@@ -144,11 +163,14 @@ def cmd_rescore(args) -> int:
                 if writer:
                     writer.write_row(line.data)
                 continue
-            ref = mapping.get(call_key(line.call)) or args.profile or str(line.data.get("profile", ""))
-            profile = profile_for(ref)
+            profile = profile_for(ref_of(line))
             warning = hotword_warning(line, profile)
             if warning:
                 hotword_warnings.append(warning)
+            if not args.profile and call_key(line.call) not in mapping:  # found by the name it was scored with
+                warning = version_warning(line, profile)
+                if warning:
+                    version_warnings.append(warning)
             try:
                 report = rescore_call(line, profile)
             except ReportError as exc:
@@ -162,12 +184,16 @@ def cmd_rescore(args) -> int:
                 writer.write(report)
             if not args.quiet:
                 print_call(report, sys.stdout, args.transcript)
-    finally:
+    except BaseException:
         if writer:
-            writer.close()
-    if hotword_warnings:
-        more = f" (and {len(hotword_warnings) - 1} more call(s))" if len(hotword_warnings) > 1 else ""
-        print(f"monitor: warning: {hotword_warnings[0]}{more}", file=sys.stderr)
+            writer.discard()
+        raise
+    if writer:
+        writer.close()
+    for said in (hotword_warnings, version_warnings):
+        if said:
+            more = f" (and {len(said) - 1} more call(s))" if len(said) > 1 else ""
+            print(f"monitor: warning: {said[0]}{more}", file=sys.stderr)
     written = [args.out] if args.out else []
     if args.csv:
         try:

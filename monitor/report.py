@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,11 +17,18 @@ from monitor.rules.engine import END_RULES
 
 
 class JsonlWriter:
-    """Appends one JSON object per call and flushes it, so a crash loses nothing scored."""
+    """Appends one JSON object per call and flushes it, so a crash loses nothing scored.
 
-    def __init__(self, path: Path) -> None:
+    `replace`: written beside `path` and put in its place only by `close()`, so a run that
+    stops early leaves an existing file (the report being re-scored, perhaps) as it was."""
+
+    def __init__(self, path: Path, replace: bool = False) -> None:
+        self._path = path
+        self._temp = path.with_name(f".{path.name}.{os.getpid()}.part") if replace else None
         # a file name the system could not decode is written as \udcXX escapes, which read back as its bytes
-        self._f = open_private(path, encoding="utf-8", errors="backslashreplace")
+        self._f = open_private(self._temp or path, encoding="utf-8", errors="backslashreplace")
+        if self._temp is not None and path.exists():
+            shutil.copymode(path, self._temp)
 
     def write(self, report: CallReport) -> None:
         self._f.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
@@ -35,6 +44,14 @@ class JsonlWriter:
 
     def close(self) -> None:
         self._f.close()
+        if self._temp is not None:
+            os.replace(self._temp, self._path)
+
+    def discard(self) -> None:
+        """Stop without writing: an existing file is left as it was (with `replace`)."""
+        self._f.close()
+        if self._temp is not None:
+            self._temp.unlink(missing_ok=True)
 
 
 def write_csv(path: Path, reports: Iterable[CallReport]) -> tuple[Path, Path]:

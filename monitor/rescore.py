@@ -65,6 +65,16 @@ def hotword_warning(line: ReportLine, profile: Profile) -> str | None:
             f"{'、'.join(profile.hotwords) or 'none'}; a full score may hear some words differently")
 
 
+def version_warning(line: ReportLine, profile: Profile) -> str | None:
+    """Why a call judged again under the profile name it was scored with may come out otherwise:
+    the profile of that name says something else now (edited, or another file of that name)."""
+    was = line.data.get("profile_version")
+    if not was or not profile.version or was == profile.version or line.data.get("profile") != profile.name:
+        return None
+    return (f"{line.call}: profile {profile.name} ({profile.path.name}, version {profile.version}) is not "
+            f"the version {was} it was scored with; its findings follow the profile as it is now")
+
+
 def rescore_call(line: ReportLine, profile: Profile) -> CallReport:
     """The call of a report line judged against `profile`; its metadata is kept."""
     try:

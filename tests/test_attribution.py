@@ -181,3 +181,48 @@ def test_the_callers_complaint_echoed_into_the_agents_apology_is_cut_off_in_batc
     (s,), sink, _ = run_desk([Control("start", call_id="c1"), *frames, Control("end", by="caller")], GLUED_LINES)
     # (the caller hung up first here; the file has no busy tone, so batch also reports `hangup`)
     assert [v.rule for v in s.violations] == ["closing"] == [v["rule"] for v in report["violations"]][:1]
+
+
+def _line_echo(x: np.ndarray, ms: int, db: float) -> np.ndarray:
+    """What a line's hybrid puts on the other channel: the telephone band, `ms` late, `db` louder or softer."""
+    spec = np.fft.rfft(x)
+    freq = np.fft.rfftfreq(len(x), 1 / SR)
+    spec[(freq < 300) | (freq > 3400)] = 0
+    d = int(ms * SR / 1000)
+    band = np.fft.irfft(spec, len(x))
+    return (np.concatenate([np.zeros(d), band[:len(x) - d]]) * DB ** db).astype(np.float32)
+
+
+def test_the_agents_words_stay_the_agents_when_an_agc_lifts_their_echo_above_them_on_the_caller_line(samples_dir):
+    """An AGC on the caller's line pulled the agent's echo (80 ms late) up above the agent's own
+    channel: by level the agent's greeting was the caller's echo, and the call lost its greeting.
+    The agent's channel has the words first: they are the agent's. The caller's words, 80 ms late
+    on the agent's channel, are still echo whatever the levels."""
+
+    from monitor.attribution import AttributionOptions, echo_ends
+    from monitor.audio.files import load_call
+    from monitor.audio.lead import LeadOptions
+
+    no_lead = AttributionOptions(lead=LeadOptions(enabled=False))
+    call = load_call(samples_dir / "demo-zte.flac")
+    greeting = call.channels["agent"][int(0.4 * SR):int(2.3 * SR)]  # 您好，中兴通讯！
+    question = call.channels["caller"][int(2.6 * SR):int(6.6 * SR)]  # 你好，我们这边的设备出了点问题…
+    noise = np.random.default_rng(3).normal(0, 0.002, len(greeting)).astype(np.float32)
+    lifted = _line_echo(greeting, 80, +14) + noise
+    assert Attributor().judge("agent", greeting, lifted) is None
+    assert Attributor(no_lead).judge("agent", greeting, lifted).startswith("echo of the other side")
+    # the mirror: the caller's question on the agent's channel is its echo, and stays so when an
+    # AGC on the agent's line lifts it above the caller's own channel
+    assert Attributor().judge("agent", _line_echo(question, 80, -15), question).startswith("echo of the other side")
+    loud_echo = _line_echo(question, 80, +5)
+    assert Attributor(no_lead).judge("agent", loud_echo, question) is None
+    assert Attributor().judge("agent", loud_echo, question).endswith("later than it)")
+
+    # the VAD glued the caller's echo after the greeting: the echo is cut off, the greeting kept
+    own = np.concatenate([greeting, _line_echo(question, 80, -15)])
+    other = np.concatenate([lifted, question])
+    a, b = echo_ends(own, other)
+    assert a == 0 and abs(b / SR - len(greeting) / SR) < 0.3, (a / SR, b / SR)
+    assert Attributor().judge("agent", own[a:b], other[a:b]) is None
+    _, by_level = echo_ends(own, other, no_lead, no_lead.echo_ends)
+    assert by_level < len(greeting) / 2  # by level alone most of the greeting went with the echo

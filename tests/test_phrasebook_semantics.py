@@ -286,3 +286,90 @@ def test_you_have_no_end_is_caught_when_the_recogniser_drops_its_pronoun():
     assert [m.name for m in unicom.forbidden_matcher.find("有完美丸，同一个文系论的张片了。")] == ["你有完没完"]
     assert [m.name for m in unicom.forbidden_matcher.find("你有完没完，我已经说过了。")] == ["你有完没完"]
     assert unicom.forbidden_matcher.find("这件事完了，没什么问题了。") == []
+
+
+# -- a QA lead writing a profile of their own (found by an outside tester) ---------
+def test_a_profile_saved_with_a_windows_bom_is_read_and_one_saved_as_gbk_is_told_to_be_utf8(tmp_path, capsys):
+    bom = tmp_path / "bom.toml"
+    bom.write_bytes(b"\xef\xbb\xbf" + ZTE_TEXT.encode("utf-8"))
+    gbk = tmp_path / "gbk.toml"
+    gbk.write_bytes(ZTE_TEXT.encode("gb18030"))
+    code, out, err = check(capsys, bom, gbk)
+    assert code == 1 and "bom.toml: ok" in out
+    first_chinese = next(i for i, line in enumerate(ZTE_TEXT.splitlines(), 1) if any(ord(c) > 127 for c in line))
+    assert err.splitlines() == [f"monitor: error: gbk.toml:{first_chinese}: not UTF-8 text (saved as GBK/ANSI?): "
+                                "save the file as UTF-8"]
+    assert load_profile(bom).forbidden == ZTE.forbidden
+
+
+@pytest.mark.parametrize("phrase,symbol", [("我不(管|理)", "|"), ("没.*办法", ".*"), ("^你.+吧$", "^")])
+def test_a_phrase_written_as_a_pattern_is_refused_not_matched_without_its_symbols(tmp_path, capsys, phrase, symbol):
+    """没.*办法 was matched as 没办法, 我不(管|理) as 我不管理: the symbols were dropped as punctuation."""
+    path = write(tmp_path, "mine.toml", ZTE_TEXT.replace('phrase = "我没空"', f'phrase = "{phrase}"'))
+    code, _, err = check(capsys, path)
+    assert code == 1
+    assert err.splitlines() == [f"monitor: error: mine.toml:{line_of(path, phrase)}: forbidden[4].phrase: "
+                                f"{phrase!r}: phrases are words as said, not patterns ({symbol!r} is no operator "
+                                "here); write each wording as a phrase of its own"]
+
+
+def test_a_forbidden_phrase_listed_twice_in_other_spacing_or_script_is_a_duplicate(tmp_path, capsys):
+    extra = "".join(f'\n[[forbidden]]\nphrase = "{p}"\nseed = "QA"\n' for p in ("我 也 没 办 法", "我\u3000没空", "與我無關"))
+    path = write(tmp_path, "mine.toml", ZTE_TEXT + extra)
+    code, _, err = check(capsys, path)
+    assert code == 1
+    assert [e.split(".phrase: ", 1)[-1] for e in err.splitlines()] == [
+        "duplicate phrase '我 也 没 办 法' (the same as '我也没办法' when matched)",
+        "duplicate phrase '我\\u3000没空' (the same as '我没空' when matched)",  # the full-width space shown
+        "duplicate phrase '與我無關' (the same as '与我无关' when matched)"]
+
+
+def test_a_misspelt_forbidden_entry_header_is_named_at_its_line_with_the_right_spelling(tmp_path, capsys):
+    path = write(tmp_path, "mine.toml", ZTE_TEXT + '\n[[forbiden]]\nphrase = "你自己看吧"\nseed = "QA"\n')
+    code, _, err = check(capsys, path)
+    assert code == 1
+    assert err.splitlines() == [f"monitor: error: mine.toml:{line_of(path, '[[forbiden]]')}: forbiden[0]: "
+                                "unknown table; did you mean [[forbidden]]?"]
+
+
+def test_phrasebook_list_names_a_broken_draft_and_still_lists_the_rest(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MONITOR_PROFILE_DIR", str(tmp_path))
+    write(tmp_path, "acme.toml", ZTE_TEXT.replace('name = "zte"', 'name = "acme"'))
+    (tmp_path / "draft.toml").write_bytes(ZTE_TEXT.replace("hold = 10", "hold = 10\nsmile = 5").encode("utf-8"))
+    code = cli.main(["phrasebook", "list"])
+    out = capsys.readouterr().out
+    assert code == 1
+    names = [line.split()[0] for line in out.splitlines()]
+    assert names == ["acme", "broadband", "draft", "jingyi", "unicom", "zte"]
+    assert "draft      (cannot be used: draft.toml:" in out and "scoring.smile: unknown field" in out
+
+
+def test_a_one_character_phrase_is_warned_about_where_the_profile_is_used(tmp_path, capsys):
+    path = write(tmp_path, "mine.toml", ZTE_TEXT.replace('phrase = "我没空"', 'phrase = "滚"'))
+    cli._load_profile(str(path))
+    assert "one-character phrase '滚'" in capsys.readouterr().err
+
+
+def test_a_homophone_of_a_forbidden_phrase_is_reported_as_sounding_the_same_not_as_exact():
+    """这种小事也照我 was reported as “完全一致” (exact) beside the phrase 这种小事也找我."""
+    from monitor.labels import evidence
+
+    found = {v.phrase: v for v in run(ZTE, call_after(
+        [agent(0.0, 2.0, "您好，中兴通讯。")], agent(6.0, 8.0, "这种小事也照我。"),
+        agent(9.0, 11.0, "我没空。"))).violations if v.rule == "forbidden"}
+    assert found["这种小事也找我"].evidence == "agent said “这种小事也照我”: sounds the same"
+    assert evidence(found["这种小事也找我"].evidence) == "坐席说了“这种小事也照我”（与忌语同音）"
+    assert found["我没空"].evidence == "agent said “我没空”: exact"
+
+
+def test_a_missing_goodbye_is_reported_with_the_goodbye_this_profile_asks_for(tmp_path):
+    from monitor.labels import evidence
+
+    path = write(tmp_path, "mine.toml", '[profile]\nname = "mine"\nseeds = ["QA"]\n[greeting]\nseed = "QA"\n'
+                 'inbound = ["您好"]\n[closing]\nseed = "QA"\nphrases = ["感谢您的来电"]\n[hold]\nseed = "QA"\n'
+                 'ask = ["请稍等"]\n[hangup]\nseed = "QA"\n[[forbidden]]\nphrase = "我没空"\nseed = "QA"\n')
+    engine = run(load_profile(path), [agent(0.0, 2.0, "您好。"), caller(3.0, 5.0, "没事了。"),
+                                      agent(6.0, 8.0, "好的，再见。")])
+    closing = next(v for v in engine.violations if v.rule == "closing")
+    assert closing.evidence == "no goodbye (感谢您的来电) in the agent's last words"
+    assert evidence(closing.evidence) == "坐席最后的话里没有结束语（感谢您的来电）"

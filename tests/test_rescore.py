@@ -167,3 +167,53 @@ def test_a_mono_calls_role_confidence_survives_the_report():
                     confirmed_tones=[], tones=[], events=[], duration=10.0)
     back = JudgeInput.from_dict(json.loads(json.dumps(ji.to_dict())))
     assert [t.role_confidence for t in back.transcripts] == [0.55, None]
+
+
+def test_rescoring_a_report_in_place_with_a_profile_that_cannot_be_found_leaves_it_whole(report_file, tmp_path):
+    """The report was made with a profile file the QA lead did not name again: `rescore` said 'no
+    profile named …' after truncating --out, here the report itself, so its transcripts were lost."""
+    report = tmp_path / "week.jsonl"
+    rows = [json.loads(x) for x in report_file.read_text(encoding="utf-8").splitlines()]
+    rows[-1]["profile"] = "acme"  # scored with acme.toml, a file only its author has
+    report.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    before = report.read_bytes()
+    r = monitor("rescore", report, "--out", report)
+    assert r.returncode == 2 and "no profile named 'acme'" in r.stderr and "nothing was written" in r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert report.read_bytes() == before and list(tmp_path.iterdir()) == [report]
+    # named, the same run rewrites the report in place, whole
+    r = monitor("rescore", report, "--profile", "zte", "--out", report)
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(x)["call"] for x in report.read_text(encoding="utf-8").splitlines()] == [x["call"] for x in rows]
+    assert list(tmp_path.iterdir()) == [report]
+
+
+def test_rescoring_under_a_profile_name_whose_file_changed_since_says_so(report_file, tmp_path):
+    """A QA lead's my-zte.toml kept name = "zte": rescored without naming it, the built-in zte
+    judged the calls again and 我没空 came back, without a word. Each report row carries the
+    version of the profile that judged it; rescore says when the profile of that name differs."""
+    rows = [json.loads(x) for x in report_file.read_text(encoding="utf-8").splitlines()]
+    zte = load_profile("zte")
+    assert {r["profile_version"] for r in rows if r["profile"] == "zte"} == {zte.version}
+    for r in rows:
+        if r["profile"] == "zte":
+            r["profile_version"] = "0123456789ab"  # judged by an edited copy named zte
+    report = tmp_path / "week.jsonl"
+    report.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    n = sum(r["profile"] == "zte" for r in rows)
+    r = monitor("rescore", report, "--out", tmp_path / "again.jsonl", "--csv", tmp_path / "again.csv", "-q")
+    assert r.returncode == 0, r.stderr
+    said = [x for x in r.stderr.splitlines() if "it was scored with" in x]
+    assert len(said) == 1 and "is not the version 0123456789ab" in said[0] and f"(and {n - 1} more call(s))" in said[0]
+    assert f"zte.toml, version {zte.version}" in said[0]
+    assert f",zte,{zte.version}," in (tmp_path / "again-calls.csv").read_text(encoding="utf-8-sig")
+    # naming the profile is the QA lead's choice: nothing to warn about
+    r = monitor("rescore", report, "--profile", "zte", "--out", tmp_path / "named.jsonl", "-q")
+    assert r.returncode == 0 and "it was scored with" not in r.stderr
+
+
+def test_a_profiles_version_follows_what_it_says_not_its_comments(tmp_path):
+    text = (REPO / "phrasebook" / "zte.toml").read_text(encoding="utf-8")
+    (tmp_path / "commented.toml").write_text("# our copy\n" + text.replace("\n\n", "\n\n\n"), encoding="utf-8")
+    assert load_profile(tmp_path / "commented.toml").version == load_profile("zte").version
+    assert load_profile(edited_zte(tmp_path)).version != load_profile("zte").version

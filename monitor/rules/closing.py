@@ -46,8 +46,11 @@ class ClosingRule(Rule):
         tail += [t for t in self.unsure if t.start >= tail[0].start]
         out = []
         if not any(p.closing_phrases.first(t.text) for t in tail):
+            # the profile's own goodbyes: a profile may ask for 感谢您的来电 rather than 再见
+            said = " / ".join(x.text for x in p.closing_phrases.patterns[:3])
+            more = " …" if len(p.closing_phrases.patterns) > 3 else ""
             out.append(violation(self.name, p.closing, last.start, last.end, last.text,
-                                 "no goodbye in the agent's last words"))
+                                 f"no goodbye ({said}{more}) in the agent's last words"))
         if p.closing_offer and not any(p.closing_offer.first(t.text) for t in tail):
             out.append(violation("closing_offer", p.closing, last.start, last.end, last.text,
                                  "the agent did not ask whether anything else is needed",

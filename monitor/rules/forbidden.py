@@ -4,6 +4,7 @@ from __future__ import annotations
 from monitor.events import Transcript, Violation
 from monitor.roles import line_evidence
 from monitor.rules.base import Rule, phrase_span, violation
+from monitor.text import normalize
 
 # Mixed-mono calls: the agent's lines with a role posterior below this are not judged (monitor.roles).
 # Measured (cached recognition mixed to mono, words + turns + voices): lines decided at 0.8-0.95 had
@@ -71,7 +72,9 @@ class ForbiddenRule(Rule):
             if key in self.reported:
                 continue
             start, end = phrase_span(tr, m.start, m.end, text)
-            exact = "exact" if m.cost == 0 else f"sounds like it (pinyin distance {m.cost:g})"
+            # a distance of 0 with other characters is a homophone (照我 for 找我), not the phrase itself
+            exact = f"sounds like it (pinyin distance {m.cost:g})" if m.cost else \
+                "exact" if normalize(m.matched) == normalize(entry.phrase) else "sounds the same"
             said = f"agent said “{m.matched}”: {exact}{how}"
             if not sure:
                 self.unsure[key] = violation(
