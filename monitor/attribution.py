@@ -53,6 +53,7 @@ class EchoEndOptions:
     own_run_frames: int = 10  # own speech starts where this many frames (0.3 s) ...
     own_run_share: float = 0.6  # ... are this share own-speech frames
     lead_frames: int = 3  # the own words' onset is kept this many frames before that run
+    by_lag: bool = True
     enabled: bool = True
 
 
@@ -167,9 +168,11 @@ class AttributionOptions:
     # the field-style sets lag in 55-100 % of their windows; own words over the dev calls' shared
     # babble in up to 23 %.
     echo_lag_share: float = 0.5
-    # Timed only when this side is at most this much louder than the other channel: an AGC and
-    # clipping lifted echoes of the field-style sets up to 17 dB above their source.
-    time_within_db: float = 30.0
+    # Dropped for its timing only when at most this much louder than the other channel. The 28
+    # utterances of the five field-style sets dropped so were echoes (of the side's own words: 0 s
+    # in 24, 0.3-0.4 s of back-channel in 4), -11 to +9 dB; a side's own words over a faint leak
+    # whose leg the recorder wrote 60 ms early (a stalled jitter buffer) came 11-15 dB louder.
+    time_within_db: float = 10.0
 
 
 def _spread_db(db: np.ndarray) -> float:
@@ -222,12 +225,16 @@ def echo_ends(own: np.ndarray, other: np.ndarray, echo: AttributionOptions = Att
     is_echo = (o >= np.percentile(o, options.echo_percentile)) & talking & (gap >= echo.echo_db)
     is_own = (o >= np.percentile(o, 50)) & (gap <= echo.echo_db - options.own_gap_db)
     run, min_end = options.own_run_frames, round(options.min_end_s * SAMPLE_RATE / FRAME)
-    if is_echo.sum() >= min_end // 2:  # echo by level, unless this channel has the sound first
-        first = np.zeros(n, dtype=bool)
-        lead = frame_sides(own, other, FRAME, echo.lead)[0][:n]
-        first[:len(lead)] = lead
-        is_echo &= ~first
-        is_own |= first
+    # Which channel has the sound first overrules the levels, which an AGC on either line upsets
+    # (timed only where the other side talks long enough for an end of its echo to matter).
+    if talking.sum() >= min_end // 2:
+        first, after = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        lead_first, lead_after = frame_sides(own, other, FRAME, echo.lead)
+        first[:len(lead_first)], after[:len(lead_after)] = lead_first[:n], lead_after[:n]
+        if not options.by_lag:
+            after[:] = False
+        is_echo = (is_echo | ((o >= np.percentile(o, options.echo_percentile)) & after)) & ~first
+        is_own = (is_own & ~after) | first
 
     def echo_run(e: np.ndarray, m: np.ndarray) -> int:
         """Frames at the start of (e, m) that are the other side's, before own speech begins."""

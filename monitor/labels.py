@@ -80,6 +80,11 @@ EVIDENCE: list[tuple[str, str]] = [
     (r"^the agent interrupted the caller (\d+) times \(limit (.*)\)$", "坐席抢话 {1} 次（上限 {2}）"),
     # a call's warnings (how its audio was read), shown beside its score
     (r"^no speech heard on either side; judged as a call in which nobody spoke$", "双方都没有听到说话，按无人说话的通话评判"),
+    (r"^the caller's side opens with the agent's greeting \(“(.*)”\) and the agent's does not: are the "
+     r"channels swapped\? \(--agent-channel, --caller-channel\)$",
+     "客户一侧以坐席的问候开场（“{1}”），坐席一侧却没有：声道是否接反了？（--agent-channel、--caller-channel）"),
+    (r"^both channels hold the same audio \(a mono recording copied to both\): scored as a mixed-mono call$",
+     "两个声道是同一段录音（单声道复制成双声道），已按混合单声道通话评判"),
     (r"^the WAV header says it holds no audio \(a recorder that stopped before finishing the file\); "
      r"read the (.*) s of audio after it$", "WAV 文件头记为没有音频（录音未正常结束），已读取其后的 {1} 秒音频"),
 ]

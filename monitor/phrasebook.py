@@ -586,6 +586,13 @@ def _compile(path: Path, src: _Source, m: _Merged, probs: _Problems) -> Profile 
         patterns.extend(Pattern(p, phrase, exclude=entry.exclude) for p in entry.patterns)
     if probs.errors:
         return None
+    prescribed = {normalize(x): f"{table}.{key}" for table, key in (("greeting", "inbound"), ("closing", "phrases"))
+                  for x in phrases(table, key)}
+    for e, esrc, i in m.forbidden:  # forbidden and prescribed at once: every call breaks the norm
+        said = prescribed.get(normalize(e["phrase"]))
+        if said:
+            probs.warn(esrc, "forbidden", i, "phrase", f"{e['phrase'].strip()!r} is also in {said}: every "
+                       "agent who says it as the norms ask is flagged")
     inbound = phrases("greeting", "inbound")
     company = phrases("greeting", "company")
     g = t["greeting"]

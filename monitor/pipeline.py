@@ -5,12 +5,13 @@ load -> tones (caller) -> VAD per channel -> transcriber -> rule engine -> repor
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from monitor.asr import Transcriber
 from monitor.attribution import AttributionOptions, Attributor, dropped, is_leak, split_echo_ends
 from monitor.audio.files import AudioError, CallAudio, ChannelRoles, load_call
+from monitor.audio.lead import same_audio
 from monitor.events import SAMPLE_RATE, CallEvent, ToneEvent, Transcript, Utterance, Violation
 from monitor.judge_input import JudgeInput
 from monitor.metrics import call_metrics
@@ -23,6 +24,9 @@ from monitor.rules.engine import TimelineItem, timeline_key
 from monitor.scoring import score
 from monitor.tones import ToneDetector
 from monitor.vad import VadOptions, segment
+
+# Both channels one recording: as two sides, each would have every word of the call.
+COPIED_MONO = "both channels hold the same audio (a mono recording copied to both): scored as a mixed-mono call"
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,8 @@ def recommended_used(profile: Profile, transcripts: list[Transcript]) -> list[st
 
 def score_call(path: Path, profile: Profile, transcriber: Transcriber, options: ScoreOptions = ScoreOptions()) -> CallReport:
     call = load_call(path, options.roles)
+    if len(call.channels) == 2 and same_audio(call.channels["agent"], call.channels["caller"]):
+        call = replace(call, channels={"agent": call.channels["agent"]}, warnings=(*call.warnings, COPIED_MONO))
     events = read_events_sidecar(path) if options.use_events_sidecar else []
     roles = call.roles
     if options.mono_roles == "auto" and roles == ("agent",):  # mixed mono: both sides in one channel
@@ -191,6 +197,22 @@ def score_call(path: Path, profile: Profile, transcriber: Transcriber, options: 
         path=str(path), hotwords=profile.hotwords, warnings=call.warnings))
 
 
+def swapped_greeting(profile: Profile, inp: JudgeInput) -> str:
+    """The caller's first line, when it is a greeting with the company's name, said before the agent
+    said anything, and the agent's first line names no company: a stereo file whose channels are the
+    other way round."""
+    if inp.roles != ("agent", "caller") or any(t.role_confidence is not None for t in inp.transcripts):
+        return ""  # a mono call's sides are decided from the words themselves
+    first = {role: next((t for t in inp.transcripts if t.role == role and t.speech), None) for role in inp.roles}
+    caller, agent = first["caller"], first["agent"]
+    if caller is None or not (profile.greeting_company.patterns and profile.greeting_company.first(caller.text)
+                              and profile.greeting_inbound.first(caller.text)):
+        return ""
+    if agent is not None and (agent.start < caller.start or profile.greeting_company.first(agent.text)):
+        return ""  # the agent spoke first (a missed greeting, then the caller's 是中兴通讯吗), or named the company
+    return caller.text
+
+
 def judged_report(call: str, profile: Profile, inp: JudgeInput) -> CallReport:
     """Judge what was heard in a call against a profile (`score` after recognition, and `rescore`)."""
     engine = judge(profile, RuleOptions(direction=inp.direction, rules=inp.rules), inp.roles, inp.transcripts,
@@ -200,6 +222,10 @@ def judged_report(call: str, profile: Profile, inp: JudgeInput) -> CallReport:
     warnings = list(inp.warnings)
     if not any(t.speech for t in inp.transcripts):  # a ghost call, or a line that failed
         warnings.append("no speech heard on either side; judged as a call in which nobody spoke")
+    swapped = swapped_greeting(profile, inp)
+    if swapped:
+        warnings.append(f"the caller's side opens with the agent's greeting (“{swapped}”) and the agent's "
+                        "does not: are the channels swapped? (--agent-channel, --caller-channel)")
     return CallReport(call=call, path=inp.path, duration=inp.duration, profile=profile.name,
                       profile_version=profile.version,
                       score=score(violations), violations=violations, transcript=inp.transcripts,

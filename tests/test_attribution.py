@@ -226,3 +226,26 @@ def test_the_agents_words_stay_the_agents_when_an_agc_lifts_their_echo_above_the
     assert Attributor().judge("agent", own[a:b], other[a:b]) is None
     _, by_level = echo_ends(own, other, no_lead, no_lead.echo_ends)
     assert by_level < len(greeting) / 2  # by level alone most of the greeting went with the echo
+
+    # an AGC on the agent's line lifted the caller's question to the agent's own level, and the VAD
+    # glued the agent's answer after it: the question, which comes later there, is cut off
+    own = np.concatenate([loud_echo, greeting])
+    other = np.concatenate([question, _line_echo(greeting, 80, -15) + noise])
+    a, b = echo_ends(own, other)
+    assert abs(a - len(question)) / SR < 0.3 and b == len(own), (a / SR, b / SR)
+    assert echo_ends(own, other, no_lead, no_lead.echo_ends) == (0, len(own))  # by level: all the agent's
+
+
+def test_the_agents_words_stay_the_agents_when_the_recorder_writes_the_agents_leg_late(samples_dir):
+    """A recorder may write one leg 15-60 ms behind the other (a jitter buffer, a codec, a stall). With
+    a faint leak of the agent onto the caller's line, the agent's own words then came after their
+    leak, and every one of them was dropped as 'echo of the other side (24 dB, later than it)'."""
+    from monitor.audio.files import load_call
+
+    call = load_call(samples_dir / "demo-zte.flac")
+    words = call.channels["agent"][int(7.2 * SR):int(9.2 * SR)]  # 这个问题我也没办法。
+    noise = np.random.default_rng(5).normal(0, 0.0005, len(words)).astype(np.float32)
+    for late_ms, leak_ms, leak_db in ((25, 4, -25), (15, 0, -20), (60, 30, -25), (60, 4, -25)):
+        own = _line_echo(words, late_ms, 0) + noise  # the agent's leg, written late
+        other = _line_echo(words, leak_ms, leak_db) + noise  # its leak on the caller's line
+        assert Attributor().judge("agent", own, other) is None, (late_ms, leak_ms, leak_db)

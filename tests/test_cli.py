@@ -269,3 +269,42 @@ def test_calls_scored_side_by_side_give_the_report_of_one_call_at_a_time(scored_
     side_by_side = (out / "report.jsonl").read_text().splitlines()
     assert len(side_by_side) >= 3
     assert (tmp_path / "one.jsonl").read_text().splitlines() == side_by_side
+
+
+def test_a_mono_recording_copied_to_both_channels_is_scored_as_the_mono_call_it_is(tmp_path, samples_dir):
+    """A recorder that writes the mix to both channels (one a little late): each side heard every
+    word of the call, so the caller's words were judged as the agent's, or, 20 ms late, the agent's
+    own words were dropped as the caller's echo."""
+    import numpy as np
+
+    x, rate = sf.read(samples_dir / "demo-zte.flac", dtype="float32", always_2d=True)
+    mix = 0.5 * (x[:, 0] + x[:, 1])
+    late = np.concatenate([np.zeros(int(0.02 * rate), np.float32), mix[:-int(0.02 * rate)]])
+    sf.write(tmp_path / "mono.wav", mix, rate, subtype="PCM_16")
+    sf.write(tmp_path / "copied.wav", np.stack([late, mix], 1), rate, subtype="PCM_16")
+    r = monitor("score", tmp_path / "mono.wav", tmp_path / "copied.wav", "--profile", "zte",
+                "--out", tmp_path / "r.jsonl", "--threads", "2")
+    assert r.returncode == 0, r.stderr
+    rows = {d["call"]: d for d in map(json.loads, (tmp_path / "r.jsonl").read_text().splitlines())}
+    assert "copied.wav: both channels hold the same audio" in r.stderr
+    assert rows["copied.wav"]["warnings"] == [
+        "both channels hold the same audio (a mono recording copied to both): scored as a mixed-mono call"]
+    assert "warnings" not in rows["mono.wav"]
+    sides = [t["channel"] for t in rows["copied.wav"]["transcript"]]
+    assert sides.count("agent") >= 3 and sides.count("caller") >= 3  # told apart, as the mono file's are
+    assert [v["rule"] for v in rows["copied.wav"]["violations"]] == [v["rule"] for v in rows["mono.wav"]["violations"]]
+
+
+def test_a_recording_with_its_channels_the_other_way_round_is_said_to_be_so(tmp_path, samples_dir):
+    """Scored as it is (the QA lead may have meant it), but with a warning: the caller's side opens
+    with the agent's greeting and the company's name, the agent's side greets no one."""
+    x, rate = sf.read(samples_dir / "demo-zte.flac", dtype="float32", always_2d=True)
+    sf.write(tmp_path / "swapped.wav", x[:, ::-1], rate, subtype="PCM_16")
+    sf.write(tmp_path / "right.wav", x, rate, subtype="PCM_16")
+    r = monitor("score", tmp_path, "--profile", "zte", "--out", tmp_path / "r.jsonl", "--threads", "2")
+    assert r.returncode == 0, r.stderr
+    rows = {d["call"]: d for d in map(json.loads, (tmp_path / "r.jsonl").read_text().splitlines())}
+    assert "warnings" not in rows["right.wav"]
+    (said,) = rows["swapped.wav"]["warnings"]
+    assert said.startswith("the caller's side opens with the agent's greeting (“") and "中兴通讯" in said
+    assert "are the channels swapped?" in said and "swapped.wav: the caller's side opens" in r.stderr

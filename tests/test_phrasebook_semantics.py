@@ -373,3 +373,11 @@ def test_a_missing_goodbye_is_reported_with_the_goodbye_this_profile_asks_for(tm
     closing = next(v for v in engine.violations if v.rule == "closing")
     assert closing.evidence == "no goodbye (感谢您的来电) in the agent's last words"
     assert evidence(closing.evidence) == "坐席最后的话里没有结束语（感谢您的来电）"
+
+
+def test_a_forbidden_phrase_that_is_also_the_prescribed_goodbye_is_warned_about(tmp_path, capsys):
+    path = write(tmp_path, "mine.toml", ZTE_TEXT.replace('phrase = "我没空"', 'phrase = "再见"'))
+    code, out, err = check(capsys, path)
+    assert code == 0 and "mine.toml: ok" in out
+    line = line_of(path, 'phrase = "再见"')
+    assert f"mine.toml:{line}: forbidden[4].phrase: '再见' is also in closing.phrases" in err

@@ -27,7 +27,10 @@ class LeadOptions:
 
     window_s: float = 0.5
     hop_s: float = 0.25
-    min_lag_s: float = 0.01  # closer than this, which side is first cannot be told (a sidetone)
+    # Closer than this, which side is first cannot be told: a sidetone or a near hybrid echoes within
+    # a few ms, and a recorder may write one leg tens of ms behind the other (a jitter buffer, a
+    # codec): 15-60 ms of such skew turned a leak's timing round. Line echoes that matter come later.
+    min_lag_s: float = 0.04
     max_lag_s: float = 0.25  # a line echo comes at most this late
     min_peak: float = 6.0  # a clear peak: this many times the correlation's RMS
     same_lag_s: float = 0.002  # two windows' delays this close are the same echo path
@@ -109,3 +112,25 @@ def frame_sides(own: np.ndarray, other: np.ndarray, frame: int,
         elif v < 0:
             last[a:b] = True
     return first & ~last, last & ~first
+
+
+def same_audio(a: np.ndarray, b: np.ndarray, options: LeadOptions = LeadOptions(), windows: int = 6,
+               min_rho: float = 0.9, gain_spread_db: float = 4.0, share: float = 0.8) -> bool:
+    """The two channels hold one recording: a mono mix copied to both (perhaps a little apart or at
+    another gain, as a recorder wrote them), not two sides. Looked at in the `windows` loudest
+    windows of each channel: the other channel explains each (correlation `min_rho` at its delay)
+    at one gain throughout. Two sides differ there: where the agent talks, the caller's line holds
+    its echo well below it, and the other way round where the caller talks."""
+    win = int(options.window_s * SAMPLE_RATE)
+    n = min(len(a), len(b)) // win
+    if n < 2:
+        return False
+    ea = np.sum(a[:n * win].reshape(n, win).astype(np.float64) ** 2, axis=1)
+    eb = np.sum(b[:n * win].reshape(n, win).astype(np.float64) ** 2, axis=1)
+    picked = sorted({int(i) for e in (ea, eb) for i in np.argsort(e)[::-1][:windows] if e[i] > 0})
+    gains = []
+    for i in picked:
+        _, _, rho = delay(a[i * win:(i + 1) * win], b[i * win:(i + 1) * win], options)
+        if rho >= min_rho:
+            gains.append(10.0 * np.log10((ea[i] + 1e-12) / (eb[i] + 1e-12)))
+    return bool(picked) and len(gains) >= share * len(picked) and max(gains) - min(gains) <= gain_spread_db
