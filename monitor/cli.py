@@ -366,7 +366,7 @@ def cmd_phrasebook_check(args) -> int:
                 for w in warnings:
                     print(f"monitor: warning: {w}", file=sys.stderr)
                 name = Path(f).name if Path(f).suffix else f"{f}.toml"
-                print(f"{name}: valid shared include file (not a profile; "
+                print(f"{name}: valid shared include file (not a profile: it has no [profile] table; "
                       f"profiles merge its lists with include = [\"{name}\"])")
                 continue
             p = load_profile(f)

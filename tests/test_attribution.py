@@ -249,3 +249,20 @@ def test_the_agents_words_stay_the_agents_when_the_recorder_writes_the_agents_le
         own = _line_echo(words, late_ms, 0) + noise  # the agent's leg, written late
         other = _line_echo(words, leak_ms, leak_db) + noise  # its leak on the caller's line
         assert Attributor().judge("agent", own, other) is None, (late_ms, leak_ms, leak_db)
+
+
+def test_a_mono_mix_copied_to_both_channels_is_known_at_any_small_offset_even_ending_in_a_busy_tone(samples_dir):
+    """The busy tone at a call's end is among its loudest windows, and a tone's delay is ambiguous:
+    copies 5 ms apart were taken for two sides (and the caller's rude line charged to the agent)."""
+    from monitor.audio.files import load_call
+    from monitor.audio.lead import same_audio
+
+    call = load_call(samples_dir / "demo-zte.flac")
+    t = np.arange(3 * SR) / SR
+    tone = (0.5 * np.sin(2 * np.pi * 450 * t) * ((t % 0.7) < 0.35)).astype(np.float32)
+    mix = np.concatenate([0.5 * (call.channels["agent"] + call.channels["caller"]), tone])
+    assert not same_audio(call.channels["agent"], call.channels["caller"])  # two sides
+    for ms in (0, 1, 5, 10, 15, 30):
+        d = ms * SR // 1000
+        late = np.concatenate([np.zeros(d, np.float32), mix[:len(mix) - d]])
+        assert same_audio(mix, late * DB ** -6), ms

@@ -314,3 +314,20 @@ def test_a_wav_header_with_a_garbage_sample_rate_is_refused_as_damaged(tmp_path,
     with pytest.raises(AudioError, match=said) as err:
         load_call(tmp_path / "bad.wav")
     assert "\n" not in str(err.value) and str(err.value).startswith("bad.wav: ")
+
+
+def test_an_unfinished_wav_with_a_list_chunk_is_read_right_past_the_first_block(tmp_path):
+    """ffmpeg writes a 26-byte LIST chunk before the samples, so they start at byte 78, not on a
+    frame: read as raw in 10 s blocks, everything after the first block came out shifted noise."""
+    rate = 8000
+    t = np.arange(rate * 25) / rate
+    x = np.stack([np.sin(2 * np.pi * 300 * t), np.sin(2 * np.pi * 500 * t)], 1) * 0.3
+    sf.write(tmp_path / "full.wav", x, rate, subtype="PCM_16")
+    data = (tmp_path / "full.wav").read_bytes()
+    at = data.index(b"data")
+    info = b"LIST" + struct.pack("<I", 18) + b"INFOISFT" + struct.pack("<I", 6) + b"Lavf6\0"
+    (tmp_path / "ffmpeg.wav").write_bytes(_unfinished(data[:at] + info + data[at:]))
+    whole, crashed = load_call(tmp_path / "full.wav"), load_call(tmp_path / "ffmpeg.wav")
+    assert crashed.warnings and crashed.duration == pytest.approx(whole.duration, abs=1e-3)
+    for role in whole.channels:
+        assert np.array_equal(whole.channels[role], crashed.channels[role])

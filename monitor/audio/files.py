@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -252,6 +253,32 @@ def _read_up_to_damage(f: sf.SoundFile, coll: _Collector) -> None:
         pass
 
 
+class _Region:
+    """The samples of a file as a file of their own (from 0 to their end), for libsndfile to read
+    as raw: it seeks from the start of what it is given and takes its length to be all audio."""
+
+    def __init__(self, f, start: int, size: int) -> None:
+        self._f, self._start, self._size, self._pos = f, start, size, 0
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = max(0, min(self._size, base + offset))
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        n = self._size - self._pos if n is None or n < 0 else min(n, self._size - self._pos)
+        self._f.seek(self._start + self._pos)
+        data = self._f.read(n)
+        self._pos += len(data)
+        return data
+
+    def close(self) -> None:
+        self._f.close()
+
+
 def _open_soundfile(path: Path) -> tuple[sf.SoundFile, int, str]:
     """The file opened for reading, the frames to read from it (-1: all), and a warning when its
     header had to be worked around.
@@ -263,14 +290,14 @@ def _open_soundfile(path: Path) -> tuple[sf.SoundFile, int, str]:
     if w is not None and not w.rate:
         raise AudioError(f"{path.name}: the WAV header gives a sample rate of 0 Hz: a damaged header")
     if w is not None and w.data_size == 0 and w.held and w.subtype() and w.channels and w.block_align:
-        raw = open(path, "rb")
+        raw = _Region(open(path, "rb"), w.data_pos, w.held // w.block_align * w.block_align)
         try:
-            raw.seek(w.data_pos)
             f = sf.SoundFile(raw, format="RAW", subtype=w.subtype(), samplerate=w.rate, channels=w.channels,
-                             endian="LITTLE" if w.endian == "<" else "BIG", closefd=True)
+                             endian="LITTLE" if w.endian == "<" else "BIG")
         except BaseException:
             raw.close()
             raise
+        weakref.finalize(f, raw.close)  # libsndfile does not close a file object it was given
         # libsndfile counts the header's bytes in a raw file's length and pads the read to it
         return f, w.held // w.block_align, ("the WAV header says it holds no audio (a recorder that stopped "
                    f"before finishing the file); read the "

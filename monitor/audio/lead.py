@@ -120,14 +120,21 @@ def same_audio(a: np.ndarray, b: np.ndarray, options: LeadOptions = LeadOptions(
     another gain, as a recorder wrote them), not two sides. Looked at in the `windows` loudest
     windows of each channel: the other channel explains each (correlation `min_rho` at its delay)
     at one gain throughout. Two sides differ there: where the agent talks, the caller's line holds
-    its echo well below it, and the other way round where the caller talks."""
+    its echo well below it, and the other way round where the caller talks, so agreeing windows from
+    both channels' loudest at one gain are a copy. Tones are passed over: a busy tone at the end
+    correlated ambiguously even in a copy."""
     win = int(options.window_s * SAMPLE_RATE)
     n = min(len(a), len(b)) // win
     if n < 2:
         return False
     ea = np.sum(a[:n * win].reshape(n, win).astype(np.float64) ** 2, axis=1)
     eb = np.sum(b[:n * win].reshape(n, win).astype(np.float64) ** 2, axis=1)
-    picked = sorted({int(i) for e in (ea, eb) for i in np.argsort(e)[::-1][:windows] if e[i] > 0})
+    def tonal(i: int) -> bool:  # a busy tone, a DTMF digit: its period repeats, its delay is ambiguous
+        power = np.abs(np.fft.rfft(a[i * win:(i + 1) * win])) ** 2
+        return float(np.sum(np.sort(power)[-len(power) // 50:])) > 0.8 * float(np.sum(power))
+
+    picked = sorted({i for e in (ea, eb) for i in
+                     [int(k) for k in np.argsort(e)[::-1] if e[k] > 0 and not tonal(int(k))][:windows]})
     gains = []
     for i in picked:
         _, _, rho = delay(a[i * win:(i + 1) * win], b[i * win:(i + 1) * win], options)
