@@ -53,7 +53,6 @@ class EchoEndOptions:
     own_run_frames: int = 10  # own speech starts where this many frames (0.3 s) ...
     own_run_share: float = 0.6  # ... are this share own-speech frames
     lead_frames: int = 3  # the own words' onset is kept this many frames before that run
-    by_lag: bool = True
     enabled: bool = True
 
 
@@ -222,7 +221,8 @@ def echo_ends(own: np.ndarray, other: np.ndarray, echo: AttributionOptions = Att
     gap = recent - o
     talking = recent >= np.percentile(t, 20) + echo.other_active_db
     # an echo is weaker than the side's own words, but not the line's quiet
-    is_echo = (o >= np.percentile(o, options.echo_percentile)) & talking & (gap >= echo.echo_db)
+    loud = o >= np.percentile(o, options.echo_percentile)
+    is_echo = loud & talking & (gap >= echo.echo_db)
     is_own = (o >= np.percentile(o, 50)) & (gap <= echo.echo_db - options.own_gap_db)
     run, min_end = options.own_run_frames, round(options.min_end_s * SAMPLE_RATE / FRAME)
     # Which channel has the sound first overrules the levels, which an AGC on either line upsets
@@ -231,9 +231,7 @@ def echo_ends(own: np.ndarray, other: np.ndarray, echo: AttributionOptions = Att
         first, after = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         lead_first, lead_after = frame_sides(own, other, FRAME, echo.lead)
         first[:len(lead_first)], after[:len(lead_after)] = lead_first[:n], lead_after[:n]
-        if not options.by_lag:
-            after[:] = False
-        is_echo = (is_echo | ((o >= np.percentile(o, options.echo_percentile)) & after)) & ~first
+        is_echo = (is_echo | (loud & after)) & ~first
         is_own = (is_own & ~after) | first
 
     def echo_run(e: np.ndarray, m: np.ndarray) -> int:

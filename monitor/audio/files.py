@@ -279,9 +279,8 @@ class _Region:
         self._f.close()
 
 
-def _open_soundfile(path: Path) -> tuple[sf.SoundFile, int, str]:
-    """The file opened for reading, the frames to read from it (-1: all), and a warning when its
-    header had to be worked around.
+def _open_soundfile(path: Path) -> tuple[sf.SoundFile, str]:
+    """The file opened for reading, and a warning when its header had to be worked around.
 
     A WAV whose data size says 0 (a recorder that stopped before going back to write it) holds
     its samples all the same; libsndfile believes the header and reads none, so the samples
@@ -298,26 +297,24 @@ def _open_soundfile(path: Path) -> tuple[sf.SoundFile, int, str]:
             raw.close()
             raise
         weakref.finalize(f, raw.close)  # libsndfile does not close a file object it was given
-        # libsndfile counts the header's bytes in a raw file's length and pads the read to it
-        return f, w.held // w.block_align, ("the WAV header says it holds no audio (a recorder that stopped "
+        return f, ("the WAV header says it holds no audio (a recorder that stopped "
                    f"before finishing the file); read the "
                    f"{w.held / max(1, w.byte_rate):.1f} s of audio after it")
     # as bytes: a name that is not UTF-8 (GBK from a Windows share) cannot be encoded back as UTF-8
-    return sf.SoundFile(os.fsencode(path)), -1, ""  # raises for files libsndfile cannot read
+    return sf.SoundFile(os.fsencode(path)), ""  # raises for files libsndfile cannot read
 
 
 def _load_soundfile(path: Path, roles: ChannelRoles) -> CallAudio:
-    opened, frames, warning = _open_soundfile(path)
+    opened, warning = _open_soundfile(path)
     with opened as f:
-        rate, n = f.samplerate, f.channels
-        declared = 0 if warning else f.frames  # a raw read's length counts the header's bytes too
+        rate, n, declared = f.samplerate, f.channels, f.frames
         if 0 < declared and declared / rate > MAX_DURATION_S:
             raise too_long(path, declared / rate)
         coll = _Collector(path, rate, n, roles)
         fmt = f.format
         note = ""
         try:
-            for block in f.blocks(blocksize=coll._block, frames=frames, dtype="float32", always_2d=True):
+            for block in f.blocks(blocksize=coll._block, dtype="float32", always_2d=True):
                 coll.add(block)
         except (sf.LibsndfileError, RuntimeError) as exc:
             _read_up_to_damage(f, coll)  # the failed block's audio before the damage is still there

@@ -11,6 +11,7 @@ Where neither channel holds the other (two independent voices, noise), there is 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 
@@ -129,12 +130,15 @@ def same_audio(a: np.ndarray, b: np.ndarray, options: LeadOptions = LeadOptions(
         return False
     ea = np.sum(a[:n * win].reshape(n, win).astype(np.float64) ** 2, axis=1)
     eb = np.sum(b[:n * win].reshape(n, win).astype(np.float64) ** 2, axis=1)
+
     def tonal(i: int) -> bool:  # a busy tone, a DTMF digit: its period repeats, its delay is ambiguous
         power = np.abs(np.fft.rfft(a[i * win:(i + 1) * win])) ** 2
         return float(np.sum(np.sort(power)[-len(power) // 50:])) > 0.8 * float(np.sum(power))
 
-    picked = sorted({i for e in (ea, eb) for i in
-                     [int(k) for k in np.argsort(e)[::-1] if e[k] > 0 and not tonal(int(k))][:windows]})
+    def loudest(e: np.ndarray) -> list[int]:  # looked at one by one, only until enough are found
+        return list(islice((int(k) for k in np.argsort(e)[::-1] if e[k] > 0 and not tonal(int(k))), windows))
+
+    picked = sorted({i for e in (ea, eb) for i in loudest(e)})
     gains = []
     for i in picked:
         _, _, rho = delay(a[i * win:(i + 1) * win], b[i * win:(i + 1) * win], options)
