@@ -133,6 +133,10 @@ CALLER_CUES = ("我想", "我要", "我还有", "想问一下", "我们这边", 
                "什么态度", "这样说话", "对待客户", "服务态度")
 # A number read out (a model, phone or order number), not asked for: the caller gives it.
 NUMBER_READ_OUT = re.compile(r"[0-9零一二三四五六七八九幺]{4,}")
+# The speaker does not know how, where or what (我不知道怎么开机, 我不知道型号是多少): a problem stated,
+# the caller's. The agent's blunt refusal asks nothing after its 不知道 (这个问题我真不知道), and its
+# polite question is about the caller's not knowing (您有没有不知道怎么操作的).
+NOT_KNOWING_HOW = re.compile(r"我[也还真都]?不知道[^，,。？?！!、 ]{0,6}?(怎么|怎样|如何|哪|多少|什么|几|为什么|为啥|咋|是不是)")
 
 
 GOODBYES = ("再见", "拜拜", "拜")
@@ -183,6 +187,8 @@ def word_evidence(text: str, profile: Profile, options: MonoRoleOptions = MonoRo
     if profile.escalations.complaint_phrases.find(t):
         s -= options.caller_words
     if NUMBER_READ_OUT.search(t) and not asked(t):
+        s -= options.caller_words
+    if NOT_KNOWING_HOW.search(t):
         s -= options.caller_words
     return s
 

@@ -18,8 +18,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 from bench_mono import mix_to_mono  # noqa: E402
 
 # The caller's "我不知道，你问我我问谁…" (dev-000), a forbidden phrase on a telephone line (dev-025),
-# a missing goodbye (dev-013).
-LIVE_MONO = ("dev-000", "dev-013", "dev-025")
+# a missing goodbye (dev-013), a rude line whose side the turns alone place (dev-029).
+LIVE_MONO = ("dev-000", "dev-013", "dev-025", "dev-029")
 JUDGED = ("greeting", "forbidden", "closing")
 
 
@@ -103,3 +103,15 @@ def test_an_unpaced_replay_gives_each_finding_the_confidence_batch_gives(mono_de
         got = sorted((v.rule, v.phrase, v.role_confidence) for v in live.violations if v.role_confidence is not None)
         want = sorted((v.rule, v.phrase, v.role_confidence) for v in batch.violations if v.role_confidence is not None)
         assert got == want, cid
+
+
+def test_a_rude_line_placed_by_the_turns_is_raised_in_batch_and_live_when_the_call_ends(mono_desk):
+    """dev-029: the agent's "这种小事也找我，你们自己处理一下" answers the caller's question with no cue of
+    its own: over the whole call it is the agent's at 0.7-0.9 (monitor.rules.forbidden): raised by
+    `monitor score`, and live once the call has ended, not on the lines heard so far."""
+    live, batch, labels, lines = mono_desk["dev-029"]
+    want = [v["phrase"] for v in labels["violations"] if v["rule"] == "forbidden"]
+    (found,) = [v for v in batch.violations if v.rule == "forbidden"]
+    assert [found.phrase] == want and 0.7 <= (found.role_confidence or 0) < 0.9
+    (alert,) = [a for a in live.alerts if a.rule == "forbidden"]
+    assert alert.phrase == found.phrase and lines.raised_after[alert.phrase] == len(lines.lines)

@@ -35,6 +35,11 @@ def test_words_weigh_for_the_side_that_says_them():
     assert word_evidence("好的，谢谢。", zte) < 0
     # A forbidden phrase is no evidence either way: the caller may say it.
     assert word_evidence("不知道", zte) == 0
+    assert word_evidence("这个问题我真不知道，你问别人吧。", zte) == 0
+    # ... but not knowing how, where or what is a problem stated: the caller's
+    assert word_evidence("我不知道型号是多少，标签磨掉了。", zte) < -1
+    assert word_evidence("行后我不知道在哪里看？", zte) < -1
+    assert word_evidence("这几个步骤您有没有不知道怎么操作的？", zte) > 0  # the agent asks about it
 
 
 def test_turns_alternate_from_the_agents_greeting():
@@ -66,28 +71,34 @@ def test_a_line_given_to_the_agent_without_confidence_raises_no_forbidden_alert(
     assert forbidden(tr(9.0, 10.5, "这个我不知道")) == ["我不知道"]
 
 
-def test_a_rude_line_whose_side_rests_on_the_turns_alone_needs_more_confidence():
-    """No cue of its own (no service phrase, no 您 with a service verb): 0.86 is not enough
-    (dev-000's caller said "我不知道，你问我我问谁啊？" between two sure lines); with a cue it is."""
-    engine = RuleEngine(load_profile("zte"))
+def test_a_rude_line_is_raised_from_0_7_over_the_whole_call_and_from_0_9_on_the_lines_heard_so_far():
+    """Sides decided over the whole call (batch, and live at the call's end): a line the agent's at
+    0.7 or more raises its forbidden phrase (measured on four mono sets: monitor.rules.forbidden);
+    below, the QA lead reviews it. Live, before the end, a side rests on the lines so far: 0.9."""
+    from monitor.rules import RuleOptions
+    from monitor.rules.forbidden import MIN_ROLE_CONFIDENCE_LIVE
 
-    def forbidden(text: str, start: float, confidence: float) -> list[str]:
+    def forbidden(engine: RuleEngine, text: str, start: float, confidence: float) -> list[str]:
         t = Transcript(role="agent", start=start, end=start + 2.0, text=text, role_confidence=confidence)
         return [v.phrase or "" for v in engine.on_transcript(t) if v.rule == "forbidden"]
 
-    assert forbidden("我不知道，你问我我问谁啊？", 10.0, 0.86) == []
-    assert forbidden("我不知道，你问我我问谁啊？", 20.0, 0.93) == ["我不知道"]
-    assert forbidden("不可能，我帮您再查一下。", 30.0, 0.86) == ["不可能"]  # 帮您: the agent's words
+    engine = RuleEngine(load_profile("zte"))
+    assert forbidden(engine, "我不知道，你问我我问谁啊？", 10.0, 0.66) == []
+    assert forbidden(engine, "我不知道，你问我我问谁啊？", 20.0, 0.72) == ["我不知道"]
+    assert forbidden(engine, "不可能，我帮您再查一下。", 30.0, 0.86) == ["不可能"]
+    live = RuleEngine(load_profile("zte"), RuleOptions(min_role_confidence=MIN_ROLE_CONFIDENCE_LIVE))
+    assert forbidden(live, "我不知道，你问我我问谁啊？", 20.0, 0.86) == []
+    assert forbidden(live, "我不知道，你问我我问谁啊？", 30.0, 0.93) == ["我不知道"]
     # the unsure line is left for the QA lead to review when the call ends: minor, no points
     (review,) = [v for v in engine.end(40.0) if v.rule.startswith("forbidden")]
     assert (review.rule, review.phrase, review.start, review.deduction) == ("forbidden_unsure", "我不知道", 10.0, 0.0)
-    assert "unsure (the agent's at 0.86)" in review.evidence
+    assert "unsure (the agent's at 0.66)" in review.evidence
     # the confidence is a field of its own in the report and the CSV, to sort and filter the review by
-    assert review.role_confidence == 0.86 and review.to_dict()["role_confidence"] == 0.86
+    assert review.role_confidence == 0.66 and review.to_dict()["role_confidence"] == 0.66
     from monitor.csv_report import violation_rows
 
     (row,) = violation_rows({"call": "c.wav", "violations": [review.to_dict()]}, [])
-    assert row["role_confidence"] == 0.86
+    assert row["role_confidence"] == 0.66
     stereo = RuleEngine(load_profile("zte")).on_transcript(tr(1.0, 2.5, "这个我不知道"))
     assert [v.rule for v in stereo] == ["forbidden"] and "role_confidence" not in stereo[0].to_dict()
 

@@ -14,8 +14,9 @@ the batch mono stages (monitor.mono): the busy tone is looked for in the mix, th
 utterances at the mono pause, long utterances are cut at voice gaps (monitor.turns), and each
 finished line gets its side from the lines so far (monitor.roles over them: for the newest line
 that is the forward pass alone). A forbidden phrase is raised live only when its line is the
-agent's at MIN_ROLE_CONFIDENCE or more: when the line ends, or when the next line ends and makes
-it so (one line of hindsight). There are no early pieces: a line's side is decided from the whole
+agent's at MIN_ROLE_CONFIDENCE_LIVE or more (stricter than batch's bar, which is measured for sides
+decided over the whole call): when the line ends, or when the next line ends and makes it so (one
+line of hindsight). There are no early pieces: a line's side is decided from the whole
 line. At the call's end the sides are decided with all the hindsight (as `monitor score`) and the
 call is judged afresh; the summary holds that judgement, and findings only it makes are raised
 then. Measured with cached recognition of the dev calls mixed to mono: of the agent's 12
@@ -40,6 +41,7 @@ from monitor.phrasebook import Profile
 from monitor.roles import MonoRoleOptions, RoleDecision, decide_roles, line_evidence, relabel
 from monitor.rules import RuleEngine, RuleOptions
 from monitor.rules.engine import TimelineItem, timeline_key, timeline_time
+from monitor.rules.forbidden import MIN_ROLE_CONFIDENCE_LIVE
 from monitor.tones import ToneDetector
 from monitor.turns import TurnSplitOptions, split_turns
 from monitor.vad import VadOptions, VadSegmenter
@@ -125,7 +127,9 @@ class CallSession:
         self._tone_channel: Role = "agent" if self.mono else "caller"
         self.tones = ToneDetector("caller") if "caller" in roles or self.mono else None
         judged: tuple[Role, ...] = ("agent", "caller") if self.mono else roles
-        self.engine = RuleEngine(profile, options.rules, judged)
+        # mono: until the call's end a line's side rests on the lines so far: a stricter bar to raise
+        self.engine = RuleEngine(profile, replace(options.rules, min_role_confidence=MIN_ROLE_CONFIDENCE_LIVE)
+                                 if self.mono else options.rules, judged)
         self._lines: list[Transcript] = []  # mono: the lines as heard, before their side was decided
         # mono: each line's voice (monitor.voices) and words' log-odds (monitor.roles), by its times
         self._voices: dict[tuple[float, float], np.ndarray | None] = {}

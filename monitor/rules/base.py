@@ -15,6 +15,8 @@ class CallFacts:
     profile: Profile
     direction: str  # "inbound" | "outbound"
     roles: tuple[Role, ...]  # channels present; a mono file has only the agent
+    # mixed-mono: the role posterior a line needs to raise a forbidden phrase (None: the rule's own bar)
+    min_role_confidence: float | None = None
 
 
 class Rule:

@@ -60,6 +60,9 @@ END_FINDINGS = ("closing", "closing_offer", "hangup")
 class RuleOptions:
     direction: str = "inbound"  # "inbound" | "outbound"
     rules: tuple[str, ...] = ALL_RULES
+    # Mixed-mono: the role posterior a line needs to raise a forbidden phrase; None: the bar measured
+    # for sides decided over the whole call (monitor.rules.forbidden.MIN_ROLE_CONFIDENCE).
+    min_role_confidence: float | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in ("inbound", "outbound"):
@@ -72,7 +75,8 @@ class RuleOptions:
 class RuleEngine:
     def __init__(self, profile: Profile, options: RuleOptions = RuleOptions(),
                  roles: tuple[Role, ...] = ("agent", "caller")) -> None:
-        facts = CallFacts(profile=profile, direction=options.direction, roles=roles)
+        facts = CallFacts(profile=profile, direction=options.direction, roles=roles,
+                          min_role_confidence=options.min_role_confidence)
         self.rules: list[Rule] = [_RULE_CLASSES[name](facts) for name in options.rules]
         # Caller-side rules cannot be judged without the caller's channel.
         if "caller" not in roles:

@@ -2,28 +2,31 @@
 from __future__ import annotations
 
 from monitor.events import Transcript, Violation
-from monitor.roles import line_evidence
 from monitor.rules.base import Rule, phrase_span, violation
 from monitor.text import normalize
 
-# Mixed-mono calls: the agent's lines with a role posterior below this are not judged (monitor.roles).
-# Measured (cached recognition mixed to mono, words + turns + voices): lines decided at 0.8-0.95 had
-# the right side 0.97 / 0.95 of the time on the dev calls, 0.92 / 0.89 on a held-out-style set;
-# at 0.7-0.8 only 0.91 (dev) and 0.71 (held out), so a lower bar would raise callers' words.
-MIN_ROLE_CONFIDENCE = 0.8
-# ... and a line whose own words do not place it (no greeting, service phrase or 您 with a service verb:
-# `monitor.roles.line_evidence` <= 0) needs this: its side rests on the turns alone. Rude lines are such
-# lines. Measured on cached recognition mixed to mono (dev / held-out-style set), lines given to the
-# agent without cues of their own at 0.8-0.9 had the right side 0.76 (21) / 0.57 (7) of the time, at
-# 0.9+ 0.85 (13) / 0.96 (46); lines with cues 0.99+ at any confidence over 0.8. Forbidden alerts
-# (scripts/bench_mono.py reports judged again): dev 8 right and 1 caller's line ("我不知道，你问我我问谁
-# 啊？" at 0.86) -> 6 right and none; held-out 10 -> 8, none wrong either way (the rest: review, below).
-MIN_ROLE_CONFIDENCE_UNCUED = 0.9
-# A forbidden phrase in a line given to the agent below those bars is not a violation, but the QA
+# Mixed-mono calls: a forbidden phrase in a line given to the agent with a role posterior below this
+# is not judged (monitor.roles). Measured on the lines holding a forbidden phrase, roles decided again
+# on cached recognition mixed to mono (the dev calls, two held-out-style sets and a third generated
+# only for this check, seed 2026: 4 x 30-40 calls), true side by the labels:
+#   posterior 0.5-0.6: 5 agent, 6 caller; 0.6-0.65: 5 / 1 (dev-000's "我不知道，你问我我问谁");
+#   0.65-0.7: 5 / 0; 0.7-0.8: 7 / 1; 0.8-0.9: 13 / 0; 0.9+: 33 / 1.
+# Callers' lines with a forbidden string are mostly their own problem (我不知道型号是多少: a caller cue
+# now, monitor.roles.NOT_KNOWING_HOW) or a complaint (我也没办法，只能再打一次). The bar was 0.9 for a
+# line whose own words do not place it (0.8 with a cue). Forbidden found (scripts/bench_mono.py
+# reports, roles decided again): dev 7 -> 8 of 12, held-out 7 -> 14 and 13 -> 18 of 26, the blind set
+# 9 -> 15 of 26. Callers' lines raised: dev 0 -> 0, held-out 0 -> 0 and 0 -> 0, blind 1 -> 2 (a
+# complaint at 0.71 after two rude lines, 你有完没完，总给我发广告短信; a problem at 0.98, where the
+# two voices are alike and the same side speaks twice).
+MIN_ROLE_CONFIDENCE = 0.7
+# Live, a line's side rests on the lines heard so far (monitor.live.session): the bar before the call's
+# end is the one measured for lines whose words do not place them (the bar above was 0.9 for those).
+# dev-000 mixed to mono, live: the caller's 我不知道 line is the agent's at 0.71 from the lines so far
+# (0.60 with all the hindsight).
+MIN_ROLE_CONFIDENCE_LIVE = 0.9
+# A forbidden phrase in a line given to the agent below that bar is not a violation, but the QA
 # lead gets it to review at the call's end: `forbidden_unsure` (minor, no points), with the line's
-# confidence. Dev calls mixed to mono: 6 alerts, all the agent's rude lines; 4 lines to review, 3 of
-# them the agent's rude lines and 1 the caller's. Held-out-style set: 5 alerts, all right; 16 to
-# review, 12 of them the agent's.
+# confidence.
 UNSURE_RULE = "forbidden_unsure"
 # When the recogniser's best reading holds no forbidden phrase, its near readings
 # (Transcript.alternatives) are searched too: on a noisy line a rude phrase garbled in the best
@@ -44,9 +47,7 @@ class ForbiddenRule(Rule):
         # final transcripts of one utterance; they are one finding.
         self.reported: set[tuple[str, float]] = set()
         self.unsure: dict[tuple[str, float], Violation] = {}  # (phrase, start): to review at the end
-
-    def _min_confidence(self, tr: Transcript) -> float:
-        return MIN_ROLE_CONFIDENCE if line_evidence(tr, self.profile) > 0 else MIN_ROLE_CONFIDENCE_UNCUED
+        self.min_role_confidence = facts.min_role_confidence or MIN_ROLE_CONFIDENCE
 
     def on_transcript(self, tr: Transcript) -> list[Violation]:
         if tr.role != "agent" or not tr.speech:
@@ -65,7 +66,7 @@ class ForbiddenRule(Rule):
         if not found:
             return []
         # A mixed-mono line given to the agent without confidence (monitor.roles) never raises alone.
-        sure = tr.role_confidence is None or tr.role_confidence >= self._min_confidence(tr)
+        sure = tr.role_confidence is None or tr.role_confidence >= self.min_role_confidence
         for m in found:
             entry = self.by_phrase[m.name]
             key = (entry.phrase, round(tr.start, 3))
