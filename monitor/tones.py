@@ -71,6 +71,14 @@ class ToneOptions:
     patterns: tuple[TonePattern, ...] = PATTERNS
 
 
+def confirmed_within_s(options: ToneOptions = ToneOptions()) -> float:
+    """Longest time from a tone's start to its confirmation (`min_cycles` bursts and the gaps between
+    them, with their tolerance, and the analysis window): a silence may end in a tone not yet known."""
+    return max(p.on_s * options.min_cycles + p.off_s * (options.min_cycles - 1)
+               + options.min_cycles * max(options.tolerance_s, options.tolerance_frac * p.on_s)
+               for p in options.patterns) + options.window_s
+
+
 @dataclass
 class _Burst:
     start: float

@@ -4,6 +4,12 @@ A silence on both channels longer than the profile's limit is a hold. Without
 an ask in the agent's words just before it, it is a violation ("hold"); without
 thanks when the agent comes back, a minor one ("hold_return").
 
+A silence is no hold when it ends in the caller's hang-up within the limit, or when it comes
+after the agent's goodbye: the agent is waiting for the caller to hang up first, as the
+norms ask (a caller staying on for a satisfaction survey, or slow to put the phone down).
+A busy tone becomes known only once its cadence is confirmed (monitor.tones, up to
+`confirmed_within_s` after it starts), so a silence is judged that much after the limit.
+
 The return is everything the agent says in the first [hold] return_window_s
 seconds after coming back, read as one text: the recogniser often splits
 "对不起，让您久等了" in two and mishears it ("对不起 | 将您就等了"), so the
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 from monitor.events import ToneEvent, Transcript, Violation
 from monitor.rules.base import Rule, violation
+from monitor.tones import confirmed_within_s
 
 # Audio the recogniser could not read but that the VAD heard for this long is
 # still someone talking (a hold is silence on both sides, not unclear words);
@@ -24,6 +31,8 @@ UNREAD_SPEECH_MIN_S = 1.0
 # anyone's labelled words; of the 25 below it, 9 did. Field4 hold recall 0.83 -> 0.92, the
 # other sets unchanged (same at 0.7; at 0.9 nothing changes).
 SURE_NO_SPEECH = 0.8
+# A silence this long past the limit may still end in a busy tone not yet confirmed.
+TONE_CONFIRM_S = confirmed_within_s()
 
 
 def is_activity(tr: Transcript) -> bool:
@@ -44,6 +53,7 @@ class HoldRule(Rule):
         self.awaiting_thanks: float | None = None  # start of a hold the agent has not come back from
         self.returning: list[Transcript] = []  # the agent's words since coming back from it
         self.caller_gone_at: float | None = None
+        self.said_goodbye = False  # the agent's latest words hold a goodbye: the call is being closed
 
     def on_tone(self, tone: ToneEvent) -> list[Violation]:
         if tone.role == "caller":
@@ -69,14 +79,18 @@ class HoldRule(Rule):
                           "after the wait the agent did not thank the caller (让您久等了)",
                           severity="minor", deduction=p.hold.deduction / 2)]
 
-    def _judge_gap(self, now: float) -> list[Violation]:
+    def _judge_gap(self, now: float, final: bool = False) -> list[Violation]:
+        """The silence since the last words, at `now`; `final`: it is over (words or the call's end ended
+        it), so no tone can still turn up in it."""
         p = self.profile
-        if self.last_end is None or self.judged_gap == self.last_end:
+        if self.last_end is None or self.judged_gap == self.last_end or self.said_goodbye:
             return []
-        if self.caller_gone_at is not None and self.caller_gone_at <= now:
-            return []  # silence after the caller hung up is not a hold
         gap_start = self.last_end
-        if now - gap_start <= p.hold_max_silence_s:
+        if self.caller_gone_at is not None and self.caller_gone_at <= now:
+            if self.caller_gone_at - gap_start <= p.hold_max_silence_s:
+                return []  # the silence ended in the caller's hang-up before it was a hold
+            now = self.caller_gone_at
+        elif now - gap_start <= p.hold_max_silence_s + (0.0 if final else TONE_CONFIRM_S):
             return []
         self.judged_gap = gap_start
         asked = [t for t in self.agent if gap_start - p.hold_ask_lookback_s <= t.end <= gap_start + 0.5
@@ -91,8 +105,10 @@ class HoldRule(Rule):
     def on_transcript(self, tr: Transcript) -> list[Violation]:
         if not is_activity(tr):
             return []
-        out = self.tick(tr.start)
+        # the silence is over: words ended it, not a tone
+        out = self._judge_return(tr.start) + self._judge_gap(tr.start, final=True)
         if tr.role == "agent" and tr.speech:
+            self.said_goodbye = bool(self.profile.closing_phrases.first(tr.text))
             self.agent.append(tr)
             del self.agent[:-10]
             if self.awaiting_thanks is not None and self.profile.hold_thanks:
@@ -103,4 +119,4 @@ class HoldRule(Rule):
         return out
 
     def end(self, t_end: float) -> list[Violation]:
-        return self._judge_return(None)
+        return self._judge_gap(t_end, final=True) + self._judge_return(None)
