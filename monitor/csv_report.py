@@ -10,13 +10,14 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
+from monitor.events import REVIEW_RULES
 from monitor.labels import evidence, rule_name, severity_name
 from monitor.private import open_private
 
 META_FIELDS = ("date", "agent", "team", "direction")
 METRIC_FIELDS = ("agent_talk_share", "silence_share", "longest_silence_s", "overtalk_share",
                  "agent_interruptions", "caller_interruptions", "agent_chars_per_min")
-CALL_FIELDS = ("call", *META_FIELDS, "profile", "profile_version", "duration", "score", "violations", "deductions", "rules",
+CALL_FIELDS = ("call", *META_FIELDS, "profile", "profile_version", "duration", "score", "violations", "to_review", "deductions", "rules",
                *METRIC_FIELDS, "not_judged", "truncated", "warnings", "error")
 VIOLATION_FIELDS = ("call", *META_FIELDS, "profile", "rule", "rule_zh", "severity", "severity_zh", "deduction", "start", "end",
                     "channel", "role_confidence", "phrase", "text", "evidence", "evidence_zh", "seed")
@@ -44,7 +45,8 @@ def call_row(row: dict, extra: Sequence[str]) -> dict:
         "call": row["call"], **_meta(row, META_FIELDS), "profile": row.get("profile", ""),
         "profile_version": row.get("profile_version", ""),
         "duration": row.get("duration", ""), "score": row.get("score", ""),
-        "violations": len(violations),
+        "violations": sum(v["rule"] not in REVIEW_RULES for v in violations),
+        "to_review": sum(v["rule"] in REVIEW_RULES for v in violations),
         "deductions": round(sum(v.get("deduction", 0.0) for v in violations), 2),
         "rules": " ".join(sorted({v["rule"] for v in violations})),
         **{k: metrics.get(k, "") for k in METRIC_FIELDS},

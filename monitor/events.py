@@ -16,6 +16,9 @@ Role = Literal["agent", "caller"]
 SAMPLE_RATE = 16000  # every stage after the audio reader works on 16 kHz mono float32
 # The rules a call is scored on (the corpus labels); others are minor findings.
 SCORED_RULES = ("greeting", "forbidden", "closing", "hangup", "hold")
+# Findings for a person to check, not violations (a forbidden phrase in a mixed-mono line whose
+# speaker is unsure): no points, and not counted among a call's violations.
+REVIEW_RULES = ("forbidden_unsure",)
 
 
 @dataclass(frozen=True)

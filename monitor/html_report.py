@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from monitor.events import REVIEW_RULES
 from monitor.labels import evidence, rule_name, severity_name
 from monitor.private import open_private
 from monitor.qa_summary import CountRow, GroupRow, Summary, summarise
@@ -213,7 +214,9 @@ def _transcript(row: dict) -> str:
 
 def _call(i: int, row: dict, page_dir: Path, audio_dir: Path | None) -> str:
     link = audio_link(row, page_dir, audio_dir)
-    n = len(row.get("violations", []))
+    found = row.get("violations", [])
+    n = sum(v["rule"] not in REVIEW_RULES for v in found)
+    review = len(found) - n
     note = []
     if row.get("not_judged"):
         note.append("未判定：" + "、".join(rule_name(r) for r in row["not_judged"]))
@@ -222,7 +225,7 @@ def _call(i: int, row: dict, page_dir: Path, audio_dir: Path | None) -> str:
     note += [f"注意：{evidence(w)}" for w in row.get("warnings", [])]
     return (f"<details class=call id='call-{i}' data-call='{_e(row['call'])}'><summary>"
             f"<span class='score {_score_class(row['score'])}'>{row['score']:g} 分</span> {_e(row['call'])}"
-            f"<span class=who>{_meta_line(row)}</span> <span class=muted>{n} 项违规 · {_clock(row.get('duration', 0))}"
+            f"<span class=who>{_meta_line(row)}</span> <span class=muted>{n} 项违规{f' · {review} 项待核实' if review else ''} · {_clock(row.get('duration', 0))}"
             f"{' · ' + _e('；'.join(note)) if note else ''}</span></summary><div class=body>"
             f"<div class=player><audio controls preload=metadata src='{_e(link)}'></audio>"
             f"<span class=muted>{_e(row.get('profile', ''))}</span></div>"
@@ -235,7 +238,7 @@ def render(rows: Sequence[dict], page_dir: Path, title: str = "通话质检报�
     from plotly.offline import get_plotlyjs
 
     period = f"{s.first_day} 至 {s.last_day}" if s.first_day else "日期未注明"
-    violations = sum(r.violations for r in s.by_rule)
+    violations = sum(r.violations for r in s.by_rule if r.key not in REVIEW_RULES)
     failed = (f"<section class=panel><h2>未能评分的通话（{len(s.failed)}）</h2><ul>"
               + "".join(f"<li>{_e(r['call'])}：{_e(r.get('error', ''))}</li>" for r in s.failed) + "</ul></section>"
               if s.failed else "")

@@ -43,7 +43,7 @@ SEVERITIES: dict[str, tuple[str, str]] = {
 
 # (English evidence pattern, Chinese template). First match wins.
 EVIDENCE: list[tuple[str, str]] = [
-    (r"^agent said “(.*)”: (.*); whose line is unsure \(the agent's at (.*)\)$",
+    (r"^(?:agent )?said “(.*)”: (.*); whose line is unsure \(the agent's at (.*)\)$",
      "混合录音中说“{1}”的这句话是坐席的可能性为 {3}，请人工核实"),
     (r"^agent said “(.*)”: exact; the recogniser's near reading “(.*)”$", "坐席说了“{1}”（识别的另一读法“{2}”，完全一致）"),
     (r"^agent said “(.*)”: sounds like it \(pinyin distance (.*)\); the recogniser's near reading “(.*)”$",

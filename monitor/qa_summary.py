@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
+from monitor.events import REVIEW_RULES
 from monitor.metrics import AgentMetrics, CallMetrics, aggregate
 
 UNKNOWN = "（未注明）"  # calls whose metadata does not say (agent, team or date)
@@ -71,7 +72,7 @@ def _group(rows: Sequence[dict], key: Callable[[dict], str]) -> list[GroupRow]:
         groups[key(r) or UNKNOWN].append(r)
     return [GroupRow(name=name, calls=len(rs), mean_score=sum(r["score"] for r in rs) / len(rs),
                      lowest_score=min(r["score"] for r in rs),
-                     violations=sum(len(r.get("violations", [])) for r in rs),
+                     violations=sum(v["rule"] not in REVIEW_RULES for r in rs for v in r.get("violations", [])),
                      deductions=sum(_deductions(r) for r in rs),
                      metrics=aggregate([call_metrics_of(r) for r in rs]))
             for name, rs in groups.items()]

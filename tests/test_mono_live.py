@@ -107,11 +107,11 @@ def test_an_unpaced_replay_gives_each_finding_the_confidence_batch_gives(mono_de
 
 def test_a_rude_line_placed_by_the_turns_is_raised_in_batch_and_live_when_the_call_ends(mono_desk):
     """dev-029: the agent's "这种小事也找我，你们自己处理一下" answers the caller's question with no cue of
-    its own: over the whole call it is the agent's at 0.7-0.9 (monitor.rules.forbidden): raised by
+    its own: over the whole call it is the agent's at 0.8-0.9 (monitor.rules.forbidden): raised by
     `monitor score`, and live once the call has ended, not on the lines heard so far."""
     live, batch, labels, lines = mono_desk["dev-029"]
     want = [v["phrase"] for v in labels["violations"] if v["rule"] == "forbidden"]
     (found,) = [v for v in batch.violations if v.rule == "forbidden"]
-    assert [found.phrase] == want and 0.7 <= (found.role_confidence or 0) < 0.9
+    assert [found.phrase] == want and 0.8 <= (found.role_confidence or 0) < 0.9
     (alert,) = [a for a in live.alerts if a.rule == "forbidden"]
     assert alert.phrase == found.phrase and lines.raised_after[alert.phrase] == len(lines.lines)

@@ -37,8 +37,10 @@ def test_words_weigh_for_the_side_that_says_them():
     assert word_evidence("不知道", zte) == 0
     assert word_evidence("这个问题我真不知道，你问别人吧。", zte) == 0
     # ... but not knowing how, where or what is a problem stated: the caller's
-    assert word_evidence("我不知道型号是多少，标签磨掉了。", zte) < -1
+    assert word_evidence("我不知道怎么开机，按了没反应。", zte) < -1
     assert word_evidence("行后我不知道在哪里看？", zte) < -1
+    # not knowing when or how much is what the caller asks, and what a rude agent answers
+    assert word_evidence("我不知道什么时候到货。", zte) == 0
     assert word_evidence("这几个步骤您有没有不知道怎么操作的？", zte) > 0  # the agent asks about it
 
 
@@ -71,10 +73,11 @@ def test_a_line_given_to_the_agent_without_confidence_raises_no_forbidden_alert(
     assert forbidden(tr(9.0, 10.5, "这个我不知道")) == ["我不知道"]
 
 
-def test_a_rude_line_is_raised_from_0_7_over_the_whole_call_and_from_0_9_on_the_lines_heard_so_far():
+def test_a_rude_line_is_raised_from_0_8_over_the_whole_call_and_from_0_9_on_the_lines_heard_so_far():
     """Sides decided over the whole call (batch, and live at the call's end): a line the agent's at
-    0.7 or more raises its forbidden phrase (measured on four mono sets: monitor.rules.forbidden);
-    below, the QA lead reviews it. Live, before the end, a side rests on the lines so far: 0.9."""
+    0.8 or more raises its forbidden phrase (measured on four mono sets: monitor.rules.forbidden);
+    below, down to a line given to the caller at 0.7, the QA lead reviews it. Live, before the
+    end, a side rests on the lines so far: 0.9."""
     from monitor.rules import RuleOptions
     from monitor.rules.forbidden import MIN_ROLE_CONFIDENCE_LIVE
 
@@ -83,22 +86,28 @@ def test_a_rude_line_is_raised_from_0_7_over_the_whole_call_and_from_0_9_on_the_
         return [v.phrase or "" for v in engine.on_transcript(t) if v.rule == "forbidden"]
 
     engine = RuleEngine(load_profile("zte"))
-    assert forbidden(engine, "我不知道，你问我我问谁啊？", 10.0, 0.66) == []
-    assert forbidden(engine, "我不知道，你问我我问谁啊？", 20.0, 0.72) == ["我不知道"]
+    assert forbidden(engine, "我不知道，你问我我问谁啊？", 10.0, 0.76) == []
+    assert forbidden(engine, "我不知道，你问我我问谁啊？", 20.0, 0.82) == ["我不知道"]
     assert forbidden(engine, "不可能，我帮您再查一下。", 30.0, 0.86) == ["不可能"]
     live = RuleEngine(load_profile("zte"), RuleOptions(min_role_confidence=MIN_ROLE_CONFIDENCE_LIVE))
     assert forbidden(live, "我不知道，你问我我问谁啊？", 20.0, 0.86) == []
     assert forbidden(live, "我不知道，你问我我问谁啊？", 30.0, 0.93) == ["我不知道"]
-    # the unsure line is left for the QA lead to review when the call ends: minor, no points
-    (review,) = [v for v in engine.end(40.0) if v.rule.startswith("forbidden")]
+    # lines given to the caller: one that may well be the agent's is reviewed, a sure one is not
+    for start, caller_p in ((50.0, 0.65), (60.0, 0.75)):
+        engine.on_transcript(Transcript(role="caller", start=start, end=start + 2.0, text="今天我没空，改天再说。",
+                                        role_confidence=caller_p))
+    # the unsure lines are left for the QA lead to review when the call ends: minor, no points
+    review, caller_line = [v for v in engine.end(70.0) if v.rule.startswith("forbidden")]
     assert (review.rule, review.phrase, review.start, review.deduction) == ("forbidden_unsure", "我不知道", 10.0, 0.0)
-    assert "unsure (the agent's at 0.66)" in review.evidence
+    assert "unsure (the agent's at 0.76)" in review.evidence
+    assert (caller_line.rule, caller_line.phrase, caller_line.start) == ("forbidden_unsure", "我没空", 50.0)
+    assert caller_line.role_confidence == 0.35 and "unsure (the agent's at 0.35)" in caller_line.evidence
     # the confidence is a field of its own in the report and the CSV, to sort and filter the review by
-    assert review.role_confidence == 0.66 and review.to_dict()["role_confidence"] == 0.66
+    assert review.role_confidence == 0.76 and review.to_dict()["role_confidence"] == 0.76
     from monitor.csv_report import violation_rows
 
     (row,) = violation_rows({"call": "c.wav", "violations": [review.to_dict()]}, [])
-    assert row["role_confidence"] == 0.66
+    assert row["role_confidence"] == 0.76
     stereo = RuleEngine(load_profile("zte")).on_transcript(tr(1.0, 2.5, "这个我不知道"))
     assert [v.rule for v in stereo] == ["forbidden"] and "role_confidence" not in stereo[0].to_dict()
 
@@ -301,3 +310,22 @@ def test_a_call_whose_sides_share_a_voice_gets_no_voice_evidence(corpus_dir, tmp
     assert all(f is not None and f.shape == (26,) for f in feats)
     assert voice_evidence(feats, [0.95 if u["channel"] == "agent" else 0.05 for u in lines]) == [0.0] * len(lines)
     assert voice_features(x[:800]) is None  # 50 ms: too short to say
+
+
+def test_a_line_to_review_is_no_violation_in_the_csv_or_on_the_page(tmp_path):
+    """forbidden_unsure asks a person to check whose line it was: counted apart from violations."""
+    from monitor.csv_report import call_row
+    from monitor.html_report import write_html
+
+    row = {"call": "c.wav", "duration": 30.0, "score": 90.0, "profile": "zte", "transcript": [],
+           "violations": [{"rule": "forbidden_unsure", "start": 3.0, "end": 4.5, "channel": "agent", "text": "我不知道",
+                           "evidence": "agent said “我不知道”: exact; whose line is unsure (the agent's at 0.55)",
+                           "severity": "minor", "deduction": 0.0, "role_confidence": 0.55},
+                          {"rule": "closing", "start": 28.0, "end": 29.0, "channel": "agent", "text": "好的",
+                           "evidence": "no goodbye (再见) in the agent's last words", "severity": "major",
+                           "deduction": 10.0}]}
+    got = call_row(row, [])
+    assert (got["violations"], got["to_review"], got["rules"]) == (1, 1, "closing forbidden_unsure")
+    write_html(tmp_path / "r.html", [row])
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "1 项违规 · 1 项待核实" in page and "<span>1 项违规</span>" in page

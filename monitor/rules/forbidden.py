@@ -9,24 +9,25 @@ from monitor.text import normalize
 # is not judged (monitor.roles). Measured on the lines holding a forbidden phrase, roles decided again
 # on cached recognition mixed to mono (the dev calls, two held-out-style sets and a third generated
 # only for this check, seed 2026: 4 x 30-40 calls), true side by the labels:
-#   posterior 0.5-0.6: 5 agent, 6 caller; 0.6-0.65: 5 / 1 (dev-000's "我不知道，你问我我问谁");
-#   0.65-0.7: 5 / 0; 0.7-0.8: 7 / 1; 0.8-0.9: 13 / 0; 0.9+: 33 / 1.
-# Callers' lines with a forbidden string are mostly their own problem (我不知道型号是多少: a caller cue
-# now, monitor.roles.NOT_KNOWING_HOW) or a complaint (我也没办法，只能再打一次). The bar was 0.9 for a
-# line whose own words do not place it (0.8 with a cue). Forbidden found (scripts/bench_mono.py
-# reports, roles decided again): dev 7 -> 8 of 12, held-out 7 -> 14 and 13 -> 18 of 26, the blind set
-# 9 -> 15 of 26. Callers' lines raised: dev 0 -> 0, held-out 0 -> 0 and 0 -> 0, blind 1 -> 2 (a
-# complaint at 0.71 after two rude lines, 你有完没完，总给我发广告短信; a problem at 0.98, where the
-# two voices are alike and the same side speaks twice).
-MIN_ROLE_CONFIDENCE = 0.7
+#   posterior 0.5-0.6: 5 agent, 9 caller; 0.6-0.7: 10 / 3 (dev-000's "我不知道，你问我我问谁");
+#   0.7-0.8: 7 / 1; 0.8-0.9: 13 / 0; 0.9+: 33 / 1.
+# An outside tester's crafted calls (caller lines with rude words where the turns point to the agent:
+# the caller says two lines in a row, speaks first, or over the agent): 0.65-0.8: 2 / 3; 0.8-0.9:
+# 3 / 1; 0.9+: 1 / 5. The bar was 0.9 for a line whose own words do not place it (0.8 with a cue).
+# Forbidden found (scripts/bench_mono.py reports, roles decided again): dev 7 -> 8 of 12, held-out
+# 7 -> 12 and 13 -> 14 of 26, the blind set 9 -> 13 of 26; no caller's line more raised on those sets.
+# 0.7 would find 14 / 18 / 15 there, but raise 2 more callers' lines (the tester's and the blind set's).
+MIN_ROLE_CONFIDENCE = 0.8
 # Live, a line's side rests on the lines heard so far (monitor.live.session): the bar before the call's
 # end is the one measured for lines whose words do not place them (the bar above was 0.9 for those).
 # dev-000 mixed to mono, live: the caller's 我不知道 line is the agent's at 0.71 from the lines so far
 # (0.60 with all the hindsight).
 MIN_ROLE_CONFIDENCE_LIVE = 0.9
 # A forbidden phrase in a line given to the agent below that bar is not a violation, but the QA
-# lead gets it to review at the call's end: `forbidden_unsure` (minor, no points), with the line's
-# confidence.
+# lead gets it to review at the call's end: `forbidden_unsure` (minor, no points), with the chance the
+# line is the agent's; so does one in a line given to the caller that is the agent's at this or more
+# (the agent's rude lines lost to the caller were at 0.13-0.47 on the sets above).
+REVIEW_MIN_AGENT_P = 0.3
 UNSURE_RULE = "forbidden_unsure"
 # When the recogniser's best reading holds no forbidden phrase, its near readings
 # (Transcript.alternatives) are searched too: on a noisy line a rude phrase garbled in the best
@@ -50,7 +51,11 @@ class ForbiddenRule(Rule):
         self.min_role_confidence = facts.min_role_confidence or MIN_ROLE_CONFIDENCE
 
     def on_transcript(self, tr: Transcript) -> list[Violation]:
-        if tr.role != "agent" or not tr.speech:
+        if not tr.speech:
+            return []
+        agent_p = None if tr.role_confidence is None else \
+            tr.role_confidence if tr.role == "agent" else round(1.0 - tr.role_confidence, 3)
+        if tr.role != "agent" and (agent_p is None or agent_p < REVIEW_MIN_AGENT_P):
             return []
         out = []
         matcher = self.profile.forbidden_matcher
@@ -66,7 +71,7 @@ class ForbiddenRule(Rule):
         if not found:
             return []
         # A mixed-mono line given to the agent without confidence (monitor.roles) never raises alone.
-        sure = tr.role_confidence is None or tr.role_confidence >= self.min_role_confidence
+        sure = agent_p is None or agent_p >= self.min_role_confidence
         for m in found:
             entry = self.by_phrase[m.name]
             key = (entry.phrase, round(tr.start, 3))
@@ -76,13 +81,13 @@ class ForbiddenRule(Rule):
             # a distance of 0 with other characters is a homophone (照我 for 找我), not the phrase itself
             exact = f"sounds like it (pinyin distance {m.cost:g})" if m.cost else \
                 "exact" if normalize(m.matched) == normalize(entry.phrase) else "sounds the same"
-            said = f"agent said “{m.matched}”: {exact}{how}"
+            said = f"{'agent ' if tr.role == 'agent' else ''}said “{m.matched}”: {exact}{how}"
             if not sure:
                 self.unsure[key] = violation(
                     UNSURE_RULE, self.profile.forbidden_defaults, start, end, tr.text,
-                    f"{said}; whose line is unsure (the agent's at {tr.role_confidence:.2f})",
+                    f"{said}; whose line is unsure (the agent's at {agent_p:.2f})",
                     phrase=entry.phrase, severity="minor", deduction=0.0, seed=entry.seed,
-                    role_confidence=tr.role_confidence)
+                    role_confidence=agent_p)
                 continue
             self.reported.add(key)
             self.unsure.pop(key, None)
