@@ -14,6 +14,16 @@ def test_hallucinations_and_prompt_echoes_are_not_speech(text):
     assert reason in ("known hallucination", "prompt echo")
 
 
+def test_a_company_name_said_on_its_own_is_speech_when_the_recogniser_is_sure_of_it():
+    """The agent's "中兴通讯" cut from its 您好 (a mixed-mono turn) is read at about -0.1; the
+    recogniser's echoes of its hot words over noise or other speech came at -0.38 and below."""
+    assert clean("中兴通讯。", PROMPT, avg_logprob=-0.09) == ("中兴通讯。", "")
+    assert clean("中兴通讯。", PROMPT, avg_logprob=-0.6)[1] == "prompt echo"
+    assert clean("中兴", PROMPT, avg_logprob=-1.2)[1] == "prompt echo"
+    # the initial prompt itself is an echo however sure
+    assert clean("以下是普通话的句子。", PROMPT, avg_logprob=-0.05)[1] == "prompt echo"
+
+
 def test_an_echo_appended_to_real_words_is_cut_off():
     text, reason = clean("您好 警翼数码客服部以下是普通话的句子。", PROMPT)
     assert reason == "" and text == "您好 警翼数码客服部"

@@ -115,3 +115,13 @@ def test_a_rude_line_placed_by_the_turns_is_raised_in_batch_and_live_when_the_ca
     assert [found.phrase] == want and 0.8 <= (found.role_confidence or 0) < 0.9
     (alert,) = [a for a in live.alerts if a.rule == "forbidden"]
     assert alert.phrase == found.phrase and lines.raised_after[alert.phrase] == len(lines.lines)
+
+
+def test_the_company_name_cut_from_the_agents_hello_is_heard_not_dropped_as_a_prompt_echo(mono_desk):
+    """dev-029 mixed to mono: the turn cut makes "您好 | 中兴通讯" two lines, and the recogniser reads the
+    second as its own hot word, surely (about -0.1): it is the agent's words, and the greeting names
+    the company."""
+    _, batch, _, lines = mono_desk["dev-029"]
+    assert not [v for v in batch.violations if v.rule.startswith("greeting")]
+    company = [t for t in batch.transcript if t.start < 5.0 and "中兴通讯" in t.text]
+    assert company and all(t.speech and t.role == "agent" for t in company)

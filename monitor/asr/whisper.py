@@ -228,7 +228,7 @@ class WhisperTranscriber:
         avg_logprob = float(np.mean(logp[np.arange(len(chosen)), chosen]))
         new = [t for t in ids[len(prefix):] if t < self._tok.eot]
         heard = to_simplified(self._tok.decode(new).strip()).lstrip("，,。.！!？? ")
-        text, reason = clean(heard, self._prompt_texts)
+        text, reason = clean(heard, self._prompt_texts, avg_logprob)
         if normalize(text) != normalize(heard):
             return None  # it fell back on its prompt ("…是普通话的"): it hears no words of the piece's own
         reason = reason or why_not_speech(text, avg_logprob, 0.0, self.opt.speech_filter)
@@ -260,7 +260,7 @@ class WhisperTranscriber:
         """(text, reason it is not speech or '', average log-prob) of one hypothesis."""
         tokens = [t for t in ids if t < self._tok.eot]
         avg_logprob = score * len(tokens) / (len(tokens) + 1) if tokens else -10.0
-        text, reason = clean(to_simplified(self._tok.decode(tokens).strip()), self._prompt_texts)
+        text, reason = clean(to_simplified(self._tok.decode(tokens).strip()), self._prompt_texts, avg_logprob)
         return text, reason or why_not_speech(text, avg_logprob, no_speech, self.opt.speech_filter), avg_logprob
 
     def _to_transcript(self, utt: Utterance, out) -> Transcript:
