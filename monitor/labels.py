@@ -79,6 +79,8 @@ EVIDENCE: list[tuple[str, str]] = [
     (r"^the agent speaks (.*) characters a minute \(limit (.*)\)$", "坐席语速每分钟 {1} 字（上限 {2}）"),
     (r"^the agent interrupted the caller (\d+) times \(limit (.*)\)$", "坐席抢话 {1} 次（上限 {2}）"),
     # a call's warnings (how its audio was read), shown beside its score
+    (r"^recorded from the ring: ringback until (.*) s, taken as the pick-up \(the greeting is timed from it\)$",
+     "录音从振铃开始：回铃音持续到 {1} 秒，按此时接通计算问候时限"),
     (r"^no speech heard on either side; judged as a call in which nobody spoke$", "双方都没有听到说话，按无人说话的通话评判"),
     (r"^the caller's side opens with the agent's greeting \(“(.*)”\) and the agent's does not: are the "
      r"channels swapped\? \(--agent-channel, --caller-channel\)$",

@@ -37,14 +37,16 @@ class MonoResult:
 def mono_call(call: CallAudio, profile: Profile, transcriber: Transcriber, direction: str = "inbound",
               vad: VadOptions = VadOptions(), music: MusicOptions = MusicOptions(),
               options: MonoRoleOptions = MonoRoleOptions(),
-              turns: TurnSplitOptions = TurnSplitOptions()) -> MonoResult:
-    """Transcripts of both sides of a call recorded as the one channel `call.channels["agent"]`."""
+              turns: TurnSplitOptions = TurnSplitOptions(),
+              ringing: list[tuple[float, float]] | None = None) -> MonoResult:
+    """Transcripts of both sides of a call recorded as the one channel `call.channels["agent"]`;
+    `ringing`: spans before the pick-up, where nobody is on the call."""
     mix = call.channels["agent"]
     # The busy tone after a hang-up is in the mix; it is the caller's line that carries it.
     detector = ToneDetector("caller")
     confirmed = detector.feed(mix)
     tones = detector.flush()
-    masked = [(t.start, call.duration + 1.0) for t in tones]
+    masked = [(t.start, call.duration + 1.0) for t in tones] + list(ringing or [])
     mono_vad = replace(vad, stop_silence_s=min(vad.stop_silence_s, options.stop_silence_s))
     utts, music_utts = split_music(segment(mix, "agent", mono_vad, masked=masked), music)
     heard = sorted(transcriber.transcribe(split_turns(utts, turns)), key=lambda t: t.start)

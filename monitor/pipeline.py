@@ -22,7 +22,7 @@ from monitor.roles import MonoRoleOptions
 from monitor.rules import RuleEngine, RuleOptions
 from monitor.rules.engine import TimelineItem, timeline_key
 from monitor.scoring import score
-from monitor.tones import ToneDetector
+from monitor.tones import ToneDetector, ringback
 from monitor.vad import VadOptions, segment
 
 # Both channels one recording: as two sides, each would have every word of the call.
@@ -118,13 +118,21 @@ def caller_tones(call: CallAudio) -> tuple[list[ToneEvent], list[ToneEvent]]:
     return confirmed, detector.flush()
 
 
-def utterances_of(call: CallAudio, tones: list[ToneEvent], vad: VadOptions) -> list[Utterance]:
+def rang_before_pickup(call: CallAudio) -> ToneEvent | None:
+    """The ringback a recording made from the ring opens with, on either channel (monitor.tones)."""
+    found = [t for role, x in call.channels.items() if (t := ringback(x, role)) is not None]
+    return min(found, key=lambda t: t.start) if found else None
+
+
+def utterances_of(call: CallAudio, tones: list[ToneEvent], vad: VadOptions,
+                  ringing: list[tuple[float, float]] | None = None) -> list[Utterance]:
     utts: list[Utterance] = []
     for role, samples in call.channels.items():
         # A busy tone looks like speech to webrtcvad, and nothing after its onset is anyone talking to
         # the other side: the caller has hung up. Its echo on the agent's channel, which an AGC can lift
-        # to the tone's own level, would otherwise be glued to the agent's goodbye.
-        masked = [(t.start, call.duration + 1.0) for t in tones]
+        # to the tone's own level, would otherwise be glued to the agent's goodbye. Before the pick-up
+        # (`ringing`) nobody is on the call.
+        masked = [(t.start, call.duration + 1.0) for t in tones] + list(ringing or [])
         utts.extend(segment(samples, role, vad, masked=masked))
     return utts
 
@@ -180,19 +188,27 @@ def score_call(path: Path, profile: Profile, transcriber: Transcriber, options: 
     if len(call.channels) == 2 and same_audio(call.channels["agent"], call.channels["caller"]):
         call = replace(call, channels={"agent": call.channels["agent"]}, warnings=(*call.warnings, COPIED_MONO))
     events = read_events_sidecar(path) if options.use_events_sidecar else []
+    ring = rang_before_pickup(call)
+    if ring is not None and not any(e.type == "start" for e in events):
+        events = [CallEvent(t=ring.end, type="start"), *events]
+        call = replace(call, warnings=(*call.warnings, f"recorded from the ring: ringback until {ring.end:.1f} s, "
+                                       "taken as the pick-up (the greeting is timed from it)"))
+    ringing = [(ring.start, ring.end)] if ring is not None else []
     roles = call.roles
     if options.mono_roles == "auto" and roles == ("agent",):  # mixed mono: both sides in one channel
-        mono = mono_call(call, profile, transcriber, options.rules.direction, options.vad, options.music, options.mono)
+        mono = mono_call(call, profile, transcriber, options.rules.direction, options.vad, options.music, options.mono,
+                         ringing=ringing)
         confirmed, tones, transcripts, roles = mono.confirmed_tones, mono.tones, mono.transcripts, ("agent", "caller")
     else:
         confirmed, tones = caller_tones(call)
-        utts, music = split_music(utterances_of(call, tones, options.vad), options.music)
+        utts, music = split_music(utterances_of(call, tones, options.vad, ringing), options.music)
         own_voice, leaks = attribute(call, utts, options.attribution)
         leaks += [dropped(u, MUSIC) for u in music]
         transcripts = sorted(transcriber.transcribe(own_voice) + leaks, key=lambda t: (t.start, t.role))
     return judged_report(path.name, profile, JudgeInput(
         roles=roles, direction=options.rules.direction, rules=options.rules.rules, transcripts=transcripts,
-        confirmed_tones=confirmed, tones=tones, events=events, duration=call.duration,
+        confirmed_tones=confirmed, tones=sorted([*tones, *([ring] if ring else [])], key=lambda t: t.start),
+        events=events, duration=call.duration,
         truncated=call.truncated, note=call.note,
         path=str(path), hotwords=profile.hotwords, warnings=call.warnings))
 

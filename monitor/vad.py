@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import webrtcvad
@@ -50,6 +50,15 @@ class VadOptions:
     min_periodicity: float = 0.6
     floor_rise_db_per_s: float = 1.5  # how fast the floor follows rising noise
     absolute_floor_db: float = -60.0  # digital silence is never speech
+    # webrtcvad turns down clear voiced speech below about -37 dBFS: a headset mic set 18-20 dB too
+    # low lost the greeting in half the dev calls. Frames are handed to it `lift_db` louder (the
+    # floor and periodicity checks see them as they are); `segment` lifts a channel whose loudest
+    # speech is under `quiet_channel_db` up to `lift_to_db`. Normal lines (-16 to -25 dBFS) are not
+    # lifted: lifting every quiet frame changed words on the field-style sets both ways.
+    lift_db: float = 0.0
+    quiet_channel_db: float = -28.0
+    lift_to_db: float = -20.0
+    max_lift_db: float = 24.0
 
     def __post_init__(self) -> None:
         if self.frame_ms not in (10, 20, 30):
@@ -94,6 +103,7 @@ class VadSegmenter:
         self.role = role
         self.opt = options
         self._vad = webrtcvad.Vad(options.aggressiveness)
+        self._lift = 10.0 ** (options.lift_db / 20.0)
         self._frame = SAMPLE_RATE * options.frame_ms // 1000
         self._dt = options.frame_ms / 1000.0
         self._t0 = t0
@@ -204,7 +214,7 @@ class VadSegmenter:
             return False
         if self.opt.min_periodicity > 0 and periodicity(frame) < self.opt.min_periodicity:
             return False
-        pcm = (np.clip(frame, -1.0, 1.0) * 32767.0).astype(np.int16).tobytes()
+        pcm = (np.clip(frame * self._lift, -1.0, 1.0) * 32767.0).astype(np.int16).tobytes()
         return self._vad.is_speech(pcm, SAMPLE_RATE)
 
     def _step(self, frame: np.ndarray) -> Utterance | None:
@@ -276,8 +286,26 @@ class VadSegmenter:
 
 def segment(samples: np.ndarray, role: Role, options: VadOptions = VadOptions(),
             masked: Sequence[tuple[float, float]] = ()) -> list[Utterance]:
-    """Batch wrapper: all utterances of one channel."""
-    seg = VadSegmenter(role, options)
+    """Batch wrapper: all utterances of one channel (a quiet one lifted for webrtcvad: `channel_lift_db`)."""
+    seg = VadSegmenter(role, replace(options, lift_db=channel_lift_db(samples, options)))
     for s, e in masked:
         seg.mask(s, e)
     return seg.feed(samples) + seg.flush()
+
+
+def channel_lift_db(samples: np.ndarray, options: VadOptions = VadOptions()) -> float:
+    """How much louder webrtcvad should hear a channel whose loudest speech (the 99th percentile of
+    its frames' levels) is under `quiet_channel_db`: up to `lift_to_db`, at most `max_lift_db`."""
+    frame = SAMPLE_RATE * options.frame_ms // 1000
+    n = len(samples) // frame
+    if n == 0:
+        return 0.0
+    power = np.square(np.asarray(samples[:n * frame], dtype=np.float64).reshape(n, frame)).mean(axis=1)
+    levels = 10.0 * np.log10(power + 1e-12)
+    sounding = levels[levels > options.absolute_floor_db]
+    if len(sounding) == 0:
+        return 0.0
+    loud = float(np.percentile(sounding, 99))
+    if loud >= options.quiet_channel_db:
+        return 0.0
+    return min(options.max_lift_db, options.lift_to_db - loud)

@@ -43,3 +43,7 @@ def test_low_confidence_and_no_speech_are_dropped():
     assert why_not_speech("好的", avg_logprob=-2.0, no_speech_prob=0.1) == "unlikely text"
     assert why_not_speech("好的，我帮您查一下。", avg_logprob=-0.2, no_speech_prob=0.1) == ""
     assert why_not_speech("", avg_logprob=-0.2, no_speech_prob=0.1) == "empty"
+
+
+def test_a_character_cut_in_half_by_the_decoder_is_left_out():
+    assert clean("这部戳戴\ufffd", PROMPT) == ("这部戳戴", "")

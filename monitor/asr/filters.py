@@ -78,7 +78,8 @@ def clean(text: str, prompt_texts: tuple[str, ...] = (), avg_logprob: float | No
     the hot words themselves, unless read at `SURE_HOTWORD_LOGPROB` or better) remains,
     the result is not speech.
     """
-    text = collapse_loops(text)
+    # a character whose bytes the decoder split between tokens, cut off at the end of the reading
+    text = collapse_loops(text.replace("\ufffd", ""))
     norm = normalize(text).lower()
     if not norm:
         return "", "empty"

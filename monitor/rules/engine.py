@@ -110,7 +110,10 @@ class RuleEngine:
         return self._collect([v for r in self.rules if r.order_free for v in r.on_transcript(tr)])
 
     def feed(self, item: TimelineItem) -> list[Violation]:
-        """One item of the call's timeline, after ticking the clock to its time."""
+        """One item of the call's timeline, after ticking the clock to its time; a call's start
+        (pick-up) before it: what is timed from the pick-up (the greeting) must know it first."""
+        if isinstance(item, CallEvent) and item.type == "start":
+            return self.on_call_event(item) + self.tick(item.t)
         found = self.tick(timeline_time(item))
         if isinstance(item, CallEvent):
             return found + self.on_call_event(item)

@@ -6,7 +6,7 @@ the "greeting" violation alone.
 """
 from __future__ import annotations
 
-from monitor.events import Transcript, Violation
+from monitor.events import CallEvent, Transcript, Violation
 from monitor.rules.base import CallFacts, Rule, phrase_span, violation
 
 
@@ -24,6 +24,13 @@ class GreetingRule(Rule):
         self.late: float | None = None  # when a greeting past the deadline was said
         self.rude: str | None = None
         self.decided = False
+
+    def on_call_event(self, ev: CallEvent) -> list[Violation]:
+        # Picked up after ringing (a recording made from the ring, or the softphone's answer time):
+        # the deadline runs from the pick-up.
+        if ev.type == "start" and not self.decided and self.first is None:
+            self.deadline = ev.t + self.profile.greeting_deadline_s
+        return []
 
     def on_transcript(self, tr: Transcript) -> list[Violation]:
         if self.decided or tr.role != "agent" or not tr.speech:
