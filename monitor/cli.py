@@ -478,4 +478,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m monitor.cli`, this file is __main__: the commands raise monitor.cli's
+    # UsageError, a class of the module imported under its own name, which main here must catch.
+    from monitor.cli import main as package_main
+
+    sys.exit(package_main())

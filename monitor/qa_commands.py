@@ -109,7 +109,14 @@ def cmd_rescore(args) -> int:
     from monitor.audio.files import call_key
     from monitor.cli import UsageError, _load_profile, _profile_map
     from monitor.report import JsonlWriter, print_call, print_summary, write_csv
-    from monitor.rescore import ReportError, hotword_warning, read_report, rescore_call, version_warning
+    from monitor.rescore import (
+        ReportError,
+        hotword_warning,
+        read_report,
+        rescore_call,
+        speakers_warning,
+        version_warning,
+    )
 
     t0 = time.perf_counter()
     mapping = _profile_map(args.profile_map)
@@ -156,6 +163,7 @@ def cmd_rescore(args) -> int:
     reports, failed = [], []
     hotword_warnings: list[str] = []
     version_warnings: list[str] = []
+    speaker_warnings: list[str] = []
     try:
         for line in lines:
             if line.failed:  # failed to score: nothing to re-judge, passed on as it was
@@ -167,6 +175,9 @@ def cmd_rescore(args) -> int:
             warning = hotword_warning(line, profile)
             if warning:
                 hotword_warnings.append(warning)
+            warning = speakers_warning(line, profile)
+            if warning:
+                speaker_warnings.append(warning)
             if not args.profile and call_key(line.call) not in mapping:  # found by the name it was scored with
                 warning = version_warning(line, profile)
                 if warning:
@@ -190,7 +201,7 @@ def cmd_rescore(args) -> int:
         raise
     if writer:
         writer.close()
-    for said in (hotword_warnings, version_warnings):
+    for said in (hotword_warnings, version_warnings, speaker_warnings):
         if said:
             more = f" (and {len(said) - 1} more call(s))" if len(said) > 1 else ""
             print(f"monitor: warning: {said[0]}{more}", file=sys.stderr)

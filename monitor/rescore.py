@@ -75,6 +75,20 @@ def version_warning(line: ReportLine, profile: Profile) -> str | None:
             f"the version {was} it was scored with; its findings follow the profile as it is now")
 
 
+def speakers_warning(line: ReportLine, profile: Profile) -> str | None:
+    """A mixed-mono call's sides were decided partly from the words of the profile it was scored
+    with (monitor.roles); judged again under another profile or version they stay as decided."""
+    inp = line.data.get("judge_input")
+    if not isinstance(inp, dict) or not any(isinstance(t, dict) and t.get("role_confidence") is not None
+                                            for t in inp.get("transcripts", [])):
+        return None
+    was, version = line.data.get("profile"), line.data.get("profile_version")
+    if was == profile.name and (not version or version == profile.version):
+        return None
+    return (f"{line.call}: a mixed-mono call whose speakers were decided with the words of profile {was}; "
+            f"they are kept as they were: score the audio again to decide them with {profile.name}")
+
+
 def rescore_call(line: ReportLine, profile: Profile) -> CallReport:
     """The call of a report line judged against `profile`; its metadata is kept."""
     try:

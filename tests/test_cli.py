@@ -308,3 +308,14 @@ def test_a_recording_with_its_channels_the_other_way_round_is_said_to_be_so(tmp_
     (said,) = rows["swapped.wav"]["warnings"]
     assert said.startswith("the caller's side opens with the agent's greeting (“") and "中兴通讯" in said
     assert "are the channels swapped?" in said and "swapped.wav: the caller's side opens" in r.stderr
+
+
+def test_a_usage_error_is_one_line_also_when_run_as_python_m(tmp_path):
+    """`python -m monitor.cli` runs the CLI as __main__: a command's UsageError (raised as
+    monitor.cli.UsageError) was a traceback there, one line from the installed `monitor`."""
+    a, b = tmp_path / "a.wav", tmp_path / "b.wav"
+    for p in (a, b):
+        p.write_bytes(b"")
+    r = subprocess.run([sys.executable, "-m", "monitor.cli", "replay", str(a), str(b), "--call-id", "x"],
+                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == "monitor: error: --call-id needs a single file", r.stderr

@@ -67,3 +67,33 @@ def test_a_headset_18_db_too_quiet_keeps_the_agents_greeting(corpus_dir):
         kept = sum(max(0.0, min(u.end, greeting["end"]) - max(u.start, greeting["start"]))
                    for u in segment(quiet, "agent"))
         assert kept >= 0.8 * (greeting["end"] - greeting["start"]), call_id
+
+
+def keys(digits: str, at: float, total: float) -> np.ndarray:
+    """Telephone key presses (DTMF): 80 ms each, 80 ms apart, from `at`."""
+    rows, cols = (697, 770, 852, 941), (1209, 1336, 1477)
+    pad = {"1": (0, 0), "2": (0, 1), "3": (0, 2), "4": (1, 0), "5": (1, 1), "6": (1, 2), "7": (2, 0),
+           "8": (2, 1), "9": (2, 2), "*": (3, 0), "0": (3, 1), "#": (3, 2)}
+    x = np.zeros(int(total * SR), np.float32)
+    t = np.arange(int(0.08 * SR)) / SR
+    for i, d in enumerate(digits):
+        r, c = pad[d]
+        k = int((at + 0.16 * i) * SR)
+        x[k:k + len(t)] += (0.1 * (np.sin(2 * np.pi * rows[r] * t) + np.sin(2 * np.pi * cols[c] * t))).astype(np.float32)
+    return x
+
+
+def test_key_presses_in_a_silence_are_no_ones_words_and_leave_it_a_hold(corpus_dir, tmp_path):
+    """dev-016 leaves the caller 16 s in silence unasked; the caller keys in numbers three times
+    meanwhile. Key presses open no utterance, so the hold is still found."""
+    labels = json.loads((corpus_dir / "dev-016.json").read_text())
+    call = load_call(corpus_dir / labels["audio"])
+    (hold,) = [v for v in labels["violations"] if v["rule"] == "hold"]
+    caller = call.channels["caller"].copy()
+    for i, digits in enumerate(("8021", "8021#", "0")):
+        caller += keys(digits, hold["start"] + 2.0 + 4.0 * i, call.duration)[:len(caller)]
+    assert not segment(caller[int(hold["start"] * SR) + SR:int(hold["end"] * SR) - SR // 2], "caller")
+    sf.write(tmp_path / "call.flac", np.stack([call.channels["agent"], caller], axis=1), SR)
+    lines = [Line(u["channel"], u["start"], u["end"], u["text"]) for u in labels["utterances"]]
+    report = score_call(tmp_path / "call.flac", load_profile(labels["profile"]), ScriptedTranscriber(lines)).to_dict()
+    assert [round(v["start"]) for v in report["violations"] if v["rule"] == "hold"] == [round(hold["start"])]

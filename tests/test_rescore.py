@@ -217,3 +217,24 @@ def test_a_profiles_version_follows_what_it_says_not_its_comments(tmp_path):
     (tmp_path / "commented.toml").write_text("# our copy\n" + text.replace("\n\n", "\n\n\n"), encoding="utf-8")
     assert load_profile(tmp_path / "commented.toml").version == load_profile("zte").version
     assert load_profile(edited_zte(tmp_path)).version != load_profile("zte").version
+
+
+def test_rescoring_a_mono_call_under_another_profile_says_its_speakers_stay_as_decided(tmp_path):
+    """A mixed-mono call's sides were decided partly from the profile's words (monitor.roles): a QA
+    lead rescoring it under another profile is told they are kept, and how to decide them again."""
+    from monitor.events import Transcript
+    from monitor.judge_input import JudgeInput
+
+    lines = [Transcript(role="agent", start=0.5, end=2.0, text="您好，中兴通讯！", role_confidence=0.99),
+             Transcript(role="caller", start=2.5, end=4.0, text="我不知道，你问我我问谁啊？", role_confidence=0.62)]
+    ji = JudgeInput(roles=("agent", "caller"), direction="inbound", rules=(), transcripts=lines,
+                    confirmed_tones=[], tones=[], events=[], duration=10.0)
+    row = {"call": "mono.wav", "profile": "unicom", "score": 100.0, "violations": [], "judge_input": ji.to_dict()}
+    report = tmp_path / "mono.jsonl"
+    report.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    r = monitor("rescore", report, "--profile", "zte", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "mixed-mono call whose speakers were decided with the words of profile unicom" in r.stderr
+    assert "score the audio again" in r.stderr
+    r = monitor("rescore", report, "--profile", "unicom", "--quiet")
+    assert r.returncode == 0 and "speakers" not in r.stderr
