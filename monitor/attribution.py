@@ -252,6 +252,26 @@ def echo_ends(own: np.ndarray, other: np.ndarray, echo: AttributionOptions = Att
     return a, b
 
 
+def lead_run_ends(own: np.ndarray, other: np.ndarray, echo: AttributionOptions = AttributionOptions()) -> tuple[int, int]:
+    """Samples a:b of an utterance that lags the other channel through most of its length (its
+    echo, by `Attributor.sides`) but opens or closes with this side clearly first: the side's own
+    words glued by the VAD to the other side's echo, on a line whose noise held it open (the agent's
+    你有意见找领导去 and the caller's next 5 s echoed 80 ms late on a noisy 8 kHz line: all of it
+    was dropped as echo). a, b = 0, len(own) when there is no such run."""
+    whole = (0, len(own))
+    w = leads(own, other, echo.lead)
+    first, after = np.flatnonzero(w > 0), np.flatnonzero(w < 0)
+    if len(first) < echo.min_lead_windows or len(after) < echo.lead_over_lag * len(first) \
+            or len(after) < echo.echo_lag_share * len(w):
+        return whole
+    hop, win = int(echo.lead.hop_s * SAMPLE_RATE), int(echo.lead.window_s * SAMPLE_RATE)
+    if first.max() < after.min():  # its own words, then the echo
+        return 0, min(len(own), int(first.max()) * hop + win)
+    if first.min() > after.max():  # the echo, then its own words
+        return int(first.min()) * hop, len(own)
+    return whole
+
+
 class Attributor:
     """Decides, utterance by utterance and per channel in time order, what to keep."""
 
@@ -338,6 +358,8 @@ def split_echo_ends(u: Utterance, own: np.ndarray, other: np.ndarray | None,
     if other is None:
         return u, []
     a, b = echo_ends(own, other, options, options.echo_ends)
+    if (a, b) == (0, len(own)):
+        a, b = lead_run_ends(own, other, options)
     # `own` is the channel's span of the utterance, which may differ from its samples by a sample
     return split_ends(u, a, len(u.samples) if b >= len(own) else b, "echo of the other side")
 
