@@ -78,3 +78,6 @@ def test_a_silence_after_the_agents_goodbye_is_no_hold_but_one_before_it_is():
     # silent 13 s before the agent comes back to say goodbye: that was a hold
     late = [words("agent", 19.0, 21.0, "感谢您的来电，再见！")]
     assert judge([*OPENING, *late], 30.0) == [("hold", 6.0, 19.0)]
+    # a goodbye, then 16 s of silence, then the agent is back and the call goes on: a hold all the same
+    back = [words("agent", 7.0, 9.0, "感谢您的来电，再见！"), words("agent", 25.0, 27.0, "对不起，让您久等了。")]
+    assert judge([*OPENING, *back], 30.0) == [("hold", 9.0, 25.0)]

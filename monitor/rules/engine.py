@@ -44,7 +44,11 @@ def timeline_time(item: TimelineItem) -> float:
 
 
 def timeline_key(item: TimelineItem) -> tuple[float, int, float]:
-    """Order of the timeline: by time; at equal times events, then tones, then words."""
+    """Order of the timeline: by time; at equal times events, then tones, then words. A call's start
+    (its pick-up) comes first: what is timed from it must know it before any words, which a VAD's
+    pre-roll may place just before it."""
+    if isinstance(item, CallEvent) and item.type == "start":
+        return float("-inf"), 0, 0.0
     if isinstance(item, Transcript):
         return timeline_time(item), 2, 0.0 if item.role == "agent" else 1.0
     return timeline_time(item), 0 if isinstance(item, CallEvent) else 1, 0.0

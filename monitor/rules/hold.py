@@ -5,8 +5,10 @@ an ask in the agent's words just before it, it is a violation ("hold"); without
 thanks when the agent comes back, a minor one ("hold_return").
 
 A silence is no hold when it ends in the caller's hang-up within the limit, or when it comes
-after the agent's goodbye: the agent is waiting for the caller to hang up first, as the
-norms ask (a caller staying on for a satisfaction survey, or slow to put the phone down).
+after the agent's goodbye and the call ends in it: the agent is waiting for the caller to hang
+up first, as the norms ask (a caller staying on for a satisfaction survey, or slow to put the
+phone down). If the talk resumes after it, it was a hold, goodbye or not: that is known, and
+raised, only when the words come.
 A busy tone becomes known only once its cadence is confirmed (monitor.tones, up to
 `confirmed_within_s` after it starts), so a silence is judged that much after the limit.
 
@@ -79,17 +81,19 @@ class HoldRule(Rule):
                           "after the wait the agent did not thank the caller (让您久等了)",
                           severity="minor", deduction=p.hold.deduction / 2)]
 
-    def _judge_gap(self, now: float, final: bool = False) -> list[Violation]:
+    def _judge_gap(self, now: float, final: bool = False, call_over: bool = False) -> list[Violation]:
         """The silence since the last words, at `now`; `final`: it is over (words or the call's end ended
-        it), so no tone can still turn up in it."""
+        it), so no tone can still turn up in it; `call_over`: the call's end did."""
         p = self.profile
-        if self.last_end is None or self.judged_gap == self.last_end or self.said_goodbye:
+        if self.last_end is None or self.judged_gap == self.last_end:
             return []
         gap_start = self.last_end
         if self.caller_gone_at is not None and self.caller_gone_at <= now:
-            if self.caller_gone_at - gap_start <= p.hold_max_silence_s:
+            if self.said_goodbye or self.caller_gone_at - gap_start <= p.hold_max_silence_s:
                 return []  # the silence ended in the caller's hang-up before it was a hold
             now = self.caller_gone_at
+        elif self.said_goodbye and (not final or call_over):
+            return []  # after the agent's goodbye: a hold only if the talk resumes after it
         elif now - gap_start <= p.hold_max_silence_s + (0.0 if final else TONE_CONFIRM_S):
             return []
         self.judged_gap = gap_start
@@ -119,4 +123,4 @@ class HoldRule(Rule):
         return out
 
     def end(self, t_end: float) -> list[Violation]:
-        return self._judge_gap(t_end, final=True) + self._judge_return(None)
+        return self._judge_gap(t_end, final=True, call_over=True) + self._judge_return(None)
