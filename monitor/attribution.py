@@ -259,6 +259,9 @@ def lead_run_ends(own: np.ndarray, other: np.ndarray, echo: AttributionOptions =
     你有意见找领导去 and the caller's next 5 s echoed 80 ms late on a noisy 8 kHz line: all of it
     was dropped as echo). a, b = 0, len(own) when there is no such run."""
     whole = (0, len(own))
+    o, t = frame_levels(own, FRAME), frame_levels(other, FRAME)
+    if min(len(o), len(t)) < 4 or _below_other_db(o, t, echo.echo_reach_frames) <= -echo.time_within_db:
+        return whole  # far louder than the other channel: never dropped for lagging (Attributor.judge)
     w = leads(own, other, echo.lead)
     first, after = np.flatnonzero(w > 0), np.flatnonzero(w < 0)
     if len(first) < echo.min_lead_windows or len(after) < echo.lead_over_lag * len(first) \
