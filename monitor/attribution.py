@@ -252,6 +252,19 @@ def echo_ends(own: np.ndarray, other: np.ndarray, echo: AttributionOptions = Att
     return a, b
 
 
+def side_of(w: np.ndarray, options: AttributionOptions) -> int:
+    """`Attributor.sides` from the per-window leads `w` (monitor.audio.lead.leads)."""
+    first, after = int(np.sum(w > 0)), int(np.sum(w < 0))
+    if first >= options.min_lead_windows and first >= options.lead_over_lag * after:
+        return 1
+    # an echo lags through most of its length; a voice over a background both lines share
+    # (the dev calls' babble reaches both channels 90-160 ms apart) only here and there
+    if after >= options.min_lead_windows and after >= options.lead_over_lag * first \
+            and after >= options.echo_lag_share * len(w):
+        return -1
+    return 0
+
+
 def lead_run_ends(own: np.ndarray, other: np.ndarray, echo: AttributionOptions = AttributionOptions()) -> tuple[int, int]:
     """Samples a:b of an utterance that lags the other channel through most of its length (its
     echo, by `Attributor.sides`) but opens or closes with this side clearly first: the side's own
@@ -264,9 +277,8 @@ def lead_run_ends(own: np.ndarray, other: np.ndarray, echo: AttributionOptions =
         return whole  # far louder than the other channel: never dropped for lagging (Attributor.judge)
     w = leads(own, other, echo.lead)
     first, after = np.flatnonzero(w > 0), np.flatnonzero(w < 0)
-    if len(first) < echo.min_lead_windows or len(after) < echo.lead_over_lag * len(first) \
-            or len(after) < echo.echo_lag_share * len(w):
-        return whole
+    if side_of(w, echo) >= 0 or len(first) < echo.min_lead_windows:
+        return whole  # not dropped for lagging, or no run of its own to keep
     hop, win = int(echo.lead.hop_s * SAMPLE_RATE), int(echo.lead.window_s * SAMPLE_RATE)
     if first.max() < after.min():  # its own words, then the echo
         return 0, min(len(own), int(first.max()) * hop + win)
@@ -307,16 +319,7 @@ class Attributor:
     def sides(self, own: np.ndarray, other: np.ndarray) -> int:
         """+1: this side's channel mostly has the sound first (this side is speaking); -1: mostly
         after the other channel (its echo); 0: cannot be told."""
-        w = leads(own, other, self.opt.lead)
-        first, after = int(np.sum(w > 0)), int(np.sum(w < 0))
-        if first >= self.opt.min_lead_windows and first >= self.opt.lead_over_lag * after:
-            return 1
-        # an echo lags through most of its length; a voice over a background both lines share
-        # (the dev calls' babble reaches both channels 90-160 ms apart) only here and there
-        if after >= self.opt.min_lead_windows and after >= self.opt.lead_over_lag * first \
-                and after >= self.opt.echo_lag_share * len(w):
-            return -1
-        return 0
+        return side_of(leads(own, other, self.opt.lead), self.opt)
 
     def judge(self, role: Role, own: np.ndarray, other: np.ndarray | None, remember: bool = True) -> str | None:
         """Why an utterance (its samples `own`, the other channel's over the same span) is not

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import webrtcvad
 
+from monitor.audio.levels import frame_levels
 from monitor.events import SAMPLE_RATE, Role, Utterance
 
 
@@ -323,12 +324,7 @@ def segment(samples: np.ndarray, role: Role, options: VadOptions = VadOptions(),
 def channel_lift_db(samples: np.ndarray, options: VadOptions = VadOptions()) -> float:
     """How much louder webrtcvad should hear a channel whose loudest speech (the 99th percentile of
     its frames' levels) is under `quiet_channel_db`: up to `lift_to_db`, at most `max_lift_db`."""
-    frame = SAMPLE_RATE * options.frame_ms // 1000
-    n = len(samples) // frame
-    if n == 0:
-        return 0.0
-    power = np.square(np.asarray(samples[:n * frame], dtype=np.float64).reshape(n, frame)).mean(axis=1)
-    levels = 10.0 * np.log10(power + 1e-12)
+    levels = frame_levels(samples, SAMPLE_RATE * options.frame_ms // 1000)
     sounding = levels[levels > options.absolute_floor_db]
     if len(sounding) == 0:
         return 0.0

@@ -115,9 +115,9 @@ class RuleEngine:
 
     def feed(self, item: TimelineItem) -> list[Violation]:
         """One item of the call's timeline, after ticking the clock to its time; a call's start
-        (pick-up) before it: what is timed from the pick-up (the greeting) must know it first."""
+        (pick-up) is known before any time passes (timeline_key puts it first)."""
         if isinstance(item, CallEvent) and item.type == "start":
-            return self.on_call_event(item) + self.tick(item.t)
+            return self.on_call_event(item)
         found = self.tick(timeline_time(item))
         if isinstance(item, CallEvent):
             return found + self.on_call_event(item)
