@@ -194,7 +194,7 @@ def _transcriber(args, profile):
     try:
         return WhisperTranscriber(AsrOptions(model_dir=args.model, beam_size=args.beam,
                                              cpu_threads=1, streams=args.threads,
-                                             hotwords=profile.hotwords))
+                                             hotwords=profile.hotwords, opening_probes=profile.goodbyes))
     except ModelError as exc:
         raise UsageError(str(exc)) from None
     except RuntimeError as exc:  # CTranslate2 refuses a damaged model directory
@@ -309,7 +309,8 @@ def _cluster_pool(args, files, plan):
     from monitor.cluster import ClusterError, Job, RayPool
 
     jobs = [Job(p, *plan(p)[1:]) for p in files]
-    asr = AsrOptions(model_dir=args.model, beam_size=args.beam, hotwords=jobs[0].profile.hotwords)
+    asr = AsrOptions(model_dir=args.model, beam_size=args.beam, hotwords=jobs[0].profile.hotwords,
+                     opening_probes=jobs[0].profile.goodbyes)
     try:
         return RayPool(args.ray, jobs, asr, args.ray_workers, args.ray_cpus)
     except ClusterError as exc:
@@ -326,7 +327,7 @@ def _local_pool(args, files, plan):
 
     def score(path):
         _, profile, options = planned[path]
-        return score_call(path, profile, transcriber.with_hotwords(profile.hotwords), options)
+        return score_call(path, profile, transcriber.with_hotwords(profile.hotwords, profile.goodbyes), options)
 
     return LocalPool(files, score, args.threads)
 

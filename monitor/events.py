@@ -70,6 +70,10 @@ class Transcript:
     # Other readings of the same audio the recogniser found nearly as likely (its beam's next
     # hypotheses, monitor.asr.whisper): on a noisy line the right words are often one of them.
     alternatives: tuple[str, ...] = ()
+    # Words the agent must say (its goodbye) that the best reading lacks but the recogniser, asked,
+    # scores as likely first words of the utterance (monitor.asr.whisper `opening_probes`): rules
+    # that fault their absence count them as said.
+    may_open_with: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {"channel": self.role, "start": round(self.start, 2), "end": round(self.end, 2),

@@ -72,7 +72,8 @@ class JudgeInput:
                                         dropped_because=str(t["dropped_because"]),
                                         role_confidence=None if t.get("role_confidence") is None
                                         else float(t["role_confidence"]),
-                                        alternatives=tuple(str(a) for a in t.get("alternatives", ())))
+                                        alternatives=tuple(str(a) for a in t.get("alternatives", ())),
+                                        may_open_with=tuple(str(a) for a in t.get("may_open_with", ())))
                             for t in d["transcripts"]],
                 confirmed_tones=[_tone(t) for t in d["confirmed_tones"]],
                 tones=[_tone(t) for t in d["tones"]],
@@ -101,7 +102,8 @@ def _transcript_dict(t: Transcript) -> dict:
             "avg_logprob": float(t.avg_logprob), "no_speech_prob": float(t.no_speech_prob),
             "dropped_because": t.dropped_because,
             **({"role_confidence": float(t.role_confidence)} if t.role_confidence is not None else {}),
-            **({"alternatives": list(t.alternatives)} if t.alternatives else {})}
+            **({"alternatives": list(t.alternatives)} if t.alternatives else {}),
+            **({"may_open_with": list(t.may_open_with)} if t.may_open_with else {})}
 
 
 def _tone_dict(t: ToneEvent) -> dict:

@@ -143,6 +143,12 @@ class Profile:
     version: str = ""  # a hash of what the profile and its includes say (`_version`)
     service_metrics: ServiceMetricLimits | None = None  # no [service_metrics] table: not judged
 
+    @property
+    def goodbyes(self) -> tuple[str, ...]:
+        """The goodbyes as the profile writes them: the recogniser scores them at the openings of
+        the agent's lines (monitor.asr.whisper `opening_probes`)."""
+        return tuple(p.text for p in self.closing_phrases.patterns)
+
 
 # -- what a phrasebook file may hold ------------------------------------------
 @dataclass(frozen=True)

@@ -45,7 +45,10 @@ class ClosingRule(Rule):
         tail = [t for t in self.agent[-LAST_AGENT_TURNS:] if t.end >= last.end - p.closing_window_s]
         tail += [t for t in self.unsure if t.start >= tail[0].start]
         out = []
-        if not any(p.closing_phrases.first(t.text) for t in tail):
+        # a goodbye the best reading lost but the recogniser scores as the line's opening counts
+        # (Transcript.may_open_with: "再见，祝您一切顺利" heard as "在这儿祝你一切…")
+        if not any(p.closing_phrases.first(t.text) or any(p.closing_phrases.first(w) for w in t.may_open_with)
+                   for t in tail):
             # the profile's own goodbyes: a profile may ask for 感谢您的来电 rather than 再见
             said = " / ".join(x.text for x in p.closing_phrases.patterns[:3])
             more = " …" if len(p.closing_phrases.patterns) > 3 else ""
