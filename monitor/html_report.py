@@ -18,6 +18,7 @@ from monitor.events import REVIEW_RULES
 from monitor.labels import evidence, rule_name, severity_name
 from monitor.private import open_private
 from monitor.qa_summary import CountRow, GroupRow, Summary, summarise
+from monitor.rules.forbidden import MIN_ROLE_CONFIDENCE
 
 FONT = "Noto Sans CJK SC, WenQuanYi Micro Hei, Microsoft YaHei, PingFang SC, sans-serif"
 WHO = {"agent": "坐席", "caller": "客户"}
@@ -198,13 +199,25 @@ def _violation_list(row: dict) -> str:
     return f"<ol class=violations>{''.join(items)}</ol>" if items else "<p class=muted>没有违规</p>"
 
 
+def _whose(t: dict) -> str:
+    """How sure the side of a mono recording's line is (stereo lines carry no confidence); below
+    the bar a line needs to raise a forbidden alert on its own, it is marked as unsure."""
+    conf = t.get("role_confidence")
+    if conf is None:
+        return ""
+    unsure = conf < MIN_ROLE_CONFIDENCE
+    label = "归属存疑 " if unsure else ""
+    return (f" <span class='whose{' unsure' if unsure else ''}' title='单声道录音：这句归于此方的把握'>"
+            f"{label}{round(100 * conf)}%</span>")
+
+
 def _transcript(row: dict) -> str:
     flagged = [(v["start"], v["end"], v["channel"]) for v in row.get("violations", [])]
     rows = []
     for t in row.get("transcript", []):
         hit = any(c == t["channel"] and t["start"] < e + 0.01 and s < t["end"] + 0.01 for s, e, c in flagged)
         cells = ["", ""]
-        cells[0 if t["channel"] == "agent" else 1] = _e(t["text"])
+        cells[0 if t["channel"] == "agent" else 1] = _e(t["text"]) + _whose(t)
         rows.append(f"<tr data-start='{t['start']}' data-end='{t['end']}'{' class=flagged' if hit else ''}>"
                     f"<td class=t><a href='#' data-t='{t['start']}'>{_clock(t['start'])}</a></td>"
                     f"<td class=agent>{cells[0]}</td><td class=caller>{cells[1]}</td></tr>")

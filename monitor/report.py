@@ -82,7 +82,9 @@ def print_call(r: CallReport, out: IO[str], show_transcript: bool = False) -> No
     if show_transcript:
         for t in r.transcript:
             if t.speech:
-                out.write(f"    {_clock(t.start):>7} {t.role:<6} {t.text}\n")
+                # A mono recording's sides are decided: how sure, so a reader weighs the line.
+                sure = f"  ({t.role} at {t.role_confidence:.2f})" if t.role_confidence is not None else ""
+                out.write(f"    {_clock(t.start):>7} {t.role:<6} {t.text}{sure}\n")
 
 
 def print_summary(reports: list[CallReport], failed: list[tuple[str, str]], out: IO[str]) -> None:

@@ -165,6 +165,32 @@ def test_no_forbidden_alert_from_a_callers_line(mono_subset):
             assert any(w["rule"] == "forbidden" and abs(w["start"] - v.start) < 3 for w in labels["violations"]), (cid, v)
 
 
+def test_the_page_and_the_printed_transcript_show_how_sure_each_mono_lines_side_is(mono_subset, tmp_path):
+    """A QA lead reading a mono call sees which lines' sides are in doubt (dev-000's caller line)."""
+    import io
+    import re
+
+    from monitor.html_report import write_html
+    from monitor.report import print_call
+
+    r, _ = mono_subset["dev-000"]
+    row = json.loads(json.dumps(r.to_dict(), ensure_ascii=False))
+    lines = row["transcript"]
+    unsure = [t for t in lines if t["role_confidence"] < 0.8]
+    assert lines and unsure
+    stereo = {"call": "s.wav", "duration": 9.0, "score": 100.0, "profile": "zte", "violations": [],
+              "transcript": [{"channel": "agent", "start": 0.5, "end": 2.0, "text": "您好，中兴通讯"}]}
+    write_html(tmp_path / "r.html", [row, stereo])
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert page.count("<span class='whose") == len(lines)  # the stereo line has none
+    assert page.count("归属存疑") == len(unsure)
+    out = io.StringIO()
+    print_call(r, out, show_transcript=True)
+    printed = [ln for ln in out.getvalue().splitlines() if ln.startswith("    ")]
+    assert len(printed) == len(lines)
+    assert all(re.search(rf"\({t['channel']} at {t['role_confidence']:.2f}\)$", ln) for t, ln in zip(lines, printed))
+
+
 def test_most_of_the_speech_time_goes_to_the_right_side(mono_subset):
     right = covered = 0.0
     for r, labels in mono_subset.values():
