@@ -36,6 +36,10 @@ def forbidden(profile, text):
     (BROADBAND, "不管归不归我管，我都会帮您跟进到底", "这事不归我管", "不知道，这事不归我管"),
     # what a 有没有 question asks about, further on in its clause
     (UNICOM, "您有没有觉得哪里没办法操作？我一步一步教您", "没办法，规定就是这样", "没办法"),
+    # which part: a question word right before the phrase, kept when the recogniser garbles
+    # the 有没有 before it ("您有没有觉得…" heard "因为没有觉得…")
+    (UNICOM, "因为没有觉得哪里没办法操作，我一步一步教您", "没办法，这个哪里都办不了", "没办法"),
+    (JINGYI, "您看说明书的时候哪儿不知道怎么弄，随时问我", "哪儿坏了我也不知道，你问别人吧", "不知道"),
     # a 有没有 question about something, not the scolding (which ends its clause, or a new one
     # follows with its comma unheard)
     (BROADBAND, "麻烦您看一下，你有没有搞错网线的接口？应该插黄色那个口", "你有没有搞错，我交了钱的", "你有没有搞错？"),
