@@ -188,7 +188,7 @@ def test_the_page_and_the_printed_transcript_show_how_sure_each_mono_lines_side_
     print_call(r, out, show_transcript=True)
     printed = [ln for ln in out.getvalue().splitlines() if ln.startswith("    ")]
     assert len(printed) == len(lines)
-    assert all(re.search(rf"\({t['channel']} at {t['role_confidence']:.2f}\)$", ln) for t, ln in zip(lines, printed))
+    assert all(re.search(rf"\({t['channel']} at {t['role_confidence']:.2f}\)$", ln) for t, ln in zip(lines, printed, strict=True))
 
 
 def test_most_of_the_speech_time_goes_to_the_right_side(mono_subset):
