@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from monitor.events import REVIEW_RULES
-from monitor.labels import evidence, rule_name, severity_name
+from monitor.labels import confidence_percent, evidence, rule_name, severity_name
 from monitor.private import open_private
 from monitor.qa_summary import CountRow, GroupRow, Summary, summarise
 from monitor.rules.forbidden import MIN_ROLE_CONFIDENCE
@@ -208,7 +208,7 @@ def _whose(t: dict) -> str:
     unsure = conf < MIN_ROLE_CONFIDENCE
     label = "归属存疑 " if unsure else ""
     return (f" <span class='whose{' unsure' if unsure else ''}' title='单声道录音：这句归于此方的把握'>"
-            f"{label}{round(100 * conf)}%</span>")
+            f"{label}{confidence_percent(conf)}%</span>")
 
 
 def _transcript(row: dict) -> str:

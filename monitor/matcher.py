@@ -200,6 +200,12 @@ class Polite:
         with one right after X ("知不知道", "归不归我管") is half of the question, and a
         phrase after such a question in its clause ("你有没有觉得哪里没办法操作？") is what
         the question asks about.
+    which_part / which_part_after: a question word right before the phrase, asking which part
+        the caller finds it in, after a verb of finding in the clause ("您觉得哪里没办法操作？",
+        also when the recogniser garbles the 有没有 before it: "因为没有觉得哪里没办法操作") or
+        right after a `caller_subject` ("您哪里不知道怎么操作，我教您"). Not a
+        phrase that starts a clause of its own (`new_clause`: "你去哪里我不管"), nor without the
+        verb ("问题出在哪里不知道" is the agent not knowing where).
     asks_about / new_clause: a phrase ending in one of `asks_about` (有没有搞错) scolds when
         it ends its clause ("你有没有搞错？", "你有没有搞错啊") or the words after it start a new
         one (`new_clause`: a pronoun or a particle, "你有没有搞错我交了钱的" with the comma
@@ -216,6 +222,8 @@ class Polite:
     a_not_a: tuple[str, ...] = ()
     asks_about: tuple[str, ...] = ()
     new_clause: tuple[str, ...] = ()
+    which_part: tuple[str, ...] = ()
+    which_part_after: tuple[str, ...] = ()
 
     def excuses(self, clause: str, start: int, end: int, pattern: str = "") -> str | None:
         """The construction that excuses clause[start:end] (a match of `pattern`), if any."""
@@ -229,6 +237,8 @@ class Polite:
             return "a question about it"
         if any(before.endswith(w) for w in self.negated):
             return "denied"
+        if self._which_part(before, clause[start:end]):
+            return "a question about it"
         for w in self.concessive_words:
             at = after.find(w)
             if 0 <= at <= CONCESSIVE_REACH and _sounds_in(self.concessive_then, after[at + len(w):]):
@@ -242,6 +252,14 @@ class Polite:
         if self._a_not_a(clause, start):
             return "a question about it"
         return None
+
+    def _which_part(self, before: str, phrase: str) -> bool:
+        """The phrase is what "which part (do you find it)" asks about: 您觉得哪里没办法操作？"""
+        word = next((w for w in self.which_part if before.endswith(w)), None)
+        if word is None or any(phrase.startswith(w) for w in self.new_clause):
+            return False
+        asked = before[:-len(word)]
+        return any(v in asked for v in self.which_part_after) or any(asked.endswith(w) for w in self.caller_subject)
 
     def _a_not_a(self, clause: str, start: int) -> bool:
         """The phrase is half of an X不X question, or comes after one in its clause."""

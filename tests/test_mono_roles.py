@@ -168,6 +168,7 @@ def test_no_forbidden_alert_from_a_callers_line(mono_subset):
 def test_the_page_and_the_printed_transcript_show_how_sure_each_mono_lines_side_is(mono_subset, tmp_path):
     """A QA lead reading a mono call sees which lines' sides are in doubt (dev-000's caller line)."""
     import io
+    import math
     import re
 
     from monitor.html_report import write_html
@@ -188,7 +189,16 @@ def test_the_page_and_the_printed_transcript_show_how_sure_each_mono_lines_side_
     print_call(r, out, show_transcript=True)
     printed = [ln for ln in out.getvalue().splitlines() if ln.startswith("    ")]
     assert len(printed) == len(lines)
-    assert all(re.search(rf"\({t['channel']} at {t['role_confidence']:.2f}\)$", ln) for t, ln in zip(lines, printed, strict=True))
+    assert all(re.search(rf"\({t['channel']} at {math.floor(100 * t['role_confidence'] + 1e-9) / 100:.2f}\)$", ln)
+               for t, ln in zip(lines, printed, strict=True))
+
+
+def test_a_confidence_just_under_the_bar_never_reads_as_at_it():
+    """Found by an outside tester: 0.795 showed as "归属存疑 80%" beside a plain 80%."""
+    from monitor.labels import confidence_percent
+
+    assert [confidence_percent(c) for c in (0.5, 0.795, 0.799, 0.8, 0.801, 0.995, 0.998, 1.0)] == \
+        [50, 79, 79, 80, 80, 99, 99, 100]
 
 
 def test_most_of_the_speech_time_goes_to_the_right_side(mono_subset):

@@ -39,7 +39,8 @@ def forbidden(profile, text):
     # which part: a question word right before the phrase, kept when the recogniser garbles
     # the 有没有 before it ("您有没有觉得…" heard "因为没有觉得…")
     (UNICOM, "因为没有觉得哪里没办法操作，我一步一步教您", "没办法，这个哪里都办不了", "没办法"),
-    (JINGYI, "您看说明书的时候哪儿不知道怎么弄，随时问我", "哪儿坏了我也不知道，你问别人吧", "不知道"),
+    (JINGYI, "您看看哪儿不知道怎么弄，随时问我", "坏在哪儿不知道，你自己找找", "不知道"),
+    (ZTE, "您哪里不知道怎么操作，我一步步教您", "您说的那个东西在哪里我不知道", "我不知道"),
     # a 有没有 question about something, not the scolding (which ends its clause, or a new one
     # follows with its comma unheard)
     (BROADBAND, "麻烦您看一下，你有没有搞错网线的接口？应该插黄色那个口", "你有没有搞错，我交了钱的", "你有没有搞错？"),
@@ -69,6 +70,23 @@ def test_after_the_concessive_condition_comes_what_the_agent_asserts():
     assert "没办法" in forbidden(UNICOM, "无论如何也没办法")
     # a yes/no question asks; a refusal before it in the clause is still said
     assert "没办法" in forbidden(UNICOM, "没办法，你是不是听不懂")
+
+
+@pytest.mark.parametrize("profile, rude, phrase", [
+    # where something is, the agent does not know: no verb of finding before the question word
+    (JINGYI, "问题出在哪里不知道，你问厂家吧", "不知道"),
+    (ZTE, "问题在哪儿不知道，你自己查吧", "我不知道"),
+    (JINGYI, "你哪里不知道？说明书上都写着呢", "不知道"),
+    # wherever …: the phrase opens a clause of its own
+    (ZTE, "你去哪里我不管", "我不管"),
+    (ZTE, "你爱找哪儿我管不着", "我管不着"),
+    (ZTE, "你投诉到哪里我也没办法", "我也没办法"),
+    (BROADBAND, "说明书在哪里你自己看", "说明书上有，你自己看"),
+    (UNICOM, "你去哪里没办法，规定就是这样", "没办法"),
+])
+def test_a_question_word_excuses_only_what_the_caller_is_asked_to_find(profile, rude, phrase):
+    """Found by an outside tester: 哪里 before a phrase once excused every one of these."""
+    assert phrase in forbidden(profile, rude), rude
 
 
 def test_a_rude_question_is_still_rude():
