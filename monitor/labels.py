@@ -125,6 +125,14 @@ def confidence_percent(conf: float) -> int:
     return math.floor(100 * conf + 1e-9)
 
 
+def mono_side(conf: float | None, lang: Lang = "zh") -> str:
+    """What a mixed-mono line's alert adds: how sure its line is the agent's ('' on stereo)."""
+    if conf is None:
+        return ""
+    pct = confidence_percent(conf)
+    return f" [混合录音，这句是坐席的可能性 {pct}%]" if lang == "zh" else f" [mixed mono: the agent's line at {pct}%]"
+
+
 def table() -> dict:
     """The whole table as JSON for the console (GET /api/labels)."""
     return {"rules": {k: {"zh": zh, "en": en} for k, (zh, en) in RULES.items()},

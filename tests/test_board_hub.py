@@ -193,6 +193,29 @@ def test_history_search_by_date_desk_rule_and_words_pages_beyond_the_newest_2000
     run(go())
 
 
+def test_a_mono_desks_alert_keeps_how_sure_its_line_is_the_agents_across_a_restart(tmp_path: Path) -> None:
+    """Also in a database written before the column existed (it is added at open)."""
+    import sqlite3
+
+    path = tmp_path / "hub.sqlite3"
+    store = AlertStore(path, "normal")
+    store.insert_many([("d", Alert(desk="", call_id="c1", rule="closing", start=0, end=1, emitted=1, text="好的",
+                                   evidence="e", id="a1"))])
+    store.close()
+    db = sqlite3.connect(path)  # as an older hub left it
+    db.execute("ALTER TABLE alerts DROP COLUMN role_confidence")
+    db.commit()
+    db.close()
+    store = AlertStore(path, "normal")
+    store.insert_many([("d", Alert(desk="", call_id="c2", rule="forbidden", start=3, end=4, emitted=4, text="不可能",
+                                   evidence="e", phrase="不可能", id="a2", role_confidence=0.93))])
+    store.close()
+    store = AlertStore(path, "normal")
+    found, _ = store.search(AlertQuery(limit=10))
+    assert {a.call_id: a.role_confidence for a in found} == {"c1": None, "c2": 0.93}
+    store.close()
+
+
 def test_old_transcripts_are_pruned_with_the_alerts(tmp_path: Path) -> None:
     store = AlertStore(tmp_path / "hub.sqlite3", "normal")
     now = time.time()

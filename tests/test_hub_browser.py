@@ -110,10 +110,13 @@ def test_console_page_live_filter_ack_and_resume(tmp_path: Path) -> None:
             expect(first).to_have_attribute("data-rule", "forbidden")
             expect(first.locator("td.text")).to_have_text("我不知道，你找领导去")
             expect(first.locator("td.text .phrase")).to_have_text("找领导去")
+            expect(first.locator("td.evidence")).not_to_contain_text("%")  # a stereo desk's line
             ht.call(push(desk2, "b:1", body(2, rule="greeting", text="喂，哪位",
-                                            phrase=None, evidence="rude opening")))
+                                            phrase=None, evidence="rude opening", role_confidence=0.795)))
             expect(rows).to_have_count(2)
             expect(rows.nth(0).locator("td.desk")).to_have_text("desk-2")  # newest first
+            # a mono desk's line says how sure it is the agent's, floored as the reports show it
+            expect(rows.nth(0).locator("td.evidence")).to_contain_text("混合录音，这句是坐席的可能性 79%")
 
             # 2. Filters by desk and by rule.
             visible = page.locator("#alert-rows tr:not([hidden])")

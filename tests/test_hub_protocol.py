@@ -61,6 +61,9 @@ def test_bad_messages_are_refused(raw: str | bytes, code: str) -> None:
     ("text", "字" * 4001, "too_long"),
     ("rule", "rule with spaces", "bad_value"),
     ("call_id", None, "bad_schema"),
+    ("role_confidence", 1.5, "bad_value"),
+    ("role_confidence", "0.9", "bad_type"),
+    ("role_confidence", True, "bad_type"),
 ])
 def test_bad_alert_fields_carry_the_alert_id(field: str, value: object, code: str) -> None:
     b = body(1)
@@ -132,3 +135,36 @@ def test_one_alert_type_from_the_desk_through_the_wire_to_the_console() -> None:
     frame = stored.to_message()
     assert frame["type"] == "alert" and frame["seq"] == 5 and frame["phrase"] == "不知道"
     assert Alert(**{k: v for k, v in frame.items() if k != "type"}) == stored
+
+
+def test_a_mono_desks_alert_carries_how_sure_its_line_is_the_agents() -> None:
+    raised = Alert("desk-9", "c1", "forbidden", 1.0, 2.0, 2.5, "不可能", "agent said “不可能”: exact",
+                   phrase="不可能", role_confidence=0.93)
+    msg = parse_message(dumps({"type": "alert", "id": "desk-9:2", "alert": raised.body()}))
+    assert isinstance(msg, AlertMsg) and msg.record.role_confidence == 0.93
+    frame = replace(msg.record, desk="desk-9", seq=6, received=1.7e9).to_message()
+    assert frame["role_confidence"] == 0.93
+    # a stereo desk's alert has none, on the wire too
+    assert "role_confidence" not in replace(raised, role_confidence=None).body()
+
+
+def test_the_terminals_say_how_sure_a_mono_alerts_line_is_the_agents() -> None:
+    """The supervisor's terminal console and the desk's own terminal, as on the web console."""
+    import asyncio
+    import io
+
+    from monitor.hub.console_tui import format_alert
+    from monitor.live.sinks import PrintSink
+
+    mono = Alert("desk-9", "c1", "forbidden", 1.0, 2.0, 2.5, "不可能", "agent said “不可能”: exact",
+                 phrase="不可能", role_confidence=0.799, seq=3, received=1.7e9)
+    stereo = replace(mono, role_confidence=None)
+    assert format_alert(mono.to_message()).endswith("[混合录音，这句是坐席的可能性 79%]")
+    assert format_alert(mono.to_message(), "en").endswith("[mixed mono: the agent's line at 79%]")
+    assert "%" not in format_alert(stereo.to_message())
+    out = io.StringIO()
+    sink = PrintSink(out)
+    asyncio.run(sink.emit(mono))
+    asyncio.run(sink.emit(stereo))
+    first, second = out.getvalue().splitlines()
+    assert "坐席的可能性 79%" in first and "%" not in second

@@ -90,6 +90,9 @@ def test_no_caller_line_raises_an_alert_against_the_agent(mono_desk):
     (k,) = [i for i, t in enumerate(lines.lines) if t.start <= alert.start < t.end]
     assert lines.lines[k].role == "agent"
     assert lines.raised_after[alert.phrase] <= k + 2 < len(lines.lines)
+    # ... and tells the supervisor how sure its line is the agent's
+    assert alert.role_confidence is not None and alert.role_confidence >= 0.8
+    assert alert.body()["role_confidence"] == alert.role_confidence
     # Every live line has a side and a confidence.
     for _, (_, _, _, lines) in mono_desk.items():
         assert {t.role for t in lines.lines} == {"agent", "caller"}

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from monitor.labels import Lang, evidence, rule_name, severity_name
+from monitor.labels import Lang, evidence, mono_side, rule_name, severity_name
 
 from .console_client import ConsoleClient, ConsoleRefused
 
@@ -28,13 +28,15 @@ def format_alert(a: dict, lang: Lang = "zh") -> str:
     if a.get("acked_by"):
         note = f": {clean(a['ack_note'], 120)}" if a.get("ack_note") else ""
         acked = f" [acked by {clean(a['acked_by'], 64)}{note}]"
+    conf = a.get("role_confidence")
+    whose = mono_side(float(conf), lang) if isinstance(conf, (int, float)) and not isinstance(conf, bool) else ""
     label = rule_name(rule, lang)
     named = f"{rule} {label}" if label != rule else rule  # the id stays: scripts grep it
     return (f"#{a.get('seq')} {when} {clean(a.get('desk'), 64)} {clean(named, 130)}"
             f" ({clean(severity_name(sev, lang), 32)}) call={clean(a.get('call_id'), 64)}"
             f" t={float(a.get('start', 0)):.1f}-{float(a.get('end', 0)):.1f}s{phrase}"
             f" \"{clean(a.get('text'))}\" | {clean(evidence(str(a.get('evidence')), lang), 120)}"
-            f"{acked}")
+            f"{whose}{acked}")
 
 
 def format_acked(a: dict) -> str:

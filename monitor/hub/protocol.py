@@ -9,7 +9,9 @@ Client -> hub
                                tail: a view showing only the newest N may skip older history;
                                epoch: the hub database `since` refers to)
   {"type": "alert", "id": "<desk-unique id>", "alert": {call_id, rule, start, end, emitted,
-                                                      text, evidence, phrase?, severity?}}
+                                                      text, evidence, phrase?, severity?,
+                                                      role_confidence?: 0-1, a mono desk's
+                                                      line being the agent's}}
   {"type": "ack_alert", "seq": N, "note"?: "..."}       (console: acknowledge an alert, with an
                                                        optional note; who acks is the name
                                                        bound to the console token, else the
@@ -144,6 +146,8 @@ class Alert:
     evidence: str
     phrase: str | None = None
     severity: str = "major"
+    # A mixed-mono desk's line: how sure it is the agent's (0-1; None on a stereo desk).
+    role_confidence: float | None = None
     id: str | None = None
     seq: int | None = None
     received: float | None = None  # hub wall clock
@@ -153,7 +157,7 @@ class Alert:
 
     # What a desk sends (the `alert` object of its frame); the rest is added on the way.
     BODY: ClassVar[tuple[str, ...]] = ("call_id", "rule", "start", "end", "emitted", "text", "evidence",
-                                       "phrase", "severity")
+                                       "phrase", "severity", "role_confidence")
 
     def to_wire(self) -> dict:
         """Every field that is set (None left out)."""
@@ -427,6 +431,8 @@ def parse_alert_body(alert_id: str, body: Any, desk: str = "") -> Alert:
             phrase=_str(body, "phrase", MAX_PHRASE, required=False),
             severity=_str(body, "severity", MAX_SEVERITY, required=False,
                           pattern=NAME_RE) or "major",
+            role_confidence=None if body.get("role_confidence") is None
+            else _number(body, "role_confidence", 0.0, 1.0),
         )
     except ProtocolError as exc:
         raise ProtocolError(exc.code, exc.message, ref=alert_id) from None

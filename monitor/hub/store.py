@@ -77,7 +77,7 @@ CREATE INDEX IF NOT EXISTS transcripts_received ON transcripts (received);
 CREATE INDEX IF NOT EXISTS alerts_received ON alerts (received);
 """
 # Columns added after the first release: added to an older database at open.
-MIGRATIONS = (("alerts", "ack_note", "TEXT"), ("acks", "note", "TEXT"))
+MIGRATIONS = (("alerts", "ack_note", "TEXT"), ("acks", "note", "TEXT"), ("alerts", "role_confidence", "REAL"))
 
 log = logging.getLogger("monitor.hub")
 MARK_SIZE = 128
@@ -113,7 +113,7 @@ def _create_private(path: Path) -> None:
 
 
 _COLS = ('seq, desk, alert_id, call_id, rule, start, "end", emitted, text, evidence, phrase, '
-         'severity, received, acked_at, acked_by, ack_note')
+         'severity, received, acked_at, acked_by, ack_note, role_confidence')
 
 
 class StoreError(RuntimeError):
@@ -130,10 +130,11 @@ class StoreError(RuntimeError):
 def _stored(row: tuple) -> Alert:
     """An alert as the store holds it (a row of _COLS)."""
     (seq, desk, alert_id, call_id, rule, start, end, emitted, text, evidence, phrase, severity,
-     received, acked_at, acked_by, ack_note) = row
+     received, acked_at, acked_by, ack_note, role_confidence) = row
     return Alert(desk=desk, call_id=call_id, rule=rule, start=start, end=end, emitted=emitted, text=text,
                  evidence=evidence, phrase=phrase, severity=severity, id=alert_id, seq=seq,
-                 received=received, acked_at=acked_at, acked_by=acked_by, ack_note=ack_note)
+                 received=received, acked_at=acked_at, acked_by=acked_by, ack_note=ack_note,
+                 role_confidence=role_confidence)
 
 
 @dataclass(frozen=True)
@@ -363,10 +364,10 @@ class AlertStore:
                     continue
                 cur.execute(
                     'INSERT INTO alerts (desk, alert_id, call_id, rule, start, "end", '
-                    'emitted, text, evidence, phrase, severity, received) '
-                    'VALUES (?,?,?,?,?,?,?,?,?,?,?,?)',
+                    'emitted, text, evidence, phrase, severity, received, role_confidence) '
+                    'VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)',
                     (desk, r.id, r.call_id, r.rule, r.start, r.end, r.emitted, r.text,
-                     r.evidence, r.phrase, r.severity, now))
+                     r.evidence, r.phrase, r.severity, now, r.role_confidence))
                 out.append(InsertResult(replace(r, desk=desk, seq=cur.lastrowid, received=now), False))
             cur.execute("COMMIT")
         except Exception as exc:  # not only sqlite3.Error: e.g. UnicodeEncodeError

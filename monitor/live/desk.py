@@ -186,7 +186,7 @@ class LiveCall:
         for v in found:
             a = Alert(desk=self.desk.opt.desk, call_id=self.call_id, rule=v.rule, start=round(v.start, 2),
                       end=round(v.end, 2), emitted=round(self.clock.now(), 2), text=v.text,
-                      evidence=v.evidence, phrase=v.phrase, severity=v.severity)
+                      evidence=v.evidence, phrase=v.phrase, severity=v.severity, role_confidence=v.role_confidence)
             self.alerts.append(a)
             await self.desk._each_sink("emit", a)
 

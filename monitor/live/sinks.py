@@ -11,7 +11,7 @@ from typing import IO, Protocol
 
 from monitor.events import CallStarted, Transcript, Violation
 from monitor.hub.protocol import MAX_TEXT, Alert, TranscriptLine
-from monitor.labels import evidence, rule_name
+from monitor.labels import evidence, mono_side, rule_name
 from monitor.scoring import FULL_SCORE
 
 
@@ -69,7 +69,7 @@ class PrintSink:
         said = f" 「{alert.text}」" if alert.text else ""
         # The rule id (scripts grep it) with its name and the evidence from the one wording table.
         name = f"{alert.rule} {rule_name(alert.rule)}"
-        self.out.write(f"[{alert.call_id} {alert.emitted:6.1f}s] {name:<16} {what}{evidence(alert.evidence)}{said}\n")
+        self.out.write(f"[{alert.call_id} {alert.emitted:6.1f}s] {name:<16} {what}{evidence(alert.evidence)}{mono_side(alert.role_confidence)}{said}\n")
         self.out.flush()
 
     async def call_ended(self, summary: CallSummary) -> None:
