@@ -12,6 +12,8 @@ import math
 import re
 from typing import Literal
 
+from monitor.events import REVIEW_RULES
+
 Lang = Literal["zh", "en"]
 
 # rule -> (Chinese, English)
@@ -122,12 +124,13 @@ def evidence(text: str, lang: Lang = "zh") -> str:
 def confidence_percent(conf: float) -> int:
     """A side's confidence as shown to people, in percent: floored, so a line under a bar
     (0.795 under 0.8) never reads as at it, and only certainty reads 100."""
-    return math.floor(100 * conf + 1e-9)
+    return math.floor(round(100 * conf, 9))  # round: 0.57 * 100 is 56.99999999999999
 
 
-def mono_side(conf: float | None, lang: Lang = "zh") -> str:
-    """What a mixed-mono line's alert adds: how sure its line is the agent's ('' on stereo)."""
-    if conf is None:
+def mono_side(conf: float | None, rule: str, lang: Lang = "zh") -> str:
+    """What a mixed-mono line's alert adds: how sure its line is the agent's ('' on stereo, and
+    on a finding to review, whose evidence says it already)."""
+    if conf is None or rule in REVIEW_RULES:
         return ""
     pct = confidence_percent(conf)
     return f" [混合录音，这句是坐席的可能性 {pct}%]" if lang == "zh" else f" [mixed mono: the agent's line at {pct}%]"
@@ -138,4 +141,4 @@ def table() -> dict:
     return {"rules": {k: {"zh": zh, "en": en} for k, (zh, en) in RULES.items()},
             "severities": {k: {"zh": zh, "en": en} for k, (zh, en) in SEVERITIES.items()},
             "evidence": [{"pattern": p, "zh": t} for p, t in EVIDENCE],
-            "who": _WHO}
+            "who": _WHO, "review_rules": list(REVIEW_RULES)}

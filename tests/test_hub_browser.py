@@ -117,6 +117,10 @@ def test_console_page_live_filter_ack_and_resume(tmp_path: Path) -> None:
             expect(rows.nth(0).locator("td.desk")).to_have_text("desk-2")  # newest first
             # a mono desk's line says how sure it is the agent's, floored as the reports show it
             expect(rows.nth(0).locator("td.evidence")).to_contain_text("混合录音，这句是坐席的可能性 79%")
+            # a finding to review says how sure in its own evidence: not twice
+            shown = page.evaluate("""alertEvidence({rule: "forbidden_unsure", role_confidence: 0.55,
+                evidence: "agent said “我不知道”: exact; whose line is unsure (the agent's at 0.55)"})""")
+            assert shown == "混合录音中说“我不知道”的这句话是坐席的可能性为 0.55，请人工核实"
 
             # 2. Filters by desk and by rule.
             visible = page.locator("#alert-rows tr:not([hidden])")

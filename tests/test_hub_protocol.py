@@ -168,3 +168,17 @@ def test_the_terminals_say_how_sure_a_mono_alerts_line_is_the_agents() -> None:
     asyncio.run(sink.emit(stereo))
     first, second = out.getvalue().splitlines()
     assert "坐席的可能性 79%" in first and "%" not in second
+    # a finding to review states how sure in its own evidence, once and floored the same
+    # (an outside tester saw "0.80" there beside "79%")
+    from monitor.events import Transcript
+    from monitor.phrasebook import load_profile
+    from monitor.rules import RuleEngine
+
+    engine = RuleEngine(load_profile("zte"))
+    assert engine.on_transcript(Transcript(role="agent", start=1.0, end=2.5, text="我也没办法", role_confidence=0.799)) == []
+    (review,) = [v for v in engine.end(3.0) if v.rule == "forbidden_unsure"]
+    assert review.evidence.endswith("(the agent's at 0.79)")
+    alert = Alert("desk-9", "c1", review.rule, review.start, review.end, 3.0, review.text, review.evidence,
+                  phrase=review.phrase, role_confidence=review.role_confidence, seq=4, received=1.7e9)
+    line = format_alert(alert.to_message())
+    assert "0.79" in line and "%" not in line

@@ -197,8 +197,8 @@ def test_a_confidence_just_under_the_bar_never_reads_as_at_it():
     """Found by an outside tester: 0.795 showed as "归属存疑 80%" beside a plain 80%."""
     from monitor.labels import confidence_percent
 
-    assert [confidence_percent(c) for c in (0.5, 0.795, 0.799, 0.8, 0.801, 0.995, 0.998, 1.0)] == \
-        [50, 79, 79, 80, 80, 99, 99, 100]
+    assert [confidence_percent(c) for c in (0.5, 0.57, 0.795, 0.799, 0.8, 0.801, 0.995, 0.99999999999, 1.0)] == \
+        [50, 57, 79, 79, 80, 80, 99, 99, 100]
 
 
 def test_most_of_the_speech_time_goes_to_the_right_side(mono_subset):

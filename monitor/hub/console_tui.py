@@ -29,7 +29,7 @@ def format_alert(a: dict, lang: Lang = "zh") -> str:
         note = f": {clean(a['ack_note'], 120)}" if a.get("ack_note") else ""
         acked = f" [acked by {clean(a['acked_by'], 64)}{note}]"
     conf = a.get("role_confidence")
-    whose = mono_side(float(conf), lang) if isinstance(conf, (int, float)) and not isinstance(conf, bool) else ""
+    whose = mono_side(float(conf), rule, lang) if isinstance(conf, (int, float)) and not isinstance(conf, bool) else ""
     label = rule_name(rule, lang)
     named = f"{rule} {label}" if label != rule else rule  # the id stays: scripts grep it
     return (f"#{a.get('seq')} {when} {clean(a.get('desk'), 64)} {clean(named, 130)}"

@@ -69,7 +69,7 @@ class PrintSink:
         said = f" 「{alert.text}」" if alert.text else ""
         # The rule id (scripts grep it) with its name and the evidence from the one wording table.
         name = f"{alert.rule} {rule_name(alert.rule)}"
-        self.out.write(f"[{alert.call_id} {alert.emitted:6.1f}s] {name:<16} {what}{evidence(alert.evidence)}{mono_side(alert.role_confidence)}{said}\n")
+        self.out.write(f"[{alert.call_id} {alert.emitted:6.1f}s] {name:<16} {what}{evidence(alert.evidence)}{mono_side(alert.role_confidence, alert.rule)}{said}\n")
         self.out.flush()
 
     async def call_ended(self, summary: CallSummary) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from monitor.events import Transcript, Violation
+from monitor.labels import confidence_percent
 from monitor.rules.base import Rule, phrase_span, violation
 from monitor.text import normalize
 
@@ -86,9 +87,10 @@ class ForbiddenRule(Rule):
                 "exact" if normalize(m.matched) == normalize(entry.phrase) else "sounds the same"
             said = f"{'agent ' if tr.role == 'agent' else ''}said “{m.matched}”: {exact}{how}"
             if not sure:
+                assert agent_p is not None  # only a mono line can be unsure
                 self.unsure[key] = violation(
                     UNSURE_RULE, self.profile.forbidden_defaults, start, end, tr.text,
-                    f"{said}; whose line is unsure (the agent's at {agent_p:.2f})",
+                    f"{said}; whose line is unsure (the agent's at {confidence_percent(agent_p) / 100:.2f})",
                     phrase=entry.phrase, severity="minor", deduction=0.0, seed=entry.seed,
                     role_confidence=agent_p)
                 continue

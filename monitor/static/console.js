@@ -58,7 +58,7 @@ const UI = {
 const state = {
   token: null,
   lang: localStorage.getItem("monitor-lang") === "en" ? "en" : "zh",
-  labels: { rules: {}, severities: {}, evidence: [], who: {} },
+  labels: { rules: {}, severities: {}, evidence: [], who: {}, review_rules: [] },
   lastSeq: 0,                   // newest alert seq received
   lastAckSeq: null,             // newest ack seq received (null until the first welcome)
   epoch: null,                  // which hub database the seqs belong to
@@ -509,8 +509,10 @@ function refillRuleSelects() {
 // 0.795 under the 0.8 bar never reads 80%).
 function alertEvidence(a) {
   const conf = a.role_confidence;
-  if (conf === undefined || conf === null) return evidenceText(a.evidence);
-  return `${evidenceText(a.evidence)} · ${t("mono_side")} ${Math.floor(100 * Number(conf) + 1e-9)}%`;
+  // a finding to review says how sure in its own evidence
+  const review = (state.labels.review_rules || []).includes(a.rule);
+  if (conf === undefined || conf === null || review) return evidenceText(a.evidence);
+  return `${evidenceText(a.evidence)} · ${t("mono_side")} ${Math.floor(Number((100 * Number(conf)).toFixed(9)))}%`;
 }
 
 function alertRow(a, withAck) {
