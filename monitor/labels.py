@@ -123,7 +123,7 @@ def evidence(text: str, lang: Lang = "zh") -> str:
 
 def confidence_percent(conf: float) -> int:
     """A side's confidence as shown to people, in percent: floored, so a line under a bar
-    (0.795 under 0.8) never reads as at it, and only certainty reads 100."""
+    (0.795 under 0.8) never reads as at it."""
     return math.floor(round(100 * conf, 9))  # round: 0.57 * 100 is 56.99999999999999
 
 
