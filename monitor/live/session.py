@@ -133,6 +133,7 @@ class CallSession:
         self._lines: list[Transcript] = []  # mono: the lines as heard, before their side was decided
         # mono: each line's voice (monitor.voices) and words' log-odds (monitor.roles), by its times
         self._voices: dict[tuple[float, float], np.ndarray | None] = {}
+        self._voice_at_submit: dict[tuple[float, float], np.ndarray | None] = {}  # by the utterance's span
         self._words: dict[tuple[float, float], float] = {}
         self._pauses: dict[tuple[float, float, float, float], float | None] = {}  # mono: between two lines
         self._last_line: Utterance | None = None  # mono: the last piece sent to the recogniser
@@ -222,6 +223,9 @@ class CallSession:
         if work.partial:
             return self.engine.on_partial(tr) if not self._is_tone(work.utterance) else []
         key = (work.utterance.role, work.utterance.start)
+        span = (work.utterance.start, work.utterance.end)
+        measured = span in self._voice_at_submit
+        voice = self._voice_at_submit.pop(span, None)
         if self._pending.pop(key, None) is None:
             return []  # cancelled: it turned out to be a tone
         found: list[Violation] = []
@@ -230,8 +234,9 @@ class CallSession:
             self._lines.sort(key=lambda t: t.start)
             self._words[(tr.start, tr.end)] = line_evidence(tr, self.profile, self.opt.mono)
             if tr.speech and self.opt.mono.voices.enabled:
-                voice = self._audio["agent"].span(tr.start, tr.end)
-                self._voices[(tr.start, tr.end)] = voice_features(voice, self.opt.mono.voices)
+                if not measured or (tr.start, tr.end) != span:
+                    voice = self._voice(tr.start, tr.end)
+                self._voices[(tr.start, tr.end)] = voice
             so_far = relabel(self._lines, self._decide(self._lines, voices=False))
             k = next(i for i, t in enumerate(self._lines) if t is tr)
             tr = so_far[k]
@@ -305,6 +310,10 @@ class CallSession:
             self._measure_pause(key)
         return self._pauses[key]
 
+    def _voice(self, start: float, end: float) -> np.ndarray | None:
+        """Mono: a line's voice features (monitor.voices) from the mix, as batch takes them."""
+        return voice_features(self._audio["agent"].span(start, end), self.opt.mono.voices)
+
     def _measure_pause(self, key: tuple[float, float, float, float]) -> None:
         mix = self._audio["agent"]
         self._pauses[key] = junction_pause(lambda s, e: mix.span(s, e) if mix.holds(s, e) else None,
@@ -360,6 +369,8 @@ class CallSession:
             if self._last_line is not None:
                 self._measure_pause((self._last_line.start, self._last_line.end, u.start, u.end))
             self._last_line = u
+            if self.opt.mono.voices.enabled:  # its voice too, for the same reason
+                self._voice_at_submit[(u.start, u.end)] = self._voice(u.start, u.end)
         self._pending[(u.role, u.start)] = u
         self._partial_at.pop(u.role, None)
         return Work(u)
