@@ -45,10 +45,14 @@ def test_metrics_count_desks_consoles_alerts_and_writes(tmp_path: Path) -> None:
                 assert (await push(desk, f"a{i}", body(i)))["type"] == "ack"
                 await recv_type(console, "alert")
             assert (await push(desk, "a0", body(0)))["duplicate"] is True  # a resend: not stored again
+            # An alert with a bad value is refused by its id, and counted as refused.
+            bad = await push(desk, "bad-1", body(7, role_confidence=1.5))
+            assert (bad["type"], bad["id"], bad["code"]) == ("reject", "bad-1", "bad_value")
             status, text = await asyncio.to_thread(scrape, hub.http_url)
             v = values(text)
             assert v["monitor_hub_desks_connected"] == 1 and v["monitor_hub_consoles_connected"] == 1
             assert v["monitor_hub_alerts_stored_total"] == 3 and v["monitor_hub_last_seq"] == 3
+            assert v["monitor_hub_alerts_rejected_total"] == 1
             assert v["monitor_hub_write_seconds_count"] >= 1 and v["monitor_hub_write_seconds_sum"] > 0
             assert v["monitor_hub_ingest_queue_depth"] == 0 and "monitor_hub_console_queue_depth_max" in v
             assert "我不知道" not in text and "desk-9" not in text  # counts only

@@ -62,8 +62,8 @@ class HubMetrics:
         self.registry.register(_Live(read))
         self.alerts_stored = Counter("monitor_hub_alerts_stored", "alerts stored since the hub started "
                                      "(duplicates resent by desks not counted)", registry=self.registry)
-        self.alerts_rejected = Counter("monitor_hub_alerts_rejected", "alerts refused (over quota or not "
-                                       "storable)", registry=self.registry)
+        self.alerts_rejected = Counter("monitor_hub_alerts_rejected", "alerts refused (invalid, over quota "
+                                       "or not storable)", registry=self.registry)
         self.write_seconds = Histogram("monitor_hub_write_seconds", "time to commit one batch of alerts "
                                        "(with fsync under --sync full)", registry=self.registry,
                                        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,

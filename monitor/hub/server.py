@@ -758,6 +758,7 @@ class Hub:
                 if exc.ref is not None:
                     # The frame was readable but the alert is invalid: tell the desk to stop
                     # resending it, or it would retry it forever.
+                    self.metrics.alerts_rejected.inc()
                     await ws.send(dumps({"type": "reject", "id": exc.ref, "code": exc.code,
                                          "reason": exc.message}))
                 else:
