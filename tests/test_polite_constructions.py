@@ -23,6 +23,10 @@ def forbidden(profile, text):
     (ZTE, "您放心，我不管多晚读会给您回电话", "我不管多了，你自己看着办", "我不管"),
     # a question built on 有没…
     (UNICOM, "请问您那边有没办法重启一下路由器", "这个真的没办法", "没办法"),
+    # "I wonder whether it suits you …": a polite question that opens with 不知道, kept when the
+    # recogniser garbles one syllable of it (是否 heard 是走)
+    (JINGYI, "不知道是走方便留个联系电话", "不知道，你问别人吧", "不知道"),
+    (ZTE, "不知道是否方便留一个联系电话", "我不知道，你去问别人", "我不知道"),
     # said of the caller, not the agent refusing
     (ZTE, "您不知道型号也没关系，我帮您查", "这个我不知道", "我不知道"),
     (JINGYI, "如果您不知道序列号的话我教您找", "不知道，你问别人吧", "不知道"),
