@@ -330,7 +330,7 @@ def decide_roles(transcripts: list[Transcript], profile: Profile, direction: str
         return first
     agent_p: list[float | None] = [(d.confidence if d.role == "agent" else 1.0 - d.confidence) if t.speech else None
                                    for t, d in zip(transcripts, first, strict=True)]
-    extra = voice_evidence(features, agent_p, options.voices, [t.end - t.start for t in transcripts])
+    extra = voice_evidence(features, agent_p, options.voices)
     if not any(extra):
         return first
     return assign_roles(transcripts, profile, direction, options, extra, evidence, pause_of)

@@ -25,17 +25,6 @@ gave no more. Taking a long line's voice from its middle 3 s gives the same figu
 the cost (2 s: held-out 0.845; the features cost about 0.5 % of the audio's duration, 3 s).
 Unsupervised 2-means on the same features, tried before, put only 0.65-0.68
 of the speech time on the right side.
-
-A stranger's voice (`_stranger`): the two-voice model needs each side to be one voice, but a caller's
-side can hold more than one (someone beside them, a recorded message, a real voice among synthetic
-lines in the dev calls) and can share the agent's in part, and then it stays silent. The agent is
-the one voice the call surely holds, so a line of a second or more whose voice is far from every
-line surely the agent's (posterior 0.9, at least three lines) counts towards the caller, never the
-other way. Re-deciding the sides of cached mono reports (dev and three held-out-style sets, seeds
-7 / 99 / 2026), attribution 0.935 / 0.887 / 0.894 / 0.849 -> 0.951 / 0.885 / 0.898 / 0.868;
-forbidden found 7 / 12 / 14 / 13 -> 8 / 13 / 13 / 13, no caller line raised, closing unchanged. From
-0.6 s of line on it also took an agent's short 再见 for a stranger's (a false closing); a wider
-start (3.5) or less weight (1.5) gave no more.
 """
 from __future__ import annotations
 
@@ -63,17 +52,6 @@ class VoiceOptions:
     min_lines: int = 6  # calls with fewer speech lines get no voice evidence
     max_line_s: float = 3.0  # a longer line's voice is taken from its middle this long (the cost)
     enabled: bool = True
-    # A stranger's voice: a line whose voice is far from every line surely the agent's is the caller's,
-    # even where the two-voice model stays silent (the caller's side holds more than one voice, or shares
-    # the agent's in part). Distance: the mean squared standardised difference from the agent's lines
-    # (their own spread, plus `stranger_floor`), counted from `stranger_from`, in full at `stranger_full`.
-    stranger_from: float = 3.0
-    stranger_full: float = 4.0
-    stranger_weight: float = 2.0  # log-odds towards the caller at full distance
-    stranger_floor: float = 0.3
-    stranger_min_confidence: float = 0.9  # the agent's lines the distance is taken from
-    stranger_min_agent_lines: int = 3
-    stranger_min_s: float = 1.0  # shorter lines' voices vary too much to tell
 
 
 def _mel_bank(lo: float = 100.0, hi: float = 3800.0) -> np.ndarray:
@@ -157,30 +135,11 @@ def _platt(scores: np.ndarray, agent: np.ndarray) -> float:
     return a
 
 
-def _stranger(z: np.ndarray, p: np.ndarray, long_enough: np.ndarray, options: VoiceOptions) -> np.ndarray:
-    """Log-odds (0 or negative) per row that its voice is not the agent's: far from the rows surely
-    the agent's (each row measured without itself)."""
-    out = np.zeros(len(z))
-    agent = p >= options.stranger_min_confidence
-    if agent.sum() < options.stranger_min_agent_lines:
-        return out
-    span = max(options.stranger_full - options.stranger_from, 1e-6)
-    for k in np.flatnonzero(long_enough):
-        train = agent.copy()
-        train[k] = False
-        mean, var = z[train].mean(0), z[train].var(0) + options.stranger_floor
-        d = float((((z[k] - mean) ** 2) / var).mean())
-        out[k] = -options.stranger_weight * min(1.0, max(0.0, (d - options.stranger_from) / span))
-    return out
-
-
 def voice_evidence(features: list[np.ndarray | None], agent_p: list[float | None],
-                   options: VoiceOptions = VoiceOptions(), durations: list[float] | None = None) -> list[float]:
-    """Log-odds per line that its voice is the agent's (0 where there is nothing to say): the call's
-    two voices where they tell the sides apart, and a stranger's voice (`_stranger`) as the caller's.
+                   options: VoiceOptions = VoiceOptions()) -> list[float]:
+    """Log-odds per line that its voice is the agent's (0 where there is nothing to say).
 
-    `agent_p`: each line's chance of being the agent's from the words and turns (None: not speech);
-    `durations`: each line's length in seconds (without them no line counts as a stranger's)."""
+    `agent_p`: each line's chance of being the agent's from the words and turns (None: not speech)."""
     out = [0.0] * len(features)
     idx = [i for i, (f, p) in enumerate(zip(features, agent_p, strict=True)) if f is not None and p is not None]
     if not options.enabled or len(idx) < options.min_lines:
@@ -191,17 +150,6 @@ def voice_evidence(features: list[np.ndarray | None], agent_p: list[float | None
     x = np.where(finite, x, col_mean)
     z = (x - x.mean(0)) / (x.std(0) + 1e-6)
     p = np.array([agent_p[i] for i in idx], dtype=np.float64)
-    long_enough = np.array([durations is not None and durations[i] >= options.stranger_min_s for i in idx])
-    total = np.clip(_stranger(z, p, long_enough, options) + _two_voices(z, p, options), -options.cap, options.cap)
-    for k, i in enumerate(idx):
-        out[i] = float(total[k])
-    return out
-
-
-def _two_voices(z: np.ndarray, p: np.ndarray, options: VoiceOptions) -> np.ndarray:
-    """Log-odds per row from one Gaussian per side trained on the rows sure of their side; zeros
-    where the voices do not tell those rows apart."""
-    out = np.zeros(len(z))
     sure = np.flatnonzero(np.maximum(p, 1.0 - p) >= options.min_confidence)
     agent = p >= 0.5
     if agent[sure].sum() < options.min_per_side or (~agent[sure]).sum() < options.min_per_side:
@@ -216,4 +164,6 @@ def _two_voices(z: np.ndarray, p: np.ndarray, options: VoiceOptions) -> np.ndarr
     scale = _platt(left_out, agent[sure])
     score = _llr(z[sure], agent[sure], z)
     score[sure] = left_out  # a training line is judged without itself
-    return np.clip(scale * score, -options.cap, options.cap)
+    for k, i in enumerate(idx):
+        out[i] = float(np.clip(scale * score[k], -options.cap, options.cap))
+    return out
