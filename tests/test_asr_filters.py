@@ -24,6 +24,18 @@ def test_a_company_name_said_on_its_own_is_speech_when_the_recogniser_is_sure_of
     assert clean("以下是普通话的句子。", PROMPT, avg_logprob=-0.05)[1] == "prompt echo"
 
 
+def test_a_company_name_with_the_prompt_run_on_is_an_echo_unless_read_surely():
+    """Over music on hold and line noise the recogniser reads its prompt back as it runs, the hot
+    word then the initial prompt's start ("家庭宽带以下", at -0.69 to -0.84 on the field-style sets)."""
+    assert clean("中兴通讯以下。", PROMPT, avg_logprob=-0.8)[1] == "prompt echo"
+    assert clean("中兴通讯，以下是", PROMPT, avg_logprob=-0.8)[1] == "prompt echo"
+    # the agent's own company name, read surely, with the run-on after it (a mono turn's greeting)
+    assert clean("中兴通讯以下", PROMPT, avg_logprob=-0.2)[1] == ""
+    # real words around it are speech
+    assert clean("你好 中兴通讯以下", PROMPT, avg_logprob=-0.4)[1] == ""
+    assert clean("中兴通讯以前的型号", PROMPT, avg_logprob=-0.8)[1] == ""
+
+
 def test_an_echo_appended_to_real_words_is_cut_off():
     text, reason = clean("您好 警翼数码客服部以下是普通话的句子。", PROMPT)
     assert reason == "" and text == "您好 警翼数码客服部"

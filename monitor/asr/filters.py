@@ -100,9 +100,18 @@ def clean(text: str, prompt_texts: tuple[str, ...] = (), avg_logprob: float | No
     if not rest or (removed and len(rest) < 3):
         return text, removed or "prompt echo"
     said_surely = not removed and avg_logprob is not None and avg_logprob >= SURE_HOTWORD_LOGPROB
-    if not said_surely and any(rest in h for h in hot):
+    lead = normalize(prompt_texts[0]).lower() if prompt_texts else ""
+    if not said_surely and any(rest in h or _hotword_then_prompt(rest, h, lead) for h in hot):
         return text, "prompt echo"
     return text, ""
+
+
+def _hotword_then_prompt(rest: str, hotword: str, lead: str) -> bool:
+    """The words are a hot word and the start of the initial prompt after it, as the decoder's prompt
+    runs (家庭宽带 | 以下是普通话的句子): the recogniser reading its prompt back over noise or music
+    ("家庭宽带以下"; 4+ characters of the initial prompt are cut as an echo before this)."""
+    tail = rest[len(hotword):]
+    return bool(hotword) and rest.startswith(hotword) and len(tail) >= 2 and lead.startswith(tail)
 
 
 def _strip_fragment(text: str, frag: str) -> str:
