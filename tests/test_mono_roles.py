@@ -365,3 +365,31 @@ def test_a_line_to_review_is_no_violation_in_the_csv_or_on_the_page(tmp_path):
     write_html(tmp_path / "r.html", [row])
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "1 项违规 · 1 项待核实" in page and "<span>1 项违规</span>" in page
+
+
+def test_a_live_mono_line_keeps_the_voice_it_had_when_the_recogniser_falls_far_behind(corpus_dir, tmp_path):
+    """A recogniser behind an unpaced replay gets lines whose audio has left the desk's recent
+    audio; each line's voice is taken when it is sent, so it is the voice batch scoring reads."""
+    import numpy as np
+
+    from monitor.audio.files import load_call
+    from monitor.live.session import RECENT_S, CallSession, LiveOptions
+    from monitor.voices import voice_features
+
+    mix_to_mono(corpus_dir, tmp_path, {"dev-000"})
+    x = load_call(tmp_path / "dev-000.wav").channels["agent"]
+    assert len(x) / SAMPLE_RATE > RECENT_S + 10
+    session = CallSession("c", load_profile("zte"), ("agent",), LiveOptions(mono_roles="auto"))
+    sent = []
+    for k in range(0, len(x), 1600):  # fed to the end before any line comes back from the recogniser
+        sent += session.feed("agent", x[k:k + 1600])[0]
+    sent += session.finish()
+    first = min((w.utterance for w in sent if not w.partial), key=lambda u: u.start)
+    assert not session._audio["agent"].holds(first.start, first.end)  # its audio is gone by now
+    for w in sent:
+        if not w.partial:
+            u = w.utterance
+            session.transcribed(w, Transcript("agent", u.start, u.end, "您好，中兴通讯。"))
+    voice = session._voices[(first.start, first.end)]
+    batch = voice_features(x[int(first.start * SAMPLE_RATE):int(first.end * SAMPLE_RATE)])
+    assert voice is not None and batch is not None and np.allclose(voice, batch, equal_nan=True)
