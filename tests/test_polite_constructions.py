@@ -27,7 +27,6 @@ def forbidden(profile, text):
     # recogniser garbles one syllable of it (是否 heard 是走)
     (JINGYI, "不知道是走方便留个联系电话", "不知道，你问别人吧", "不知道"),
     (ZTE, "不知道是否方便留一个联系电话", "我不知道，你去问别人", "我不知道"),
-    (ZTE, "我不知道您现在方便说话吗", "我不知道，您去问别人吧", "我不知道"),
     # said of the caller, not the agent refusing
     (ZTE, "您不知道型号也没关系，我帮您查", "这个我不知道", "我不知道"),
     (JINGYI, "如果您不知道序列号的话我教您找", "不知道，你问别人吧", "不知道"),
