@@ -88,3 +88,28 @@ def test_the_cli_reads_the_metrics_token_file(tmp_path: Path, monkeypatch) -> No
     assert _metrics_token(parse("--metrics-token-file", str(f)), []) == METRICS_TOKEN
     monkeypatch.setenv("MONITOR_METRICS_TOKEN", "from-the-environment-01")
     assert _metrics_token(parse(), []) == "from-the-environment-01"
+
+
+def test_a_write_that_fails_for_now_is_not_counted_as_refused(tmp_path: Path) -> None:
+    """A store failure the desk is told to resend (disk I/O) is not a refusal: the resend is stored."""
+    from monitor.hub.store import StoreError
+
+    async def scenario() -> None:
+        async with Hub(options(tmp_path)) as hub:
+            assert hub.store is not None
+            real, failures = hub.store.insert_many, [StoreError("disk I/O error", transient=True)]
+
+            def flaky(items):
+                if failures:
+                    raise failures.pop()
+                return real(items)
+
+            hub.store.insert_many = flaky  # type: ignore[method-assign]
+            desk = await desk_ws(hub.url, "desk-3")
+            assert (await push(desk, "t1", body(1)))["type"] != "ack"
+            assert (await push(desk, "t1", body(1)))["type"] == "ack"  # the desk's resend
+            v = values((await asyncio.to_thread(scrape, hub.http_url))[1])
+            assert v["monitor_hub_alerts_stored_total"] == 1 and v["monitor_hub_alerts_rejected_total"] == 0
+            await desk.close()
+
+    run(scenario())

@@ -112,3 +112,12 @@ def test_a_short_phrase_is_not_pieced_together_across_two_sentences():
     assert forbidden(BROADBAND, "你问我。我问谁？") == ["你问我，我问谁？"]
     # a decimal point ends no sentence
     assert "不知道" in forbidden(JINGYI, "型号是8.1不知道")
+
+
+@pytest.mark.parametrize("rude", ["我不知道您在说什么", "我不知道您是怎么弄的", "我不知道您那边什么情况",
+                                  "我不知道您现在找谁", "我不知道他现在去哪了", "我不知道是否方便您自己去问"])
+def test_a_blunt_i_dont_know_addressed_to_the_caller_is_still_the_forbidden_phrase(rude):
+    """Only the polite question forms are excused (不知道您现在方便吗, 不知道是否方便…): an outside
+    tester showed that excusing every 我不知道您… lets these through."""
+    assert forbidden(ZTE, rude) == ["我不知道"]
+    assert forbidden(JINGYI, rude) == ["不知道"]

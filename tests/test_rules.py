@@ -218,6 +218,13 @@ def test_asking_first_and_thanking_after_makes_a_proper_hold():
     assert rules_of(run(ZTE, calls)) == []
 
 
+@pytest.mark.parametrize("words", ["您在网上营业厅办理便可。", "好的，这样便可以了。"])
+def test_words_that_only_sound_like_a_hold_ask_do_not_excuse_a_hold(words):
+    """便可 reads pian ke like 片刻 ("a moment"), which is why 片刻 alone is no hold ask."""
+    calls = polite_call(agent(6.0, 8.0, words), agent(23.0, 25.0, "对不起，让您久等了。"))
+    assert rules_of(run(ZTE, calls)) == ["hold"]
+
+
 def test_coming_back_without_thanks_is_a_minor_hold_return_finding():
     calls = polite_call(agent(6.0, 9.0, "请您稍等一下，我帮您查询。"), agent(22.0, 24.0, "查到了，是网络问题。"))
     (v,) = run(ZTE, calls).violations

@@ -412,7 +412,8 @@ class Hub:
                     self._commit([p])
                 return
             log.error("%s (desk %s, alert %s)", exc, batch[0].desk, batch[0].record.id)
-            self.metrics.alerts_rejected.inc()
+            if not exc.transient:  # a failed write is resent by the desk and stored then: not refused
+                self.metrics.alerts_rejected.inc()
             if not batch[0].done.done():
                 batch[0].done.set_exception(exc)
             return
