@@ -39,6 +39,11 @@ def test_words_weigh_for_the_side_that_says_them():
     # ... but not knowing how, where or what is a problem stated: the caller's
     assert word_evidence("我不知道怎么开机，按了没反应。", zte) < -1
     assert word_evidence("行后我不知道在哪里看？", zte) < -1
+    # ... or the own device's model, serial number or password (a held-out-style set: the caller's
+    # 我不知道型号是多少，标签磨掉了), but not the agent's rude answer about a model's price
+    assert word_evidence("我不知道型号是多少，标签磨掉了。", zte) < -1
+    assert word_evidence("我也不知道我的序列号。", zte) < -1
+    assert word_evidence("这个型号的价格不知道。", zte) == 0
     # not knowing when or how much is what the caller asks, and what a rude agent answers
     assert word_evidence("我不知道什么时候到货。", zte) == 0
     assert word_evidence("这几个步骤您有没有不知道怎么操作的？", zte) > 0  # the agent asks about it
