@@ -134,7 +134,8 @@ CALLER_CUES = ("我想", "我要", "我还有", "想问一下", "我们这边", 
 # A number read out (a model, phone or order number), not asked for: the caller gives it.
 NUMBER_READ_OUT = re.compile(r"[0-9零一二三四五六七八九幺]{4,}")
 # The speaker does not know how or where (我不知道怎么开机, 我不知道在哪里看), or their own device's
-# model, serial number or password (我不知道型号是多少): a problem with their own device, the caller's. Not knowing when or how much (我不知道什么时候能修好, 多少钱) is no cue: that is
+# model, serial number or password (我不知道型号是多少): a problem with their own device, the
+# caller's. Not knowing when or how much (我不知道什么时候能修好, 多少钱) is no cue: that is
 # what a caller asks and an agent may refuse. The agent's polite question is about the caller's not
 # knowing (您有没有不知道怎么操作的).
 NOT_KNOWING_HOW = re.compile(r"我[也还真都]?不知道[^，,。？?！!、 ]{0,6}?(怎么|怎样|如何|在哪|哪里|哪儿)"
