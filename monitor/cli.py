@@ -381,7 +381,8 @@ def cmd_phrasebook_check(args) -> int:
         for w in p.warnings:
             print(f"monitor: warning: {w}", file=sys.stderr)
         inc = f", includes {', '.join(i.name for i in p.includes)}" if p.includes else ""
-        print(f"{p.path.name}: ok (profile {p.name}: {len(p.forbidden)} forbidden phrases, "
+        n = len(p.forbidden)
+        print(f"{p.path.name}: ok (profile {p.name}: {n} forbidden phrase{'' if n == 1 else 's'}, "
               f"greeting deadline {p.greeting_deadline_s:g} s, hold after {p.hold_max_silence_s:g} s{inc})")
     return 1 if bad else 0
 
