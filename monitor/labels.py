@@ -127,6 +127,11 @@ def confidence_percent(conf: float) -> int:
     return math.floor(round(100 * conf, 9))  # round: 0.57 * 100 is 56.99999999999999
 
 
+def confidence_fraction(conf: float) -> str:
+    """The same floored confidence written as a fraction with two decimals (0.795 -> "0.79")."""
+    return f"{confidence_percent(conf) / 100:.2f}"
+
+
 def mono_side(conf: float | None, rule: str, lang: Lang = "zh") -> str:
     """What a mixed-mono line's alert adds: how sure its line is the agent's ('' on stereo, and
     on a finding to review, whose evidence says it already)."""

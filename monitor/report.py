@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO
 
 from monitor.csv_report import write_csvs
-from monitor.labels import confidence_percent, evidence, rule_name
+from monitor.labels import confidence_fraction, evidence, rule_name
 from monitor.pipeline import CallReport
 from monitor.private import open_private
 from monitor.rules.engine import END_RULES
@@ -83,8 +83,7 @@ def print_call(r: CallReport, out: IO[str], show_transcript: bool = False) -> No
         for t in r.transcript:
             if t.speech:
                 # A mono recording's sides are decided: how sure, so a reader weighs the line.
-                sure = f"  ({t.role} at {confidence_percent(t.role_confidence) / 100:.2f})" \
-                    if t.role_confidence is not None else ""
+                sure = f"  ({t.role} at {confidence_fraction(t.role_confidence)})" if t.role_confidence is not None else ""
                 out.write(f"    {_clock(t.start):>7} {t.role:<6} {t.text}{sure}\n")
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from monitor.events import Transcript, Violation
-from monitor.labels import confidence_percent
+from monitor.labels import confidence_fraction
 from monitor.rules.base import Rule, phrase_span, violation
 from monitor.text import normalize
 
@@ -90,7 +90,7 @@ class ForbiddenRule(Rule):
                 assert agent_p is not None  # only a mono line can be unsure
                 self.unsure[key] = violation(
                     UNSURE_RULE, self.profile.forbidden_defaults, start, end, tr.text,
-                    f"{said}; whose line is unsure (the agent's at {confidence_percent(agent_p) / 100:.2f})",
+                    f"{said}; whose line is unsure (the agent's at {confidence_fraction(agent_p)})",
                     phrase=entry.phrase, severity="minor", deduction=0.0, seed=entry.seed,
                     role_confidence=agent_p)
                 continue
