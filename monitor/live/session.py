@@ -224,8 +224,7 @@ class CallSession:
             return self.engine.on_partial(tr) if not self._is_tone(work.utterance) else []
         key = (work.utterance.role, work.utterance.start)
         span = (work.utterance.start, work.utterance.end)
-        measured = span in self._voice_at_submit
-        voice = self._voice_at_submit.pop(span, None)
+        voice = self._voice_at_submit.pop(span, None)  # measured in _submit, where every line is sent
         if self._pending.pop(key, None) is None:
             return []  # cancelled: it turned out to be a tone
         found: list[Violation] = []
@@ -234,7 +233,7 @@ class CallSession:
             self._lines.sort(key=lambda t: t.start)
             self._words[(tr.start, tr.end)] = line_evidence(tr, self.profile, self.opt.mono)
             if tr.speech and self.opt.mono.voices.enabled:
-                if not measured or (tr.start, tr.end) != span:
+                if (tr.start, tr.end) != span:
                     voice = self._voice(tr.start, tr.end)
                 self._voices[(tr.start, tr.end)] = voice
             so_far = relabel(self._lines, self._decide(self._lines, voices=False))
