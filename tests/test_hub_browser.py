@@ -177,3 +177,47 @@ def test_console_page_live_filter_ack_and_resume(tmp_path: Path) -> None:
             browser.close()
     finally:
         ht.close()
+
+
+def test_an_alert_its_desk_withdraws_is_struck_through_with_the_reason_live_and_after_a_reload(tmp_path: Path) -> None:
+    sync_playwright = require_browser()
+    from playwright.sync_api import expect
+
+    why = "the whole call gives its line to the caller (the agent's at 0.27)"
+    ht = HubThread()
+    try:
+        hub = ht.start(options(tmp_path))
+        desk = ht.call(desk_ws(hub.url, "desk-1"))
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 700})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{hub.http_url}/#token={CONSOLE_TOKEN}")
+            expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=10000)
+            page.click('.tab[data-view="alerts"]')
+            ht.call(push(desk, "a:1", body(1, text="我不知道，你找领导去", phrase="找领导去", role_confidence=0.93)))
+            ht.call(push(desk, "a:2", body(2, text="我不知道", phrase="不知道", role_confidence=0.95)))
+            row = page.locator('#alert-rows tr[data-seq="1"]')
+            expect(row).not_to_have_class(re.compile(r"\bwithdrawn\b"))
+
+            async def withdraw() -> dict:
+                await desk.send(json.dumps({"type": "withdraw", "id": "w:1", "alert": "a:1", "reason": why}))
+                return json.loads(await desk.recv())
+            assert ht.call(withdraw())["type"] == "ack"
+            expect(row).to_have_class(re.compile(r"\bwithdrawn\b"))
+            expect(row.locator(".withdrawn-why")).to_have_text(f"已撤回（坐席端整通复判不成立）：{why}")
+            expect(row.locator("button.ack-btn")).to_have_count(0)  # nothing left to acknowledge
+            expect(page.locator('#alert-rows tr[data-seq="2"]')).not_to_have_class(re.compile(r"\bwithdrawn\b"))
+            page.check("#unacked-only")
+            expect(page.locator("#alert-rows tr:not([hidden])")).to_have_count(1)
+            # A page opened later gets it withdrawn from the history it catches up on.
+            later = browser.new_page()
+            later.on("pageerror", lambda e: errors.append(str(e)))
+            later.goto(f"{hub.http_url}/#token={CONSOLE_TOKEN}")
+            later.click('.tab[data-view="alerts"]')
+            expect(later.locator('#alert-rows tr[data-seq="1"] .withdrawn-why')).to_contain_text(why)
+            assert errors == []
+            browser.close()
+    finally:
+        ht.close()

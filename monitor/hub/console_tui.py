@@ -28,6 +28,8 @@ def format_alert(a: dict, lang: Lang = "zh") -> str:
     if a.get("acked_by"):
         note = f": {clean(a['ack_note'], 120)}" if a.get("ack_note") else ""
         acked = f" [acked by {clean(a['acked_by'], 64)}{note}]"
+    if a.get("withdrawn"):
+        acked += f" [WITHDRAWN by the desk: {clean(a['withdrawn'], 200)}]"
     conf = a.get("role_confidence")
     whose = mono_side(float(conf), rule, lang) if isinstance(conf, (int, float)) and not isinstance(conf, bool) else ""
     label = rule_name(rule, lang)
@@ -42,6 +44,9 @@ def format_alert(a: dict, lang: Lang = "zh") -> str:
 def format_acked(a: dict) -> str:
     when = time.strftime("%m-%d %H:%M:%S", time.localtime(a.get("at", 0)))
     note = f": {clean(a['note'], 200)}" if a.get("note") else ""
+    if a.get("withdrawn"):
+        return (f"#{a.get('seq')} WITHDRAWN by the desk: {clean(a['withdrawn'], 200)}"
+                f" (acked by {clean(a.get('by'), 64)} at {when}{note})")
     return f"#{a.get('seq')} acked by {clean(a.get('by'), 64)} at {when}{note}"
 
 

@@ -61,6 +61,7 @@ from .protocol import (
     CLOSE_BAD_HELLO,
     CLOSE_FORBIDDEN,
     CLOSE_UNAUTHORIZED,
+    MAX_EVIDENCE,
     MAX_HEARTBEAT,
     MAX_PEER,
     MAX_PROFILE,
@@ -70,6 +71,7 @@ from .protocol import (
     LastCall,
     ProtocolError,
     TranscriptLine,
+    Withdraw,
     alert_body,
     dumps,
     parse_alert_body,
@@ -223,6 +225,23 @@ class DeskClient:
         self._update_events()
         self._new.set()
         return alert_id
+
+    async def withdraw(self, alert_id: str, reason: str) -> str:
+        """Spool the withdrawal of an alert sent with id `alert_id` (what send() returned): the
+        call's final judgement does not hold it. Delivered after the alert, at least once, like
+        an alert; returns the withdrawal's own id. ValueError if the hub would refuse it."""
+        wid = f"{self.desk}:{uuid.uuid4().hex}"
+        frame = Withdraw(wid, alert_id, _clip(redact(reason) if self.redact else reason, MAX_EVIDENCE) or "")
+        try:
+            Withdraw.from_wire(frame.to_wire())  # the hub's checks, here
+        except ProtocolError as exc:
+            raise ValueError(exc.message) from None
+        while self._spool.count >= self.max_pending:
+            await self._room.wait()
+        self._spool.add(wid, dumps(frame.to_wire()))
+        self._update_events()
+        self._new.set()
+        return wid
 
     async def call_started(self, call_id: str, started_at: float, profile: str | None,
                            peer: str | None = None) -> None:

@@ -24,6 +24,10 @@ Client -> hub
                       the call fields; last_call absent = keep the one the hub has;
                       desk, if given, must be the desk of the hello)
   {"type": "heartbeat"}                                 (desk: still alive, every N s)
+  {"type": "withdraw", "id": "<desk-unique id>", "alert": "<id of one of its alerts>",
+   "reason": "..."}  (desk: an alert it raised live that the call's final judgement does not
+                      hold, e.g. a mixed-mono line the whole call gives to the caller; answered
+                      like an alert, with ack (seq: the alert's) or reject)
   {"type": "transcript", "line": {"call_id", "role": "agent" | "caller", "start", "end", "text"}}
                      (desk: one recognised utterance of its current call; only when the
                       welcome said "transcripts": true. score in status: the call's running
@@ -39,7 +43,9 @@ Hub -> client
   {"type": "ack", "id": ..., "seq": N, "duplicate": bool}   (desk: alert is stored)
   {"type": "reject", "id": ..., "reason": ...}              (desk: alert can never be stored)
   {"type": "alert", "seq": N, "id": ..., "desk": ..., ...}  (console)
-  {"type": "acked", "ack_seq": M, "seq": N, "by": ..., "at": wall time, "note"?: ...} (console)
+  {"type": "acked", "ack_seq": M, "seq": N, "by": ..., "at": wall time, "note"?: ...,
+   "withdrawn"?: reason}  (console; withdrawn: the desk took the alert back, it is no finding;
+                           by/at/note stay a supervisor's when one acknowledged it first)
   {"type": "transcript", "desk": D, "call_id", "role", "start", "end", "text", "received"}
                     (console: a line of a desk's current call, live; GET /api/transcript?desk=D
                      returns the lines of its current or last call)
@@ -154,6 +160,7 @@ class Alert:
     acked_at: float | None = None
     acked_by: str | None = None
     ack_note: str | None = None
+    withdrawn: str | None = None  # why the desk took it back (hub: once it has)
 
     # What a desk sends (the `alert` object of its frame); the rest is added on the way.
     BODY: ClassVar[tuple[str, ...]] = ("call_id", "rule", "start", "end", "emitted", "text", "evidence",
@@ -185,6 +192,30 @@ class AlertMsg:
 class AckAlert:
     seq: int
     note: str | None = None
+
+
+@dataclass(frozen=True)
+class Withdraw:
+    """A desk takes back one of its alerts (`alert`: the id it sent it with)."""
+
+    id: str
+    alert: str
+    reason: str
+
+    def to_wire(self) -> dict:
+        return {"type": "withdraw", "id": self.id, "alert": self.alert, "reason": self.reason}
+
+    @classmethod
+    def from_wire(cls, obj: Mapping) -> Withdraw:
+        wid = _str(obj, "id", 128, pattern=ID_RE)
+        try:
+            alert = _str(obj, "alert", 128, pattern=ID_RE)
+            reason = _label(obj, "reason", MAX_EVIDENCE)
+        except ProtocolError as exc:
+            raise ProtocolError(exc.code, exc.message, ref=wid) from None
+        if reason is None:
+            raise ProtocolError("bad_schema", "a withdrawal needs a 'reason'", ref=wid)
+        return cls(wid, alert, reason)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -321,7 +352,7 @@ class TranscriptMsg:
     line: TranscriptLine
 
 
-ClientMessage = Hello | AlertMsg | AckAlert | StatusMsg | Heartbeat | TranscriptMsg
+ClientMessage = Hello | AlertMsg | AckAlert | StatusMsg | Heartbeat | TranscriptMsg | Withdraw
 
 
 def _refuse_constant(name: str) -> Any:
@@ -478,6 +509,8 @@ def parse_message(raw: str | bytes) -> ClientMessage:
         return Heartbeat()
     if kind == "transcript":
         return TranscriptMsg(TranscriptLine.from_wire(obj.get("line")))
+    if kind == "withdraw":
+        return Withdraw.from_wire(obj)
     if not isinstance(kind, str):
         raise ProtocolError("bad_schema", "missing field 'type'")
     raise ProtocolError("unknown_type", f"unknown message type {kind[:32]!r}")

@@ -70,6 +70,7 @@ from .protocol import (
     StatusMsg,
     TranscriptLine,
     TranscriptMsg,
+    Withdraw,
     dumps,
     error,
     parse_message,
@@ -751,9 +752,12 @@ class Hub:
                 if isinstance(msg, TranscriptMsg):
                     self._transcript(d, msg.line)
                     continue
+                if isinstance(msg, Withdraw):
+                    await ws.send(self._withdraw(d, msg))
+                    continue
                 if not isinstance(msg, AlertMsg):
-                    raise ProtocolError("not_allowed", "a desk may only send alerts, status, "
-                                                       "transcripts and heartbeats")
+                    raise ProtocolError("not_allowed", "a desk may only send alerts, withdrawals, "
+                                                       "status, transcripts and heartbeats")
             except ProtocolError as exc:
                 errors += 1
                 if exc.ref is not None:
@@ -888,6 +892,28 @@ class Hub:
                     return
                 continue
             self._acknowledge(msg.seq, console.name, msg.note, reply_to=console)
+
+    def _withdraw(self, d: _Desk, msg: Withdraw) -> str:
+        """A desk takes back one of its own alerts; the frame to answer it with. Frames from one
+        desk are handled in order, so an alert sent before its withdrawal is stored by now."""
+        assert self.store is not None
+        alert = self.store.find(d.name, msg.alert)
+        if alert is None or alert.seq is None:
+            # Another desk's alert, one the hub refused, or one pruned: never withdrawable.
+            self.metrics.alerts_rejected.inc()
+            return dumps({"type": "reject", "id": msg.id, "code": "no_such_alert",
+                          "reason": f"this desk has no alert {msg.alert!r} at the hub"})
+        try:
+            rec, new = self.store.withdraw(alert.seq, d.name, msg.reason)
+        except StoreError as exc:
+            log.error("%s (desk %s, withdrawal %s)", exc, d.name, msg.id)
+            return error("store_failed", "withdrawal not stored, resend later", ref=msg.id)
+        if rec is not None and new:
+            self.metrics.alerts_withdrawn.inc()
+            self._broadcast(dumps(rec.to_message()))
+            if d.attention.pop(alert.seq, None) is not None:
+                self._push_desk(d)
+        return dumps({"type": "ack", "id": msg.id, "seq": alert.seq, "duplicate": not new})
 
     def _acknowledge(self, seq: int, by: str, note: str | None = None,
                      reply_to: _Console | None = None) -> dict | None:

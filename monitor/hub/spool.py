@@ -1,4 +1,5 @@
-"""The desk's local spool: alerts not yet acknowledged by the hub (SQLite, WAL).
+"""The desk's local spool: alerts (and withdrawals of them) not yet acknowledged by the hub
+(SQLite, WAL), sent in the order they were spooled.
 
 An alert is written here before `DeskClient.send()` returns and deleted only when the hub
 acks it, so a hub outage, a restart of the hub or of the desk loses nothing.
@@ -58,15 +59,18 @@ class SpoolDamaged(Exception):
 
 
 def frame_ok(alert_id: object, frame: object) -> bool:
-    """Is this the JSON alert frame DeskClient spools for this id?"""
+    """Is this the JSON frame DeskClient spools for this id: an alert, or the withdrawal of one?"""
     if not isinstance(alert_id, str) or not isinstance(frame, str):
         return False
     try:
         msg = json.loads(frame)
     except ValueError:
         return False
-    return (isinstance(msg, dict) and msg.get("type") == "alert" and msg.get("id") == alert_id
-            and isinstance(msg.get("alert"), dict))
+    if not isinstance(msg, dict) or msg.get("id") != alert_id:
+        return False
+    if msg.get("type") == "withdraw":
+        return isinstance(msg.get("alert"), str) and isinstance(msg.get("reason"), str)
+    return msg.get("type") == "alert" and isinstance(msg.get("alert"), dict)
 
 
 class Spool:

@@ -77,7 +77,10 @@ CREATE INDEX IF NOT EXISTS transcripts_received ON transcripts (received);
 CREATE INDEX IF NOT EXISTS alerts_received ON alerts (received);
 """
 # Columns added after the first release: added to an older database at open.
-MIGRATIONS = (("alerts", "ack_note", "TEXT"), ("acks", "note", "TEXT"), ("alerts", "role_confidence", "REAL"))
+# withdrawn: why the desk took the alert back (NULL: it stands); on an ack row, the same, so a
+# console replaying the acknowledgements learns it.
+MIGRATIONS = (("alerts", "ack_note", "TEXT"), ("acks", "note", "TEXT"), ("alerts", "role_confidence", "REAL"),
+              ("alerts", "withdrawn", "TEXT"), ("acks", "withdrawn", "TEXT"))
 
 log = logging.getLogger("monitor.hub")
 MARK_SIZE = 128
@@ -113,7 +116,8 @@ def _create_private(path: Path) -> None:
 
 
 _COLS = ('seq, desk, alert_id, call_id, rule, start, "end", emitted, text, evidence, phrase, '
-         'severity, received, acked_at, acked_by, ack_note, role_confidence')
+         'severity, received, acked_at, acked_by, ack_note, role_confidence, withdrawn')
+_ACK_COLS = "ack_seq, seq, by, at, note, withdrawn"
 
 
 class StoreError(RuntimeError):
@@ -130,11 +134,11 @@ class StoreError(RuntimeError):
 def _stored(row: tuple) -> Alert:
     """An alert as the store holds it (a row of _COLS)."""
     (seq, desk, alert_id, call_id, rule, start, end, emitted, text, evidence, phrase, severity,
-     received, acked_at, acked_by, ack_note, role_confidence) = row
+     received, acked_at, acked_by, ack_note, role_confidence, withdrawn) = row
     return Alert(desk=desk, call_id=call_id, rule=rule, start=start, end=end, emitted=emitted, text=text,
                  evidence=evidence, phrase=phrase, severity=severity, id=alert_id, seq=seq,
                  received=received, acked_at=acked_at, acked_by=acked_by, ack_note=ack_note,
-                 role_confidence=role_confidence)
+                 role_confidence=role_confidence, withdrawn=withdrawn)
 
 
 @dataclass(frozen=True)
@@ -144,12 +148,15 @@ class AckRecord:
     by: str
     at: float
     note: str | None = None
+    withdrawn: str | None = None  # the desk took the alert back, and why
 
     def to_message(self) -> dict:
         msg = {"type": "acked", "ack_seq": self.ack_seq, "seq": self.seq, "by": self.by,
                "at": self.at}
         if self.note:
             msg["note"] = self.note
+        if self.withdrawn:
+            msg["withdrawn"] = self.withdrawn
         return msg
 
 
@@ -411,7 +418,7 @@ class AlertStore:
         return [_stored(row) for row in rows]
 
     def acks_after(self, ack_seq: int, limit: int = 500) -> list[AckRecord]:
-        rows = self._db.execute("SELECT ack_seq, seq, by, at, note FROM acks WHERE ack_seq > ? "
+        rows = self._db.execute(f"SELECT {_ACK_COLS} FROM acks WHERE ack_seq > ? "
                                 "ORDER BY ack_seq LIMIT ?", (ack_seq, limit)).fetchall()
         return [AckRecord(*row) for row in rows]
 
@@ -429,12 +436,40 @@ class AlertStore:
                                  (seq, by, now, note))
                 self._db.execute("UPDATE alerts SET acked_at=?, acked_by=?, ack_note=? "
                                  "WHERE seq=?", (now, by, note, seq))
-            row = self._db.execute("SELECT ack_seq, seq, by, at, note FROM acks WHERE seq=?",
-                                   (seq,)).fetchone()
+            row = self._db.execute(f"SELECT {_ACK_COLS} FROM acks WHERE seq=?", (seq,)).fetchone()
             self._db.execute("COMMIT")
         except Exception as exc:
             self._rollback()
             raise StoreError(f"cannot store acknowledgement in {self.path}: {exc}") from None
+        if new:
+            self._write_mark()
+        return AckRecord(*row), new
+
+    def withdraw(self, seq: int, by: str, reason: str) -> tuple[AckRecord | None, bool]:
+        """The desk takes alert `seq` back: it is acknowledged by `by` (the desk) with `reason`, or,
+        when a supervisor acknowledged it already, that acknowledgement is moved to the end of the
+        acknowledgement stream with the reason added, so every console learns it.
+        Returns (record, newly_withdrawn); record None if no such seq."""
+        now = time.time()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            if self._db.execute("SELECT 1 FROM alerts WHERE seq=?", (seq,)).fetchone() is None:
+                self._db.execute("ROLLBACK")
+                return None, False
+            old = self._db.execute(f"SELECT {_ACK_COLS} FROM acks WHERE seq=?", (seq,)).fetchone()
+            new = old is None or old[5] is None
+            if new:
+                by, at, note = (by, now, None) if old is None else (old[2], old[3], old[4])
+                self._db.execute("DELETE FROM acks WHERE seq=?", (seq,))
+                self._db.execute("INSERT INTO acks (seq, by, at, note, withdrawn) VALUES (?,?,?,?,?)",
+                                 (seq, by, at, note, reason))
+                self._db.execute("UPDATE alerts SET acked_at=?, acked_by=?, ack_note=?, withdrawn=? "
+                                 "WHERE seq=?", (at, by, note, reason, seq))
+            row = self._db.execute(f"SELECT {_ACK_COLS} FROM acks WHERE seq=?", (seq,)).fetchone()
+            self._db.execute("COMMIT")
+        except Exception as exc:
+            self._rollback()
+            raise StoreError(f"cannot store a withdrawal in {self.path}: {exc}") from None
         if new:
             self._write_mark()
         return AckRecord(*row), new

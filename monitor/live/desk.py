@@ -16,7 +16,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from monitor.asr import Transcriber
 from monitor.events import (
@@ -30,7 +30,7 @@ from monitor.events import (
     Violation,
 )
 from monitor.hub.protocol import Alert
-from monitor.live.session import CallSession, LiveOptions, Work
+from monitor.live.session import CallSession, LiveOptions, Work, finding
 from monitor.live.sinks import AlertSink, CallSummary
 from monitor.phrasebook import Profile
 from monitor.scoring import score
@@ -133,6 +133,7 @@ class LiveCall:
         self.clock = CallClock(speed, self.session, desk.clock)
         self.started_at = desk.wall()
         self.alerts: list[Alert] = []
+        self._alert_of: dict[tuple[str, str | None, float], int] = {}  # a violation's alert in `alerts`
         self.skipped = 0
         self.hung_up_by: Role | None = None
         # Agent words first (they can break a rule now), then the caller's, then pieces
@@ -171,6 +172,7 @@ class LiveCall:
             if not self._worker.done():
                 self._worker.cancel()
         await self._publish(self.session.close(end_t, end_heard))
+        await self._withdraw(self.session.withdrawn)
         s = self.session
         summary = CallSummary(call_id=self.call_id, duration=s.duration, score=score(s.engine.violations),
                               violations=list(s.engine.violations), alerts=self.alerts,
@@ -187,8 +189,19 @@ class LiveCall:
             a = Alert(desk=self.desk.opt.desk, call_id=self.call_id, rule=v.rule, start=round(v.start, 2),
                       end=round(v.end, 2), emitted=round(self.clock.now(), 2), text=v.text,
                       evidence=v.evidence, phrase=v.phrase, severity=v.severity, role_confidence=v.role_confidence)
+            self._alert_of[finding(v)] = len(self.alerts)
             self.alerts.append(a)
             await self.desk._each_sink("emit", a)
+
+    async def _withdraw(self, withdrawn: list[tuple[Violation, str]]) -> None:
+        """Alerts raised live that the call's final judgement does not hold: taken back, so the
+        supervisor's board agrees with the call's result."""
+        for v, why in withdrawn:
+            k = self._alert_of.pop(finding(v), None)
+            if k is not None:
+                a = self.alerts[k]
+                self.alerts[k] = replace(a, withdrawn=why)
+                await self.desk._each_sink("withdraw", a, why)
 
     async def _recogniser(self) -> None:
         loop = asyncio.get_running_loop()

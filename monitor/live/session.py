@@ -35,6 +35,7 @@ import numpy as np
 
 from monitor.attribution import FRAME, AttributionOptions, Attributor, dropped, echo_ends, split_echo_ends
 from monitor.events import SAMPLE_RATE, CallEvent, Role, ToneEvent, Transcript, Utterance, Violation
+from monitor.labels import confidence_fraction
 from monitor.music import MUSIC, MusicOptions, music_spans, split_music
 from monitor.pauses import junction_pause
 from monitor.phrasebook import Profile
@@ -148,6 +149,8 @@ class CallSession:
         self.transcripts: list[Transcript] = []
         self.finished = False
         self.ended = False
+        # mono: violations raised live that the call's final judgement does not hold, with why
+        self.withdrawn: list[tuple[Violation, str]] = []
 
     # -- audio in -------------------------------------------------------------------
     def feed(self, role: Role, samples: np.ndarray) -> tuple[list[Work], list[Violation]]:
@@ -207,16 +210,19 @@ class CallSession:
         decided = relabel(lines, self._decide(lines, voices=True))
         others = [t for t in self.transcripts if t.dropped_because == MUSIC]  # music on hold, never transcribed
         transcripts = sorted(decided + others, key=lambda t: (t.start, t.role))
-        raised = {_finding(v) for v in self.engine.violations}
+        raised = {finding(v) for v in self.engine.violations}
         engine = RuleEngine(self.profile, self.opt.rules, ("agent", "caller"))
         timeline: list[TimelineItem] = [*self._events, *self.tone_events, *transcripts]
         for item in sorted(timeline, key=timeline_key):
             engine.feed(item)
         engine.tick(t_end)
         engine.end(t_end, end_heard)
+        held = {finding(v) for v in engine.violations}
+        self.withdrawn = [(v, _why_withdrawn(v, transcripts)) for v in self.engine.violations
+                          if finding(v) not in held]
         self.engine = engine
         self.transcripts = transcripts
-        return [v for v in engine.violations if _finding(v) not in raised]
+        return [v for v in engine.violations if finding(v) not in raised]
 
     # -- recogniser results -----------------------------------------------------------
     def transcribed(self, work: Work, tr: Transcript) -> list[Violation]:
@@ -409,6 +415,18 @@ class CallSession:
         return any(u.start >= t.start - TONE_SLACK_S for t in self.tone_events)
 
 
-def _finding(v: Violation) -> tuple[str, str | None, float]:
+def _why_withdrawn(v: Violation, final: list[Transcript]) -> str:
+    """Why the call's final judgement (mono: sides decided with hindsight) does not hold `v`."""
+    line = next((t for t in final if t.speech and t.start <= v.start + 0.01 and v.end <= t.end + 0.01), None)
+    if line is None or line.role_confidence is None:
+        return "the whole call, judged at its end, does not hold it"
+    agent_p = line.role_confidence if line.role == "agent" else 1.0 - line.role_confidence
+    if line.role != "agent":
+        return f"the whole call gives its line to the caller (the agent's at {confidence_fraction(agent_p)})"
+    return (f"the whole call leaves its line's side unsure (the agent's at {confidence_fraction(agent_p)}): "
+            "kept for review")
+
+
+def finding(v: Violation) -> tuple[str, str | None, float]:
     """One finding, whichever engine made it (mono: the live one and the one at the call's end)."""
     return v.rule, v.phrase, round(v.start, 1)

@@ -5,7 +5,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -48,6 +48,9 @@ class AlertSink(Protocol):
 
     async def emit(self, alert: Alert) -> None: ...
 
+    # optional: async def withdraw(self, alert: Alert, reason: str) -> None, an alert emitted
+    # earlier that the call's final judgement does not hold
+
     async def call_ended(self, summary: CallSummary) -> None: ...
 
     async def close(self) -> None: ...
@@ -72,6 +75,12 @@ class PrintSink:
         self.out.write(f"[{alert.call_id} {alert.emitted:6.1f}s] {name:<16} {what}{evidence(alert.evidence)}{mono_side(alert.role_confidence, alert.rule)}{said}\n")
         self.out.flush()
 
+    async def withdraw(self, alert: Alert, reason: str) -> None:
+        what = f"“{alert.phrase}” " if alert.phrase else ""
+        self.out.write(f"[{alert.call_id}] withdrawn: {alert.rule} {rule_name(alert.rule)} {what}"
+                       f"at {alert.start:.1f}s: {reason}\n")
+        self.out.flush()
+
     async def call_ended(self, summary: CallSummary) -> None:
         pass  # the command prints its own line per call
 
@@ -91,6 +100,11 @@ class JsonlSink:
 
     async def emit(self, alert: Alert) -> None:
         self._f.write(json.dumps(alert.to_wire(), ensure_ascii=False) + "\n")
+        self._f.flush()
+
+    async def withdraw(self, alert: Alert, reason: str) -> None:
+        """The alert again, with `withdrawn`: the last line about an alert is its state."""
+        self._f.write(json.dumps(replace(alert, withdrawn=reason).to_wire(), ensure_ascii=False) + "\n")
         self._f.flush()
 
     async def call_ended(self, summary: CallSummary) -> None:
@@ -117,6 +131,7 @@ class HubSink:
         self.client = DeskClient(url, token, desk, spool, cafile=cafile, on_problem=on_problem,
                                  on_recovered=on_recovered, backoff_max=3.0)
         self._started = False
+        self._sent: dict[Alert, str] = {}  # this call's alerts and the ids they were spooled with
 
     async def start(self) -> None:
         if not self._started:
@@ -130,7 +145,12 @@ class HubSink:
 
     async def emit(self, alert: Alert) -> None:
         await self.start()
-        await self.client.send(alert)
+        self._sent[alert] = await self.client.send(alert)
+
+    async def withdraw(self, alert: Alert, reason: str) -> None:
+        alert_id = self._sent.pop(alert, None)
+        if alert_id is not None:
+            await self.client.withdraw(alert_id, reason)
 
     async def transcript(self, call_id: str, line: Transcript) -> None:
         """A recognised line of the call: to a hub that takes transcripts (masked there)."""
@@ -142,6 +162,7 @@ class HubSink:
         self.client.progress(call_id, score)
 
     async def call_ended(self, summary: CallSummary) -> None:
+        self._sent = {a: i for a, i in self._sent.items() if a.call_id != summary.call_id}
         await self.start()
         await self.client.call_ended(summary.call_id, summary.started_at + summary.duration, summary.score,
                                      len(summary.violations))

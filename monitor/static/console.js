@@ -24,6 +24,7 @@ const UI = {
     agent: "坐席", caller: "客户", score: "得分", profile: "规范",
     attention: (n) => `${n} 条未处理告警`, ack: "确认", ack_confirm: "确认处理", cancel: "取消",
     note_ph: "备注（可选）", acked_by: (by, at) => `✓ ${by} 于 ${at} 确认`,
+    withdrawn: (r) => `已撤回（坐席端整通复判不成立）：${r}`,
     count: (shown, total, seq) => `显示 ${shown} 条 · 共 ${total} 条 · 最新 #${seq}`,
     h_count: (n, more) => `找到 ${n} 条${more ? "（还有更多）" : ""}`,
     transcript_of: (desk, call) => `${desk} · 通话 ${call}`, no_call: "该坐席现在没有通话。",
@@ -46,6 +47,7 @@ const UI = {
     agent: "Agent", caller: "Caller", score: "score", profile: "profile",
     attention: (n) => `${n} unacknowledged`, ack: "Acknowledge", ack_confirm: "Confirm", cancel: "Cancel",
     note_ph: "note (optional)", acked_by: (by, at) => `✓ ${by} at ${at}`,
+    withdrawn: (r) => `withdrawn by the desk (not held when the whole call was judged): ${r}`,
     count: (shown, total, seq) => `${shown} shown · ${total} total · last #${seq}`,
     h_count: (n, more) => `${n} found${more ? " (more)" : ""}`,
     transcript_of: (desk, call) => `${desk} · call ${call}`, no_call: "This desk is not on a call.",
@@ -221,9 +223,9 @@ function onFrame(msg) {
     case "acked": {
       if (state.lastAckSeq === null || msg.ack_seq > state.lastAckSeq) state.lastAckSeq = msg.ack_seq;
       const a = state.alerts.get(msg.seq);
-      if (a) { a.acked_by = msg.by; a.acked_at = msg.at; a.ack_note = msg.note; }
+      if (a) { a.acked_by = msg.by; a.acked_at = msg.at; a.ack_note = msg.note; a.withdrawn = msg.withdrawn; }
       const tr = state.rows.get(msg.seq);
-      if (tr) markAcked(tr, msg.by, msg.at, msg.note);
+      if (tr) markAcked(tr, msg.by, msg.at, msg.note, msg.withdrawn);
       updateTitle();
       break;
     }
@@ -540,7 +542,7 @@ function alertRow(a, withAck) {
     ackCell.append(btn);
   }
   tr.append(ackCell);
-  if (a.acked_at) markAcked(tr, a.acked_by, a.acked_at, a.ack_note);
+  if (a.acked_at) markAcked(tr, a.acked_by, a.acked_at, a.ack_note, a.withdrawn);
   return tr;
 }
 
@@ -552,7 +554,7 @@ function relabelRow(tr) {
   tr.querySelector("td.time").textContent = fmtDateTime(a.received);
   const btn = tr.querySelector(".ack-btn");
   if (btn) btn.textContent = t("ack");
-  if (a.acked_at) markAcked(tr, a.acked_by, a.acked_at, a.ack_note);
+  if (a.acked_at) markAcked(tr, a.acked_by, a.acked_at, a.ack_note, a.withdrawn);
 }
 
 // Acknowledge with an optional note: the hub records who (the token's supervisor) and when.
@@ -584,12 +586,15 @@ function openAckForm(seq, cell) {
   note.focus();
 }
 
-function markAcked(tr, by, at, note) {
+// withdrawn: the desk took the alert back (its reason); a supervisor's acknowledgement before it stays shown.
+function markAcked(tr, by, at, note, withdrawn) {
   tr.classList.add("acked");
   tr.dataset.acked = "1";
+  tr.classList.toggle("withdrawn", Boolean(withdrawn));
   const cell = tr.querySelector("td.ack");
   cell.textContent = "";
-  cell.append(el("span", "acked-by", t("acked_by", by, fmtDateTime(at))));
+  if (withdrawn) cell.append(el("span", "withdrawn-why", t("withdrawn", withdrawn)));
+  if (!withdrawn || by !== tr.dataset.desk) cell.append(el("span", "acked-by", t("acked_by", by, fmtDateTime(at))));
   if (note) cell.append(el("span", "ack-note-text", note));
   applyFilter(tr);
 }

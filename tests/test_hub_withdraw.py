@@ -1,0 +1,124 @@
+"""A desk takes back an alert the call's final judgement does not hold: the hub stores it once,
+every console learns it (live and on resume), the board's count drops, nobody else's alert can
+be taken back."""
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from test_board_hub import SUP_TOKEN, desk_frame, http, status
+from test_hub_metrics import scrape, values
+from test_hub_support import body, console_ws, desk_ws, free_port, options, push, raw, recv_json, recv_type, run
+
+from monitor.hub.desk_client import DeskClient
+from monitor.hub.server import Hub
+
+pytestmark = pytest.mark.timeout(60)
+WHY = "the whole call gives its line to the caller (the agent's at 0.27)"
+
+
+def withdraw(wid: str, alert_id: str, reason: str = WHY) -> str:
+    return json.dumps({"type": "withdraw", "id": wid, "alert": alert_id, "reason": reason})
+
+
+def test_a_withdrawn_alert_is_marked_on_every_console_and_leaves_the_boards_count(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with Hub(options(tmp_path)) as hub:
+            con = await console_ws(hub.url)
+            await recv_type(con, "caught_up")
+            d = await desk_ws(hub.url, "desk-1")
+            await d.send(status("c1"))
+            assert (await push(d, "a:1", body(0, call_id="c1")))["seq"] == 1
+            await desk_frame(con, "desk-1", lambda f: f["attention"] == 1)
+            await d.send(withdraw("w:1", "a:1"))
+            assert await recv_json(d) == {"type": "ack", "id": "w:1", "seq": 1, "duplicate": False}
+            acked = await recv_type(con, "acked")
+            assert (acked["seq"], acked["by"], acked["withdrawn"]) == (1, "desk-1", WHY)
+            await desk_frame(con, "desk-1", lambda f: f["attention"] == 0)
+            # A resend after a lost ack changes nothing and is acked again.
+            await d.send(withdraw("w:1", "a:1"))
+            assert (await recv_json(d))["duplicate"] is True
+            # History and a console that resumes from the start both see it withdrawn.
+            _, alerts = await asyncio.to_thread(http, f"{hub.http_url}/api/alerts")
+            assert alerts["alerts"][0]["withdrawn"] == WHY
+            late = await console_ws(hub.url)
+            assert (await recv_type(late, "alert"))["withdrawn"] == WHY
+            _, text = await asyncio.to_thread(scrape, hub.http_url)
+            assert values(text)["monitor_hub_alerts_withdrawn_total"] == 1.0
+    run(go())
+
+
+def test_a_desk_cannot_withdraw_another_desks_alert_nor_one_it_never_sent(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with Hub(options(tmp_path)) as hub:
+            a = await desk_ws(hub.url, "desk-1")
+            b = await desk_ws(hub.url, "desk-2")
+            await push(a, "a:1", body(0))
+            await b.send(withdraw("w:9", "a:1"))
+            reply = await recv_json(b)
+            assert (reply["type"], reply["id"], reply["code"]) == ("reject", "w:9", "no_such_alert")
+            await a.send(withdraw("w:8", "a:404"))
+            assert (await recv_json(a))["code"] == "no_such_alert"
+            # Malformed withdrawals are refused by their id, nothing stored.
+            await a.send(json.dumps({"type": "withdraw", "id": "w:7", "alert": "a:1"}))
+            assert (await recv_json(a))["id"] == "w:7"
+            await a.send(json.dumps({"type": "withdraw", "id": "w:6", "alert": "a:1", "reason": "x\ny"}))
+            assert (await recv_json(a))["type"] == "reject"
+            await a.send(json.dumps({"type": "withdraw", "id": "w:5", "alert": ["a:1"], "reason": "r"}))
+            assert (await recv_json(a))["type"] == "reject"
+            _, alerts = await asyncio.to_thread(http, f"{hub.http_url}/api/alerts")
+            assert "withdrawn" not in alerts["alerts"][0]
+            # A console may not withdraw.
+            con = await console_ws(hub.url)
+            await recv_type(con, "caught_up")
+            await con.send(withdraw("w:4", "a:1"))
+            assert (await recv_type(con, "error"))["code"] == "not_allowed"
+    run(go())
+
+
+def test_an_alert_a_supervisor_acknowledged_keeps_the_ack_and_every_console_learns_the_withdrawal(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with Hub(options(tmp_path, console_names={SUP_TOKEN: "李娜"})) as hub:
+            d = await desk_ws(hub.url, "desk-1")
+            await push(d, "a:1", body(0))
+            sup = await raw(hub.url, {"type": "hello", "role": "console", "token": SUP_TOKEN})
+            await recv_type(sup, "caught_up")
+            await sup.send(json.dumps({"type": "ack_alert", "seq": 1, "note": "已提醒"}))
+            first = await recv_type(sup, "acked")
+            # A console that saw the supervisor's ack, back after the withdrawal, learns it.
+            welcome_acks = first["ack_seq"]
+            await d.send(withdraw("w:1", "a:1"))
+            assert (await recv_json(d))["type"] == "ack"
+            moved = await recv_type(sup, "acked")
+            assert (moved["by"], moved["note"], moved["withdrawn"]) == ("李娜", "已提醒", WHY)
+            assert moved["ack_seq"] > welcome_acks
+            back = await raw(hub.url, {"type": "hello", "role": "console", "token": SUP_TOKEN,
+                                       "since": 1, "ack_since": welcome_acks})
+            assert (await recv_type(back, "acked"))["withdrawn"] == WHY
+    run(go())
+
+
+def test_a_desk_client_delivers_the_withdrawal_after_its_alert_across_a_hub_outage(tmp_path: Path) -> None:
+    async def go() -> None:
+        port = free_port()
+        desk = DeskClient(f"ws://127.0.0.1:{port}/ws", "desk-token-for-tests-0001", "desk-1",
+                          tmp_path / "d.spool", backoff_min=0.05, backoff_max=0.2)
+        await desk.start()
+        alert_id = await desk.send(body(0))
+        await desk.withdraw(alert_id, WHY)
+        assert desk.pending == 2  # both wait for the hub, in order
+        await desk.close()
+        desk = DeskClient(f"ws://127.0.0.1:{port}/ws", "desk-token-for-tests-0001", "desk-1",
+                          tmp_path / "d.spool", backoff_min=0.05, backoff_max=0.2)
+        async with Hub(options(tmp_path, port=port)) as hub:
+            await desk.start()
+            assert await desk.flush(10)
+            assert desk.rejected() == []
+            _, alerts = await asyncio.to_thread(http, f"{hub.http_url}/api/alerts")
+            assert [(a["id"], a.get("withdrawn")) for a in alerts["alerts"]] == [(alert_id, WHY)]
+        await desk.close()
+        with pytest.raises(ValueError, match="reason"):
+            await desk.withdraw(alert_id, "")  # a withdrawal says why
+    run(go())
