@@ -19,7 +19,7 @@ import stat
 import time
 import uuid
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -424,52 +424,47 @@ class AlertStore:
 
     def ack(self, seq: int, by: str, note: str | None = None) -> tuple[AckRecord | None, bool]:
         """Acknowledge alert `seq`. Returns (record, newly_acked); record None if no such seq."""
-        now = time.time()
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            if self._db.execute("SELECT 1 FROM alerts WHERE seq=?", (seq,)).fetchone() is None:
-                self._db.execute("ROLLBACK")
-                return None, False
-            new = self._db.execute("SELECT 1 FROM acks WHERE seq=?", (seq,)).fetchone() is None
-            if new:
-                self._db.execute("INSERT INTO acks (seq, by, at, note) VALUES (?,?,?,?)",
-                                 (seq, by, now, note))
-                self._db.execute("UPDATE alerts SET acked_at=?, acked_by=?, ack_note=? "
-                                 "WHERE seq=?", (now, by, note, seq))
-            row = self._db.execute(f"SELECT {_ACK_COLS} FROM acks WHERE seq=?", (seq,)).fetchone()
-            self._db.execute("COMMIT")
-        except Exception as exc:
-            self._rollback()
-            raise StoreError(f"cannot store acknowledgement in {self.path}: {exc}") from None
-        if new:
-            self._write_mark()
-        return AckRecord(*row), new
+        def first_ack(old: tuple | None) -> bool:
+            if old is not None:
+                return False
+            now = time.time()
+            self._db.execute("INSERT INTO acks (seq, by, at, note) VALUES (?,?,?,?)", (seq, by, now, note))
+            self._db.execute("UPDATE alerts SET acked_at=?, acked_by=?, ack_note=? WHERE seq=?",
+                             (now, by, note, seq))
+            return True
+        return self._write_ack(seq, first_ack, "an acknowledgement")
 
     def withdraw(self, seq: int, by: str, reason: str) -> tuple[AckRecord | None, bool]:
         """The desk takes alert `seq` back: it is acknowledged by `by` (the desk) with `reason`, or,
         when a supervisor acknowledged it already, that acknowledgement is moved to the end of the
         acknowledgement stream with the reason added, so every console learns it.
         Returns (record, newly_withdrawn); record None if no such seq."""
-        now = time.time()
+        def take_back(old: tuple | None) -> bool:
+            if old is not None and old[5] is not None:
+                return False
+            who, at, note = (by, time.time(), None) if old is None else (old[2], old[3], old[4])
+            self._db.execute("DELETE FROM acks WHERE seq=?", (seq,))
+            self._db.execute("INSERT INTO acks (seq, by, at, note, withdrawn) VALUES (?,?,?,?,?)",
+                             (seq, who, at, note, reason))
+            self._db.execute("UPDATE alerts SET acked_at=?, acked_by=?, ack_note=?, withdrawn=? WHERE seq=?",
+                             (at, who, note, reason, seq))
+            return True
+        return self._write_ack(seq, take_back, "a withdrawal")
+
+    def _write_ack(self, seq: int, change: Callable[[tuple | None], bool], what: str) -> tuple[AckRecord | None, bool]:
+        """One transaction on alert `seq`'s acknowledgement: `change` gets its ack row (None if not
+        acked) and says whether it wrote one. (record, new); record None if no such seq."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
             if self._db.execute("SELECT 1 FROM alerts WHERE seq=?", (seq,)).fetchone() is None:
                 self._db.execute("ROLLBACK")
                 return None, False
-            old = self._db.execute(f"SELECT {_ACK_COLS} FROM acks WHERE seq=?", (seq,)).fetchone()
-            new = old is None or old[5] is None
-            if new:
-                by, at, note = (by, now, None) if old is None else (old[2], old[3], old[4])
-                self._db.execute("DELETE FROM acks WHERE seq=?", (seq,))
-                self._db.execute("INSERT INTO acks (seq, by, at, note, withdrawn) VALUES (?,?,?,?,?)",
-                                 (seq, by, at, note, reason))
-                self._db.execute("UPDATE alerts SET acked_at=?, acked_by=?, ack_note=?, withdrawn=? "
-                                 "WHERE seq=?", (at, by, note, reason, seq))
+            new = change(self._db.execute(f"SELECT {_ACK_COLS} FROM acks WHERE seq=?", (seq,)).fetchone())
             row = self._db.execute(f"SELECT {_ACK_COLS} FROM acks WHERE seq=?", (seq,)).fetchone()
             self._db.execute("COMMIT")
         except Exception as exc:
             self._rollback()
-            raise StoreError(f"cannot store a withdrawal in {self.path}: {exc}") from None
+            raise StoreError(f"cannot store {what} in {self.path}: {exc}") from None
         if new:
             self._write_mark()
         return AckRecord(*row), new
