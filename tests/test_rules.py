@@ -91,6 +91,22 @@ def test_garbled_greeting_with_company_name_still_counts():
     assert "greeting" not in rules_of(e)
 
 
+@pytest.mark.parametrize("opening", ["美英好，这里是警翼数码客服部，请讲。", "十比好,也因数码客服部，很高兴为领域。"])
+def test_a_hello_the_recogniser_garbled_before_the_company_name_is_the_greeting(opening):
+    """Noisy 8 kHz field-style calls: 您好 heard as one or two other syllables and 好."""
+    e = run(JINGYI, [agent(0.6, 3.4, opening)] + polite_call()[1:])
+    assert [v for v in e.violations if v.rule.startswith("greeting")] == []
+
+
+@pytest.mark.parametrize("opening", ["美英好，请问有什么事？",  # no company named: nothing says it is a greeting
+                                     "不好意思，警翼数码客服部。",  # an apology, not 您好
+                                     "喂，你好，警翼数码客服部。",  # rude first word
+                                     "友好的服务，警翼数码客服部。"])  # 好 inside a word, not a hello
+def test_an_opening_that_only_looks_like_a_garbled_hello_is_no_greeting(opening):
+    e = run(JINGYI, [agent(0.6, 3.4, opening)] + polite_call()[1:])
+    assert "greeting" in rules_of(e)
+
+
 def test_outbound_calls_expect_the_outbound_greeting():
     calls = [agent(0.5, 3.0, "您好，请问是华为公司吗？我是中兴通讯小王。")] + polite_call()[1:]
     assert "greeting" not in rules_of(run(ZTE, calls, options=RuleOptions(direction="outbound")))

@@ -6,8 +6,19 @@ the "greeting" violation alone.
 """
 from __future__ import annotations
 
+import re
+
 from monitor.events import CallEvent, Transcript, Violation
 from monitor.rules.base import CallFacts, Rule, phrase_span, violation
+
+# The recogniser's garbled 您好 on a noisy line (十比好, 美英好): one or two syllables and 好, opening
+# the agent's first words before a pause. With the company named after it (美英好，这里是警翼数码客服部)
+# it is the greeting the norms prescribe; 不好 (不好意思) is not one.
+GARBLED_HELLO = re.compile(r"^(?!不好)[\u4e00-\u9fff]{1,2}好[，,。！!、 ]")
+
+
+def _garbled_hello(text: str) -> bool:
+    return bool(GARBLED_HELLO.match(text.strip()))
 
 
 class GreetingRule(Rule):
@@ -47,6 +58,9 @@ class GreetingRule(Rule):
                 return self._judge()  # a rude first word decides it: no need to wait
         self.said.append(tr.text)
         greeting = self.forms.first(tr.text)
+        if greeting is None and tr is self.first and _garbled_hello(tr.text) and self.profile.greeting_company.first(tr.text):
+            self.greeted = tr.start <= self.deadline
+            return []
         if greeting:
             # Late in a long utterance (a neighbour's or the caller's words glued before it), the
             # greeting was said when its place in the text says, not when the utterance began.
