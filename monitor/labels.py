@@ -44,6 +44,15 @@ SEVERITIES: dict[str, tuple[str, str]] = {
     "escalation": ("升级", "escalation"),
 }
 
+# Why a desk withdrew an alert it raised live (monitor.live.session): reason -> (Chinese, English).
+# A fixed list, so a desk cannot put words of its own on the supervisor's board.
+WITHDRAWN: dict[str, tuple[str, str]] = {
+    "caller_line": ("坐席端撤回：整通复判认定这句是客户说的", "withdrawn by the desk: the whole call gives this line to the caller"),
+    "side_unsure": ("坐席端撤回：整通复判说话人存疑，转人工核实",
+                    "withdrawn by the desk: the whole call leaves this line's speaker unsure, kept for review"),
+    "not_held": ("坐席端撤回：整通复判不成立", "withdrawn by the desk: not held when the whole call was judged"),
+}
+
 # (English evidence pattern, Chinese template). First match wins.
 EVIDENCE: list[tuple[str, str]] = [
     (r"^(?:agent )?said “(.*)”: (.*); whose line is unsure \(the agent's at (.*)\)$",
@@ -121,6 +130,11 @@ def evidence(text: str, lang: Lang = "zh") -> str:
     return text
 
 
+def withdrawn_reason(reason: str, lang: Lang = "zh") -> str:
+    names = WITHDRAWN.get(reason)
+    return reason if names is None else names[0 if lang == "zh" else 1]
+
+
 def confidence_percent(conf: float) -> int:
     """A side's confidence as shown to people, in percent: floored, so a line under a bar
     (0.795 under 0.8) never reads as at it."""
@@ -145,5 +159,6 @@ def table() -> dict:
     """The whole table as JSON for the console (GET /api/labels)."""
     return {"rules": {k: {"zh": zh, "en": en} for k, (zh, en) in RULES.items()},
             "severities": {k: {"zh": zh, "en": en} for k, (zh, en) in SEVERITIES.items()},
+            "withdrawn": {k: {"zh": zh, "en": en} for k, (zh, en) in WITHDRAWN.items()},
             "evidence": [{"pattern": p, "zh": t} for p, t in EVIDENCE],
             "who": _WHO, "review_rules": list(REVIEW_RULES)}

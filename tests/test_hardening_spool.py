@@ -264,3 +264,34 @@ def test_quarantine_names_do_not_collide(tmp_path, caplog):
         spool.write_bytes(b"not a database at all" * 10)
         Spool(spool).close()
     assert len(quarantined(spool)) == 3
+
+
+def test_a_withdrawal_spooled_after_its_alert_is_salvaged_with_it_from_a_damaged_spool(tmp_path, caplog):
+    spool = tmp_path / "desk-1.spool"
+
+    async def go() -> tuple[str, str]:
+        desk = DeskClient(f"ws://127.0.0.1:{free_port()}/ws", DESK_TOKEN, "desk-1", spool,
+                          backoff_min=5, backoff_max=5)
+        alert_id = await desk.send(body(0))
+        wid = await desk.withdraw(alert_id, "caller_line")
+        await desk.close()
+        return alert_id, wid
+    alert_id, wid = run(go())
+    spool.write_bytes(flip(spool.read_bytes(), 0, 16))  # the file no longer opens as SQLite: carved
+
+    async def deliver_and_read() -> tuple[int, dict]:
+        async with Hub(options(tmp_path, db=tmp_path / "hub.sqlite3")) as hub:
+            desk = DeskClient(hub.url, DESK_TOKEN, "desk-1", spool, backoff_min=0.05)
+            pending = desk.pending
+            await desk.start()
+            assert await desk.flush(10) and desk.rejected() == []
+            await desk.close()
+            ws = await console_ws(hub.url)
+            while True:
+                msg = await recv_json(ws, 10)
+                if msg["type"] == "alert":
+                    return pending, msg
+    with caplog.at_level(logging.WARNING):
+        pending, alert = run(deliver_and_read())
+    assert pending == 2  # the alert and its withdrawal, in that order
+    assert (alert["id"], alert["withdrawn"]) == (alert_id, "caller_line")

@@ -81,7 +81,7 @@ def test_a_live_mono_alert_whose_line_the_whole_call_makes_unsure_is_withdrawn_a
     assert len(raised) == 1 and raised[0].role_confidence >= 0.9  # live, from the lines so far
     assert [a for a, _ in board.withdrawn] == raised
     reason = board.withdrawn[0][1]
-    assert reason.startswith("the whole call leaves its line's side unsure (the agent's at 0.")
+    assert reason == "side_unsure"
     # the call's result agrees with the board: the phrase is left to review, not a violation
     assert [v.rule for v in summary.violations if v.phrase == "我不知道"] == ["forbidden_unsure"]
     assert [a.withdrawn for a in summary.alerts if a.rule == "forbidden"] == [reason]
@@ -129,6 +129,42 @@ def test_the_supervisors_hub_shows_the_live_alert_withdrawn_and_the_finding_to_r
             return await asyncio.to_thread(alerts, hub.http_url)
 
     got = {a["rule"]: a for a in asyncio.run(go()) if a.get("phrase") == "我不知道"}
-    assert got["forbidden"]["withdrawn"].startswith("the whole call leaves its line's side unsure")
-    assert got["forbidden"]["acked_by"] == "desk-7"
+    assert got["forbidden"]["withdrawn"] == "side_unsure"
+    assert got["forbidden"]["acked_by"] == ""  # withdrawn by its desk, acknowledged by no one
     assert "withdrawn" not in got["forbidden_unsure"]
+
+
+def test_the_desks_terminal_and_alert_log_say_the_alert_was_withdrawn_and_why(tmp_path):
+    import io
+
+    from monitor.live.sinks import JsonlSink, PrintSink
+
+    out = io.StringIO()
+    log = tmp_path / "alerts.jsonl"
+    x = mono_audio(one_voice=False)
+
+    async def frames():
+        b = int(0.1 * SR)
+        for i in range(0, len(x), b):
+            yield AudioFrame("agent", i / SR, x[i:i + b])
+        yield EndOfStream(len(x) / SR)
+
+    async def go():
+        desk = Desk(ZTE, ScriptedTranscriber([ln for _, ln in SCRIPT]), [PrintSink(out), JsonlSink(log)],
+                    DeskOptions(desk="d1", live=LiveOptions(mono_roles="auto")))
+        try:
+            await desk.run_call(frames(), ("agent",), call_id="m1", speed=0)
+        finally:
+            await desk.close()
+
+    asyncio.run(go())
+    lines = out.getvalue().splitlines()
+    raised = next(k for k, ln in enumerate(lines) if ln.split("] ")[1].startswith("forbidden "))
+    taken_back = next(k for k, ln in enumerate(lines) if "坐席端撤回" in ln)
+    assert raised < taken_back
+    assert "forbidden 服务忌语 “我不知道” 坐席端撤回：整通复判说话人存疑，转人工核实" in lines[taken_back]
+    logged = [json.loads(ln) for ln in log.read_text().splitlines()]
+    forb = [a for a in logged if a["rule"] == "forbidden"]
+    # the alert, then the same alert (call, rule, phrase, start) with why it was withdrawn
+    assert [a.get("withdrawn") for a in forb] == [None, "side_unsure"]
+    assert len({(a["call_id"], a["rule"], a["phrase"], a["start"]) for a in forb}) == 1

@@ -430,7 +430,7 @@ def cmd_console(args: argparse.Namespace) -> int:
             from .console_tui import ack_alert, format_acked
 
             print(format_acked(asyncio.run(ack_alert(args.url, args.token, args.ack, args.note,
-                                                     ssl_context=ctx))))
+                                                     ssl_context=ctx)), args.lang))
             return 0
         asyncio.run(run_console(args.url, args.token, args.since, ssl_context=ctx,
                                 lang=args.lang))

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from monitor.labels import Lang, evidence, mono_side, rule_name, severity_name
+from monitor.labels import Lang, evidence, mono_side, rule_name, severity_name, withdrawn_reason
 
 from .console_client import ConsoleClient, ConsoleRefused
 
@@ -29,7 +29,7 @@ def format_alert(a: dict, lang: Lang = "zh") -> str:
         note = f": {clean(a['ack_note'], 120)}" if a.get("ack_note") else ""
         acked = f" [acked by {clean(a['acked_by'], 64)}{note}]"
     if a.get("withdrawn"):
-        acked += f" [WITHDRAWN by the desk: {clean(a['withdrawn'], 200)}]"
+        acked += f" [{clean(withdrawn_reason(str(a['withdrawn']), lang), 120)}]"
     conf = a.get("role_confidence")
     whose = mono_side(float(conf), rule, lang) if isinstance(conf, (int, float)) and not isinstance(conf, bool) else ""
     label = rule_name(rule, lang)
@@ -41,13 +41,14 @@ def format_alert(a: dict, lang: Lang = "zh") -> str:
             f"{whose}{acked}")
 
 
-def format_acked(a: dict) -> str:
+def format_acked(a: dict, lang: Lang = "zh") -> str:
     when = time.strftime("%m-%d %H:%M:%S", time.localtime(a.get("at", 0)))
     note = f": {clean(a['note'], 200)}" if a.get("note") else ""
+    acked = f"acked by {clean(a.get('by'), 64)} at {when}{note}" if a.get("by") else ""
     if a.get("withdrawn"):
-        return (f"#{a.get('seq')} WITHDRAWN by the desk: {clean(a['withdrawn'], 200)}"
-                f" (acked by {clean(a.get('by'), 64)} at {when}{note})")
-    return f"#{a.get('seq')} acked by {clean(a.get('by'), 64)} at {when}{note}"
+        why = clean(withdrawn_reason(str(a["withdrawn"]), lang), 120)
+        return f"#{a.get('seq')} {why}" + (f" ({acked})" if acked else "")
+    return f"#{a.get('seq')} {acked}"
 
 
 async def ack_alert(url: str, token: str, seq: int, note: str | None = None, *,
@@ -102,7 +103,7 @@ async def run_console(url: str, token: str, since: int = 0, *, out: TextIO = sys
                 if limit is not None and printed >= limit:
                     break
             elif kind == "acked":
-                print(format_acked(frame), file=out, flush=True)
+                print(format_acked(frame, lang), file=out, flush=True)
             elif kind == "caught_up":
                 print(f"# live (after seq {frame.get('seq')})", file=err, flush=True)
             elif kind == "disconnected":

@@ -61,7 +61,6 @@ from .protocol import (
     CLOSE_BAD_HELLO,
     CLOSE_FORBIDDEN,
     CLOSE_UNAUTHORIZED,
-    MAX_EVIDENCE,
     MAX_HEARTBEAT,
     MAX_PEER,
     MAX_PROFILE,
@@ -77,6 +76,8 @@ from .protocol import (
     parse_alert_body,
 )
 from .spool import Spool
+
+WITHDRAW_FRAME = dumps({"type": "withdraw"})[:-1]  # how a spooled withdrawal's frame begins
 
 log = logging.getLogger("monitor.hub.desk")
 
@@ -175,6 +176,8 @@ class DeskClient:
         self.max_lines = 500
         self.redact = True  # until a hub says otherwise
         self.transcripts = False  # the hub of the current connection takes transcripts
+        self.withdrawals = False  # ... and withdraw frames
+        self.withdrawals_dropped = 0  # withdrawals an older hub could not take: dropped, not sent
         self.lines_dropped = 0
         self._task: asyncio.Task | None = None
         self._outage = Outage(report_every)
@@ -228,10 +231,12 @@ class DeskClient:
 
     async def withdraw(self, alert_id: str, reason: str) -> str:
         """Spool the withdrawal of an alert sent with id `alert_id` (what send() returned): the
-        call's final judgement does not hold it. Delivered after the alert, at least once, like
-        an alert; returns the withdrawal's own id. ValueError if the hub would refuse it."""
+        call's final judgement does not hold it (`reason`: one of WITHDRAW_REASONS). Delivered after
+        the alert, at least once, like an alert, to a hub that takes withdrawals (an older one's
+        welcome does not say so: there it is dropped); returns the withdrawal's own id. ValueError
+        if the hub would refuse it."""
         wid = f"{self.desk}:{uuid.uuid4().hex}"
-        frame = Withdraw(wid, alert_id, _clip(redact(reason) if self.redact else reason, MAX_EVIDENCE) or "")
+        frame = Withdraw(wid, alert_id, reason)
         try:
             Withdraw.from_wire(frame.to_wire())  # the hub's checks, here
         except ProtocolError as exc:
@@ -352,6 +357,7 @@ class DeskClient:
                     welcomed = True
                     self.transcripts = welcome.get("transcripts") is True
                     self.redact = welcome.get("redact") is not False
+                    self.withdrawals = welcome.get("withdraw") is True
                     self.connected, self.connects, self.last_error = True, self.connects + 1, None
                     delay = self.backoff_min
                     self._recovered()
@@ -453,8 +459,16 @@ class DeskClient:
                         await self._new.wait()
                         continue
                 for n, alert_id, frame in rows:
-                    inflight[alert_id] = n
                     last_n = n
+                    if not self.withdrawals and frame.startswith(WITHDRAW_FRAME):
+                        # A hub from before withdrawals answers them with errors it cannot tie
+                        # to the frame, and hangs up after enough: the alert stays as it was.
+                        log.warning("desk %s: the hub does not take withdrawals: %s dropped", self.desk, alert_id)
+                        self._spool.remove(alert_id)
+                        self.withdrawals_dropped += 1
+                        self._update_events()
+                        continue
+                    inflight[alert_id] = n
                     await ws.send(frame)
 
         async def send_state() -> None:

@@ -66,6 +66,8 @@ class HubMetrics:
                                        "or not storable)", registry=self.registry)
         self.alerts_withdrawn = Counter("monitor_hub_alerts_withdrawn", "alerts their desks took back (the "
                                         "call's final judgement did not hold them)", registry=self.registry)
+        self.withdrawals_rejected = Counter("monitor_hub_withdrawals_rejected", "withdrawals refused (invalid, "
+                                            "not the desk's alert, or too late)", registry=self.registry)
         self.write_seconds = Histogram("monitor_hub_write_seconds", "time to commit one batch of alerts "
                                        "(with fsync under --sync full)", registry=self.registry,
                                        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,

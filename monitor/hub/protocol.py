@@ -25,9 +25,12 @@ Client -> hub
                       desk, if given, must be the desk of the hello)
   {"type": "heartbeat"}                                 (desk: still alive, every N s)
   {"type": "withdraw", "id": "<desk-unique id>", "alert": "<id of one of its alerts>",
-   "reason": "..."}  (desk: an alert it raised live that the call's final judgement does not
-                      hold, e.g. a mixed-mono line the whole call gives to the caller; answered
-                      like an alert, with ack (seq: the alert's) or reject)
+   "reason": "caller_line" | "side_unsure" | "not_held"}
+                     (desk: an alert it raised live that the call's final judgement does not
+                      hold: a mixed-mono line the whole call gives to the caller, or whose side
+                      it leaves unsure; only when the welcome said "withdraw": true; answered
+                      like an alert, with ack (seq: the alert's) or reject; only the desk's own
+                      alerts, stored at most WITHDRAW_WINDOW_S ago)
   {"type": "transcript", "line": {"call_id", "role": "agent" | "caller", "start", "end", "text"}}
                      (desk: one recognised utterance of its current call; only when the
                       welcome said "transcripts": true. score in status: the call's running
@@ -35,17 +38,20 @@ Client -> hub
 
 Hub -> client
   {"type": "welcome", "role": ..., "desk"?: ..., "last_seq": N, "last_ack_seq": M,
-   "epoch": E, "since": S, "reset": bool, "status": true, "transcripts": bool, "redact": bool}
+   "epoch": E, "since": S, "reset": bool, "status": true, "transcripts": bool, "redact": bool,
+   "withdraw": true}
                     (console: S is where its stream starts; reset is true when the hello
                      named another epoch: forget the old seqs. desk: status true = this hub
                      takes status and heartbeat frames; transcripts: it takes transcript
-                     frames; redact: mask phone/ID/bank numbers before sending)
+                     frames; redact: mask phone/ID/bank numbers before sending; withdraw: it
+                     takes withdraw frames)
   {"type": "ack", "id": ..., "seq": N, "duplicate": bool}   (desk: alert is stored)
   {"type": "reject", "id": ..., "reason": ...}              (desk: alert can never be stored)
   {"type": "alert", "seq": N, "id": ..., "desk": ..., ...}  (console)
   {"type": "acked", "ack_seq": M, "seq": N, "by": ..., "at": wall time, "note"?: ...,
-   "withdrawn"?: reason}  (console; withdrawn: the desk took the alert back, it is no finding;
-                           by/at/note stay a supervisor's when one acknowledged it first)
+   "withdrawn"?: reason}  (console; withdrawn: the desk took the alert back, it is no finding
+                           (reason: a key of GET /api/labels "withdrawn"); by is "" until a
+                           supervisor acknowledges it, before or after the withdrawal)
   {"type": "transcript", "desk": D, "call_id", "role", "start", "end", "text", "received"}
                     (console: a line of a desk's current call, live; GET /api/transcript?desk=D
                      returns the lines of its current or last call)
@@ -109,6 +115,11 @@ MAX_SCORE = 1e6
 MAX_VIOLATIONS = 1_000_000
 MAX_NOTE = 500
 MIN_HEARTBEAT, MAX_HEARTBEAT = 0.05, 3600.0
+# Why a desk may withdraw an alert (monitor.labels.WITHDRAWN words them).
+WITHDRAW_REASONS = ("caller_line", "side_unsure", "not_held")
+# A desk withdraws an alert when its call ends (a spooled withdrawal may wait out a hub outage
+# with its alert): one stored longer ago than this is history, no longer the desk's to take back.
+WITHDRAW_WINDOW_S = 2 * 3600.0
 
 
 class ProtocolError(ValueError):
@@ -196,7 +207,8 @@ class AckAlert:
 
 @dataclass(frozen=True)
 class Withdraw:
-    """A desk takes back one of its alerts (`alert`: the id it sent it with)."""
+    """A desk takes back one of its alerts (`alert`: the id it sent it with; `reason`: one of
+    WITHDRAW_REASONS)."""
 
     id: str
     alert: str
@@ -210,11 +222,11 @@ class Withdraw:
         wid = _str(obj, "id", 128, pattern=ID_RE)
         try:
             alert = _str(obj, "alert", 128, pattern=ID_RE)
-            reason = _label(obj, "reason", MAX_EVIDENCE)
+            reason = _str(obj, "reason", 32)
         except ProtocolError as exc:
             raise ProtocolError(exc.code, exc.message, ref=wid) from None
-        if reason is None:
-            raise ProtocolError("bad_schema", "a withdrawal needs a 'reason'", ref=wid)
+        if reason not in WITHDRAW_REASONS:
+            raise ProtocolError("bad_value", f"'reason' must be one of {', '.join(WITHDRAW_REASONS)}", ref=wid)
         return cls(wid, alert, reason)  # type: ignore[arg-type]
 
 

@@ -59,6 +59,7 @@ from .protocol import (
     MAX_RULE,
     MAX_UNIX,
     NAME_RE,
+    WITHDRAW_WINDOW_S,
     AckAlert,
     Alert,
     AlertMsg,
@@ -71,6 +72,7 @@ from .protocol import (
     TranscriptLine,
     TranscriptMsg,
     Withdraw,
+    decode,
     dumps,
     error,
     parse_message,
@@ -704,7 +706,7 @@ class Hub:
         await ws.send(dumps({"type": "welcome", "role": "desk", "desk": desk,
                              "last_seq": self.store.last_seq(), "status": True,
                              "transcripts": self.options.transcripts_live,
-                             "redact": self.options.redact}))
+                             "redact": self.options.redact, "withdraw": True}))
         d = self._desk(desk)
         d.sessions += 1
         d.heartbeat = hello.heartbeat or self.options.desk_heartbeat
@@ -763,7 +765,7 @@ class Hub:
                 if exc.ref is not None:
                     # The frame was readable but the alert is invalid: tell the desk to stop
                     # resending it, or it would retry it forever.
-                    self.metrics.alerts_rejected.inc()
+                    (self.metrics.withdrawals_rejected if _kind(raw) == "withdraw" else self.metrics.alerts_rejected).inc()
                     await ws.send(dumps({"type": "reject", "id": exc.ref, "code": exc.code,
                                          "reason": exc.message}))
                 else:
@@ -900,11 +902,15 @@ class Hub:
         alert = self.store.find(d.name, msg.alert)
         if alert is None or alert.seq is None:
             # Another desk's alert, one the hub refused, or one pruned: never withdrawable.
-            self.metrics.alerts_rejected.inc()
+            self.metrics.withdrawals_rejected.inc()
             return dumps({"type": "reject", "id": msg.id, "code": "no_such_alert",
                           "reason": f"this desk has no alert {msg.alert!r} at the hub"})
+        if alert.withdrawn is None and time.time() - (alert.received or 0.0) > WITHDRAW_WINDOW_S:
+            self.metrics.withdrawals_rejected.inc()
+            return dumps({"type": "reject", "id": msg.id, "code": "too_late",
+                          "reason": f"alert {msg.alert!r} was stored more than {WITHDRAW_WINDOW_S / 3600:g} h ago"})
         try:
-            rec, new = self.store.withdraw(alert.seq, d.name, msg.reason)
+            rec, new = self.store.withdraw(alert.seq, msg.reason)
         except StoreError as exc:
             log.error("%s (desk %s, withdrawal %s)", exc, d.name, msg.id)
             return error("store_failed", "withdrawal not stored, resend later", ref=msg.id)
@@ -1123,6 +1129,14 @@ class Hub:
 
 
 SEARCH_PARAMS = {"from", "to", "desk", "rule", "q", "before"}
+
+
+def _kind(raw: str | bytes) -> object:
+    """The type of a frame already found readable."""
+    try:
+        return decode(raw).get("type")
+    except ProtocolError:
+        return None
 
 
 def _loopback(addr: str) -> bool:

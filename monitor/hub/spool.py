@@ -449,14 +449,19 @@ def carve(path: Path) -> tuple[list[Row], list[Rejected]]:
     return sorted(rows.values()), list(best[1].values())
 
 
-FRAME_START = b'{"type":"alert","id":"'
+FRAME_STARTS = (b'{"type":"alert","id":"', b'{"type":"withdraw","id":"')
+
+
+def _next_frame(blob: bytes, at: int) -> int:
+    found = [i for i in (blob.find(f, at) for f in FRAME_STARTS) if i >= 0]
+    return min(found) if found else -1
 
 
 def _scan_frames(blob: bytes) -> list[tuple[str, str]]:
-    """(id, frame) of every complete alert frame in the bytes, in file order."""
+    """(id, frame) of every complete alert (or withdrawal) frame in the bytes, in file order."""
     found = []
     decoder = json.JSONDecoder()
-    at = blob.find(FRAME_START)
+    at = _next_frame(blob, 0)
     while at >= 0:
         end = blob.find(b"\0", at)  # SQLite pads free space with zeros; frames hold none
         chunk = blob[at:end if end >= 0 else len(blob)][:1_000_000]
@@ -467,7 +472,7 @@ def _scan_frames(blob: bytes) -> list[tuple[str, str]]:
             msg, used = None, 0
         if isinstance(msg, dict) and frame_ok(msg.get("id"), text[:used]) and "\ufffd" not in text[:used]:
             found.append((msg["id"], text[:used]))
-        at = blob.find(FRAME_START, at + 1)
+        at = _next_frame(blob, at + 1)
     return found
 
 

@@ -423,26 +423,30 @@ class AlertStore:
         return [AckRecord(*row) for row in rows]
 
     def ack(self, seq: int, by: str, note: str | None = None) -> tuple[AckRecord | None, bool]:
-        """Acknowledge alert `seq`. Returns (record, newly_acked); record None if no such seq."""
+        """Acknowledge alert `seq`. Returns (record, newly_acked); record None if no such seq. An
+        alert its desk withdrew and no one acknowledged yet (by "") is acknowledged with it kept
+        withdrawn, the acknowledgement moved to the end of the stream."""
         def first_ack(old: tuple | None) -> bool:
-            if old is not None:
+            if old is not None and old[2]:
                 return False
-            now = time.time()
-            self._db.execute("INSERT INTO acks (seq, by, at, note) VALUES (?,?,?,?)", (seq, by, now, note))
+            now, withdrawn = time.time(), None if old is None else old[5]
+            self._db.execute("DELETE FROM acks WHERE seq=?", (seq,))
+            self._db.execute("INSERT INTO acks (seq, by, at, note, withdrawn) VALUES (?,?,?,?,?)",
+                             (seq, by, now, note, withdrawn))
             self._db.execute("UPDATE alerts SET acked_at=?, acked_by=?, ack_note=? WHERE seq=?",
                              (now, by, note, seq))
             return True
         return self._write_ack(seq, first_ack, "an acknowledgement")
 
-    def withdraw(self, seq: int, by: str, reason: str) -> tuple[AckRecord | None, bool]:
-        """The desk takes alert `seq` back: it is acknowledged by `by` (the desk) with `reason`, or,
-        when a supervisor acknowledged it already, that acknowledgement is moved to the end of the
-        acknowledgement stream with the reason added, so every console learns it.
-        Returns (record, newly_withdrawn); record None if no such seq."""
+    def withdraw(self, seq: int, reason: str) -> tuple[AckRecord | None, bool]:
+        """The desk takes alert `seq` back (`reason`: protocol.WITHDRAW_REASONS): it counts as
+        acknowledged, by no one ("") until a supervisor does; a supervisor's acknowledgement made
+        before is kept and moved to the end of the acknowledgement stream with the reason, so every
+        console learns it. Returns (record, newly_withdrawn); record None if no such seq."""
         def take_back(old: tuple | None) -> bool:
             if old is not None and old[5] is not None:
                 return False
-            who, at, note = (by, time.time(), None) if old is None else (old[2], old[3], old[4])
+            who, at, note = ("", time.time(), None) if old is None else (old[2], old[3], old[4])
             self._db.execute("DELETE FROM acks WHERE seq=?", (seq,))
             self._db.execute("INSERT INTO acks (seq, by, at, note, withdrawn) VALUES (?,?,?,?,?)",
                              (seq, who, at, note, reason))

@@ -35,7 +35,6 @@ import numpy as np
 
 from monitor.attribution import FRAME, AttributionOptions, Attributor, dropped, echo_ends, split_echo_ends
 from monitor.events import SAMPLE_RATE, CallEvent, Role, ToneEvent, Transcript, Utterance, Violation
-from monitor.labels import confidence_fraction
 from monitor.music import MUSIC, MusicOptions, music_spans, split_music
 from monitor.pauses import junction_pause
 from monitor.phrasebook import Profile
@@ -416,15 +415,12 @@ class CallSession:
 
 
 def _why_withdrawn(v: Violation, final: list[Transcript]) -> str:
-    """Why the call's final judgement (mono: sides decided with hindsight) does not hold `v`."""
+    """Why the call's final judgement (mono: sides decided with hindsight) does not hold `v`: a reason
+    of monitor.hub.protocol.WITHDRAW_REASONS."""
     line = next((t for t in final if t.speech and t.start <= v.start + 0.01 and v.end <= t.end + 0.01), None)
     if line is None or line.role_confidence is None:
-        return "the whole call, judged at its end, does not hold it"
-    agent_p = line.role_confidence if line.role == "agent" else 1.0 - line.role_confidence
-    if line.role != "agent":
-        return f"the whole call gives its line to the caller (the agent's at {confidence_fraction(agent_p)})"
-    return (f"the whole call leaves its line's side unsure (the agent's at {confidence_fraction(agent_p)}): "
-            "kept for review")
+        return "not_held"
+    return "caller_line" if line.role != "agent" else "side_unsure"
 
 
 def finding(v: Violation) -> tuple[str, str | None, float]:

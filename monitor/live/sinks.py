@@ -11,7 +11,7 @@ from typing import IO, Protocol
 
 from monitor.events import CallStarted, Transcript, Violation
 from monitor.hub.protocol import MAX_TEXT, Alert, TranscriptLine
-from monitor.labels import evidence, mono_side, rule_name
+from monitor.labels import evidence, mono_side, rule_name, withdrawn_reason
 from monitor.scoring import FULL_SCORE
 
 
@@ -77,8 +77,8 @@ class PrintSink:
 
     async def withdraw(self, alert: Alert, reason: str) -> None:
         what = f"“{alert.phrase}” " if alert.phrase else ""
-        self.out.write(f"[{alert.call_id}] withdrawn: {alert.rule} {rule_name(alert.rule)} {what}"
-                       f"at {alert.start:.1f}s: {reason}\n")
+        self.out.write(f"[{alert.call_id} {alert.start:6.1f}s] {alert.rule} {rule_name(alert.rule)} {what}"
+                       f"{withdrawn_reason(reason)}\n")
         self.out.flush()
 
     async def call_ended(self, summary: CallSummary) -> None:

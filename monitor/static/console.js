@@ -24,7 +24,6 @@ const UI = {
     agent: "坐席", caller: "客户", score: "得分", profile: "规范",
     attention: (n) => `${n} 条未处理告警`, ack: "确认", ack_confirm: "确认处理", cancel: "取消",
     note_ph: "备注（可选）", acked_by: (by, at) => `✓ ${by} 于 ${at} 确认`,
-    withdrawn: (r) => `已撤回（坐席端整通复判不成立）：${r}`,
     count: (shown, total, seq) => `显示 ${shown} 条 · 共 ${total} 条 · 最新 #${seq}`,
     h_count: (n, more) => `找到 ${n} 条${more ? "（还有更多）" : ""}`,
     transcript_of: (desk, call) => `${desk} · 通话 ${call}`, no_call: "该坐席现在没有通话。",
@@ -47,7 +46,6 @@ const UI = {
     agent: "Agent", caller: "Caller", score: "score", profile: "profile",
     attention: (n) => `${n} unacknowledged`, ack: "Acknowledge", ack_confirm: "Confirm", cancel: "Cancel",
     note_ph: "note (optional)", acked_by: (by, at) => `✓ ${by} at ${at}`,
-    withdrawn: (r) => `withdrawn by the desk (not held when the whole call was judged): ${r}`,
     count: (shown, total, seq) => `${shown} shown · ${total} total · last #${seq}`,
     h_count: (n, more) => `${n} found${more ? " (more)" : ""}`,
     transcript_of: (desk, call) => `${desk} · call ${call}`, no_call: "This desk is not on a call.",
@@ -517,6 +515,11 @@ function alertEvidence(a) {
   return `${evidenceText(a.evidence)} · ${t("mono_side")} ${Math.floor(Number((100 * Number(conf)).toFixed(9)))}%`;
 }
 
+function withdrawnReason(reason) {
+  const r = (state.labels.withdrawn || {})[reason];
+  return r ? r[state.lang] : reason;
+}
+
 function alertRow(a, withAck) {
   const tr = el("tr", sevClass(a.severity));
   tr.dataset.seq = a.seq;
@@ -586,15 +589,16 @@ function openAckForm(seq, cell) {
   note.focus();
 }
 
-// withdrawn: the desk took the alert back (its reason); a supervisor's acknowledgement before it stays shown.
+// withdrawn: the desk took the alert back (a reason key of the labels table); a supervisor's
+// acknowledgement, before or after it, stays shown.
 function markAcked(tr, by, at, note, withdrawn) {
   tr.classList.add("acked");
   tr.dataset.acked = "1";
   tr.classList.toggle("withdrawn", Boolean(withdrawn));
   const cell = tr.querySelector("td.ack");
   cell.textContent = "";
-  if (withdrawn) cell.append(el("span", "withdrawn-why", t("withdrawn", withdrawn)));
-  if (!withdrawn || by !== tr.dataset.desk) cell.append(el("span", "acked-by", t("acked_by", by, fmtDateTime(at))));
+  if (withdrawn) cell.append(el("span", "withdrawn-why", withdrawnReason(withdrawn)));
+  if (by) cell.append(el("span", "acked-by", t("acked_by", by, fmtDateTime(at))));  // "": withdrawn, not acknowledged
   if (note) cell.append(el("span", "ack-note-text", note));
   applyFilter(tr);
 }
