@@ -207,16 +207,29 @@ def test_an_alert_its_desk_withdraws_is_struck_through_with_the_reason_live_and_
                 return json.loads(await desk.recv())
             assert ht.call(withdraw("a:1", "caller_line"))["type"] == "ack"
             expect(row).to_have_class(re.compile(r"\bwithdrawn\b"))
-            expect(row.locator("td.ack")).to_have_text("坐席端撤回：整通复判认定这句是客户说的")  # no one acknowledged it
+            expect(row.locator(".withdrawn-why")).to_have_text("坐席端撤回：整通复判认定这句是客户说的")
+            expect(row.locator(".acked-by")).to_have_count(0)  # no one acknowledged it
             assert row.locator("td.text").evaluate("e => getComputedStyle(e).textDecorationLine") == "line-through"
             assert row.locator("td.evidence").evaluate("e => getComputedStyle(e).textDecorationLine") == "line-through"
-            expect(row.locator("button.ack-btn")).to_have_count(0)  # nothing left to acknowledge
             other = page.locator('#alert-rows tr[data-seq="2"]')
             expect(other).not_to_have_class(re.compile(r"\bwithdrawn\b"))
             assert other.locator("td.text").evaluate("e => getComputedStyle(e).textDecorationLine") == "none"
             page.check("#unacked-only")
             expect(page.locator("#alert-rows tr:not([hidden])")).to_have_count(2)
             page.uncheck("#unacked-only")
+            # A supervisor can still acknowledge it with a note, and a note being typed when the
+            # withdrawal arrives is kept.
+            page.locator('#alert-rows tr[data-seq="2"] button.ack-btn').click()
+            page.locator('#alert-rows tr[data-seq="2"] input.ack-note').fill("听了录音")
+            assert ht.call(withdraw("a:2", "side_unsure"))["type"] == "ack"
+            second = page.locator('#alert-rows tr[data-seq="2"]')
+            expect(second.locator(".withdrawn-why")).to_have_text("坐席端撤回：整通复判说话人存疑，转人工核实")
+            expect(second.locator("input.ack-note")).to_have_value("听了录音")
+            second.locator("button.ack-confirm").click()
+            expect(second.locator(".acked-by")).to_contain_text("console")
+            expect(second.locator(".ack-note-text")).to_have_text("听了录音")
+            expect(second.locator(".withdrawn-why")).to_have_text("坐席端撤回：整通复判说话人存疑，转人工核实")
+            assert api_alerts(hub.http_url)[1]["ack_note"] == "听了录音"
             # Acknowledged by a supervisor first, then withdrawn: both shown, the supervisor named.
             ht.call(http_ack(hub.http_url, "sup-token-named-like-a-desk-01", 3, "已提醒"))
             third = page.locator('#alert-rows tr[data-seq="3"]')

@@ -211,3 +211,34 @@ def test_the_terminal_console_says_who_withdrew_and_why_in_the_operators_languag
     # a supervisor's acknowledgement stays named beside it
     assert format_acked({**frame, "by": "李娜", "note": "已核实"}, "en").startswith(
         "#7 withdrawn by the desk: the whole call leaves this line's speaker unsure, kept for review (acked by 李娜 at ")
+
+
+def test_the_terminal_console_learns_a_withdrawal_made_while_it_was_reconnecting(tmp_path: Path) -> None:
+    import io
+
+    from monitor.hub.console_tui import run_console
+    from monitor.hub.store import AlertStore
+
+    out, err = io.StringIO(), io.StringIO()
+
+    async def printed(text: str, timeout: float = 10.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while text not in out.getvalue() + err.getvalue():
+            assert asyncio.get_running_loop().time() < deadline, out.getvalue() + err.getvalue()
+            await asyncio.sleep(0.05)
+
+    async def go() -> None:
+        port = free_port()
+        async with Hub(options(tmp_path, port=port)) as hub:
+            d = await desk_ws(hub.url, "desk-1")
+            await push(d, "a:1", body(0))
+            console = asyncio.create_task(run_console(hub.url, "console-token-for-tests-0001", out=out, err=err))
+            await printed("# live")
+        await printed("# disconnected")
+        store = AlertStore(tmp_path / "hub.sqlite3")  # the withdrawal lands while the console is away
+        store.withdraw(1, "caller_line")
+        store.close()
+        async with Hub(options(tmp_path, port=port)):
+            await printed("#1 坐席端撤回：整通复判认定这句是客户说的")
+        console.cancel()
+    run(go())

@@ -91,19 +91,35 @@ def test_garbled_greeting_with_company_name_still_counts():
     assert "greeting" not in rules_of(e)
 
 
-@pytest.mark.parametrize("opening", ["美英好，这里是警翼数码客服部，请讲。", "十比好,也因数码客服部，很高兴为领域。"])
+@pytest.mark.parametrize("opening", ["美英好，这里是警翼数码客服部，请讲。", "十比好,也因数码客服部，很高兴为领域。",
+                                     "嗯，美英好，这里是警翼数码客服部。", "美英好？这里是警翼数码客服部。"])
 def test_a_hello_the_recogniser_garbled_before_the_company_name_is_the_greeting(opening):
     """Noisy 8 kHz field-style calls: 您好 heard as one or two other syllables and 好."""
     e = run(JINGYI, [agent(0.6, 3.4, opening)] + polite_call()[1:])
     assert [v for v in e.violations if v.rule.startswith("greeting")] == []
 
 
-@pytest.mark.parametrize("opening", ["美英好，请问有什么事？",  # no company named: nothing says it is a greeting
-                                     "不好意思，警翼数码客服部。",  # an apology, not 您好
-                                     "喂，你好，警翼数码客服部。",  # rude first word
-                                     "友好的服务，警翼数码客服部。"])  # 好 inside a word, not a hello
-def test_an_opening_that_only_looks_like_a_garbled_hello_is_no_greeting(opening):
-    e = run(JINGYI, [agent(0.6, 3.4, opening)] + polite_call()[1:])
+def test_a_garbled_hello_split_from_the_company_name_at_its_pause_is_the_greeting():
+    e = run(JINGYI, [agent(0.6, 1.2, "美英好。"), agent(1.5, 3.4, "这里是警翼数码客服部，请讲。")] + polite_call()[1:])
+    assert [v for v in e.violations if v.rule.startswith("greeting")] == []
+
+
+@pytest.mark.parametrize("profile,opening", [
+    (JINGYI, "美英好，请问有什么事？"),  # no company named: nothing says it is a greeting
+    (JINGYI, "不好意思，警翼数码客服部。"),  # an apology, not 您好
+    (JINGYI, "喂，你好，警翼数码客服部。"),  # rude first word
+    (JINGYI, "友好的服务，警翼数码客服部。"),  # 好 inside a word, not a hello
+    # words ending in 好, the company named inside a rude sentence (an outside tester's)
+    (JINGYI, "那好，我不是客服部的，你打错了。"), (JINGYI, "太好，又是投诉，客服部烦死了。"),
+    (JINGYI, "最好，你别再打客服部的电话了。"), (JINGYI, "算好，你找客服部干嘛？"),
+    (ZTE, "算了好，你找中兴通讯干什么。"), (load_profile("broadband"), "最好，你去问家庭宽带营业厅吧。")])
+def test_an_opening_that_only_looks_like_a_garbled_hello_is_no_greeting(profile, opening):
+    e = run(profile, [agent(0.6, 3.4, opening)] + polite_call()[1:])
+    assert "greeting" in rules_of(e)
+
+
+def test_a_garbled_hello_alone_followed_by_other_words_is_no_greeting():
+    e = run(JINGYI, [agent(0.6, 1.2, "美英好。"), agent(1.5, 3.4, "你找客服部干嘛？")] + polite_call()[1:])
     assert "greeting" in rules_of(e)
 
 

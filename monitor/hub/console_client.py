@@ -33,7 +33,11 @@ class ConsoleClient:
                  max_size: int = 2**22) -> None:
         self.url, self.token, self.name = url, token, name
         self.last_seq = since
-        self.last_ack_seq: int | None = 0 if track_acks else None
+        # track_acks: acknowledgements (and withdrawals) made while it was away are replayed on
+        # reconnect; the first connection starts from the hub's last one (the alerts it catches up
+        # on carry their acknowledged state).
+        self.track_acks = track_acks
+        self.last_ack_seq: int | None = None
         self.ssl_context = ssl_context
         # dedupe=False passes on whatever the hub sends: the benchmark uses it to check
         # that the hub itself never duplicates.
@@ -72,6 +76,8 @@ class ConsoleClient:
                             delay = self.backoff_min
                             self.last_error = None
                             self.epoch = msg.get("epoch")
+                            if self.track_acks and self.last_ack_seq is None:
+                                self.last_ack_seq = int(msg.get("last_ack_seq") or 0)
                             if msg.get("reset"):
                                 # Another database answers (it was replaced): start over,
                                 # and tell the consumer its view is from the old one.

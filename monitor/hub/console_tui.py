@@ -92,7 +92,7 @@ async def run_console(url: str, token: str, since: int = 0, *, out: TextIO = sys
 
     Raises ConsoleRefused when the hub refuses the token.
     """
-    client = ConsoleClient(url, token, since, name="tui", ssl_context=ssl_context)
+    client = ConsoleClient(url, token, since, name="tui", ssl_context=ssl_context, track_acks=True)
     printed = 0
     try:
         async for frame in client.frames():

@@ -11,14 +11,22 @@ import re
 from monitor.events import CallEvent, Transcript, Violation
 from monitor.rules.base import CallFacts, Rule, phrase_span, violation
 
-# The recogniser's garbled 您好 on a noisy line (十比好, 美英好): one or two syllables and 好, opening
-# the agent's first words before a pause. With the company named after it (美英好，这里是警翼数码客服部)
-# it is the greeting the norms prescribe; 不好 (不好意思) is not one.
-GARBLED_HELLO = re.compile(r"^(?!不好)[\u4e00-\u9fff]{1,2}好[，,。！!、 ]")
+# The recogniser's garbled 您好 on a noisy line (十比好, 美英好): one or two syllables and 好 opening
+# the agent's first words (after a filler such as 嗯), then a pause. Named right after by the
+# company (美英好，这里是警翼数码客服部 | 十比好，也因数码客服部), in the same words or in the next ones,
+# it is the greeting the norms prescribe. Words that end in 好 (那好, 最好, 不好意思) are none, and
+# nor is a company named inside other words (那好，我不是客服部的 | 算好，你找客服部干嘛).
+GARBLED_HELLO = re.compile(r"^(?:[嗯啊呃哦][，,、 ]?)?(?!(?:那|最|还|太|只|正|很|也|就|好|挺|真|算|要|多|刚|不|不太|很不|那么|这么)好)"
+                           r"[\u4e00-\u9fff]{1,2}好[，,。！!？?、；;：: ]+")
+# What may stand between the hello and the company: 这里是 / 我是, or a few syllables of a company
+# name the recogniser garbled (也因数码客服部 for 警翼数码客服部), never a pronoun, negation or request.
+BEFORE_COMPANY = re.compile(r"(?:这里是|这是|我是)?[^你我他她您不没别找又去问烦打吗吧呢嘛]{0,4}")
 
 
-def _garbled_hello(text: str) -> bool:
-    return bool(GARBLED_HELLO.match(text.strip()))
+def _garbled_hello(text: str) -> int | None:
+    """Where the words after a garbled hello start, or None when they open with none."""
+    m = GARBLED_HELLO.match(text.strip())
+    return m.end() if m else None
 
 
 class GreetingRule(Rule):
@@ -58,8 +66,8 @@ class GreetingRule(Rule):
                 return self._judge()  # a rude first word decides it: no need to wait
         self.said.append(tr.text)
         greeting = self.forms.first(tr.text)
-        if greeting is None and tr is self.first and _garbled_hello(tr.text) and self.profile.greeting_company.first(tr.text):
-            self.greeted = tr.start <= self.deadline
+        if greeting is None and self._names_company_after_a_garbled_hello(tr):
+            self.greeted = True
             return []
         if greeting:
             # Late in a long utterance (a neighbour's or the caller's words glued before it), the
@@ -70,6 +78,22 @@ class GreetingRule(Rule):
             elif self.late is None:
                 self.late = when
         return []
+
+    def _names_company_after_a_garbled_hello(self, tr: Transcript) -> bool:
+        """The first words open with a garbled hello (GARBLED_HELLO) and the company is named right
+        after it, in these words or, when the hello was all of them, in the next ones."""
+        assert self.first is not None
+        at = _garbled_hello(self.first.text)
+        if at is None:
+            return False
+        if tr is self.first:
+            rest = tr.text.strip()[at:]
+        elif len(self.said) == 2 and not self.first.text.strip()[at:]:
+            rest = tr.text.strip()
+        else:
+            return False
+        company = self.profile.greeting_company.first(rest)
+        return company is not None and BEFORE_COMPANY.fullmatch(rest[:company.start]) is not None
 
     def tick(self, now: float) -> list[Violation]:
         if self.decided or now <= self.deadline:

@@ -538,12 +538,8 @@ function alertRow(a, withAck) {
     el("td", "evidence", alertEvidence(a)),
   );
   const ackCell = el("td", "ack");
-  if (withAck) {
-    const btn = el("button", "ack-btn", t("ack"));
-    btn.type = "button";
-    btn.addEventListener("click", () => openAckForm(a.seq, ackCell));
-    ackCell.append(btn);
-  }
+  tr.dataset.ackable = withAck ? "1" : "";
+  if (withAck) ackCell.append(ackButton(a.seq, ackCell));
   tr.append(ackCell);
   if (a.acked_at) markAcked(tr, a.acked_by, a.acked_at, a.ack_note, a.withdrawn);
   return tr;
@@ -558,6 +554,13 @@ function relabelRow(tr) {
   const btn = tr.querySelector(".ack-btn");
   if (btn) btn.textContent = t("ack");
   if (a.acked_at) markAcked(tr, a.acked_by, a.acked_at, a.ack_note, a.withdrawn);
+}
+
+function ackButton(seq, cell) {
+  const btn = el("button", "ack-btn", t("ack"));
+  btn.type = "button";
+  btn.addEventListener("click", () => openAckForm(seq, cell));
+  return btn;
 }
 
 // Acknowledge with an optional note: the hub records who (the token's supervisor) and when.
@@ -590,15 +593,18 @@ function openAckForm(seq, cell) {
 }
 
 // withdrawn: the desk took the alert back (a reason key of the labels table); a supervisor's
-// acknowledgement, before or after it, stays shown.
+// acknowledgement, before or after it, stays shown, and a supervisor may still make one (by "":
+// no one has), without losing a note being typed when the withdrawal arrives.
 function markAcked(tr, by, at, note, withdrawn) {
   tr.classList.add("acked");
   tr.dataset.acked = "1";
   tr.classList.toggle("withdrawn", Boolean(withdrawn));
   const cell = tr.querySelector("td.ack");
+  const typing = by ? null : cell.querySelector(".ack-form");
   cell.textContent = "";
   if (withdrawn) cell.append(el("span", "withdrawn-why", withdrawnReason(withdrawn)));
-  if (by) cell.append(el("span", "acked-by", t("acked_by", by, fmtDateTime(at))));  // "": withdrawn, not acknowledged
+  if (by) cell.append(el("span", "acked-by", t("acked_by", by, fmtDateTime(at))));
+  else if (tr.dataset.ackable === "1") cell.append(ackButton(Number(tr.dataset.seq), cell), ...(typing ? [typing] : []));
   if (note) cell.append(el("span", "ack-note-text", note));
   applyFilter(tr);
 }
