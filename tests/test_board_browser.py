@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_hub_browser import CHROMIUM, CHROMIUM_ARGS, HubThread, require_browser
+from test_hub_browser import CHROMIUM, CHROMIUM_ARGS, HubThread, open_console, require_browser
 from test_hub_support import DESK_TOKEN, options
 
 from monitor.asr.scripted import Line
@@ -77,11 +77,8 @@ def test_three_desks_on_the_board_transcript_escalation_ack_with_note_and_phone_
         http_url = hub.http_url
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
             errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{http_url}/#token={SUPERVISOR_TOKEN}")
-            expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=10000)
+            page = open_console(browser, http_url, errors, SUPERVISOR_TOKEN, 1280, 800)
             expect(page.locator("#view-board")).to_be_visible()  # the board is the first screen
 
             # 1. Three desks start their calls 1.5 s apart: each tile is on a call within 2 s

@@ -70,6 +70,18 @@ def require_browser() -> Any:
     return sync_playwright
 
 
+def open_console(browser: Any, http_url: str, errors: list[str], token: str = CONSOLE_TOKEN,
+                 width: int = 1400, height: int = 700) -> Any:
+    """A console page signed in with `token` and online; page errors go to `errors`."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{http_url}/#token={token}")
+    expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=10000)
+    return page
+
+
 def api_alerts(http_url: str) -> list[dict]:
     req = urllib.request.Request(f"{http_url}/api/alerts",
                                  headers={"Authorization": f"Bearer {CONSOLE_TOKEN}"})
@@ -89,12 +101,9 @@ def test_console_page_live_filter_ack_and_resume(tmp_path: Path) -> None:
         desk2 = ht.call(desk_ws(hub.url, "desk-2"))
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 700})
             errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{http_url}/#token={CONSOLE_TOKEN}")
+            page = open_console(browser, http_url, errors)
             status = page.locator("#status")
-            expect(status).to_have_attribute("data-state", "online", timeout=10000)
             assert "token" not in page.url  # moved out of the address bar
             expect(page.locator("#login")).to_be_hidden()
             page.evaluate("window.__sameDocument = 42")
@@ -190,11 +199,8 @@ def test_an_alert_its_desk_withdraws_is_struck_through_with_the_reason_live_and_
         desk = ht.call(desk_ws(hub.url, "desk-1"))
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 700})
             errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{hub.http_url}/#token={CONSOLE_TOKEN}")
-            expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=10000)
+            page = open_console(browser, hub.http_url, errors)
             page.click('.tab[data-view="alerts"]')
             ht.call(push(desk, "a:1", body(1, text="我不知道，你找领导去", phrase="找领导去", role_confidence=0.93)))
             ht.call(push(desk, "a:2", body(2, text="我不知道", phrase="不知道", role_confidence=0.95)))
@@ -239,9 +245,7 @@ def test_an_alert_its_desk_withdraws_is_struck_through_with_the_reason_live_and_
             expect(third.locator(".acked-by")).to_contain_text("desk-1")
             expect(third.locator(".ack-note-text")).to_have_text("已提醒")
             # In English, and on a page opened later from the history it catches up on.
-            later = browser.new_page()
-            later.on("pageerror", lambda e: errors.append(str(e)))
-            later.goto(f"{hub.http_url}/#token={CONSOLE_TOKEN}")
+            later = open_console(browser, hub.http_url, errors)
             later.select_option("#lang", "en")
             later.click('.tab[data-view="alerts"]')
             expect(later.locator('#alert-rows tr[data-seq="1"] .withdrawn-why')).to_have_text(

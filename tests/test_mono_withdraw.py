@@ -55,7 +55,8 @@ class Board:
         pass
 
 
-def run_mono_call(board: Board, one_voice: bool = False):
+async def desk_call(sinks: list, one_voice: bool = False, desk_name: str = "d1"):
+    """The scripted mono call through an in-process desk with these sinks, on the audio's time."""
     x = mono_audio(one_voice)
 
     async def frames():
@@ -64,14 +65,16 @@ def run_mono_call(board: Board, one_voice: bool = False):
             yield AudioFrame("agent", i / SR, x[i:i + b])
         yield EndOfStream(len(x) / SR)
 
-    async def go():
-        desk = Desk(ZTE, ScriptedTranscriber([ln for _, ln in SCRIPT]), [board], DeskOptions(desk="d1", live=LiveOptions(mono_roles="auto")))
-        try:
-            return await desk.run_call(frames(), ("agent",), call_id="m1", speed=0)
-        finally:
-            await desk.close()
+    desk = Desk(ZTE, ScriptedTranscriber([ln for _, ln in SCRIPT]), sinks,
+                DeskOptions(desk=desk_name, live=LiveOptions(mono_roles="auto")))
+    try:
+        return await desk.run_call(frames(), ("agent",), call_id="m1", speed=0)
+    finally:
+        await desk.close()
 
-    return asyncio.run(go())
+
+def run_mono_call(board: Board, one_voice: bool = False):
+    return asyncio.run(desk_call([board], one_voice))
 
 
 def test_a_live_mono_alert_whose_line_the_whole_call_makes_unsure_is_withdrawn_and_kept_for_review():
@@ -103,14 +106,6 @@ def test_the_supervisors_hub_shows_the_live_alert_withdrawn_and_the_finding_to_r
     from monitor.hub.server import Hub
     from monitor.live.sinks import HubSink
 
-    x = mono_audio(one_voice=False)
-
-    async def frames():
-        b = int(0.1 * SR)
-        for i in range(0, len(x), b):
-            yield AudioFrame("agent", i / SR, x[i:i + b])
-        yield EndOfStream(len(x) / SR)
-
     def alerts(url: str) -> list[dict]:
         req = urllib.request.Request(f"{url}/api/alerts", headers={"Authorization": f"Bearer {CONSOLE_TOKEN}"})
         with urllib.request.urlopen(req, timeout=5) as r:
@@ -119,13 +114,7 @@ def test_the_supervisors_hub_shows_the_live_alert_withdrawn_and_the_finding_to_r
     async def go():
         async with Hub(options(tmp_path)) as hub:
             sink = HubSink(hub.url, DESK_TOKEN, "desk-7", tmp_path / "desk.spool")
-            desk = Desk(ZTE, ScriptedTranscriber([ln for _, ln in SCRIPT]), [sink],
-                        DeskOptions(desk="desk-7", live=LiveOptions(mono_roles="auto")))
-            try:
-                await desk.run_call(frames(), ("agent",), call_id="m1", speed=0)
-                assert await sink.client.flush(10)
-            finally:
-                await desk.close()
+            await desk_call([sink], desk_name="desk-7")  # closing the desk flushes its spool
             return await asyncio.to_thread(alerts, hub.http_url)
 
     got = {a["rule"]: a for a in asyncio.run(go()) if a.get("phrase") == "我不知道"}
@@ -141,23 +130,7 @@ def test_the_desks_terminal_and_alert_log_say_the_alert_was_withdrawn_and_why(tm
 
     out = io.StringIO()
     log = tmp_path / "alerts.jsonl"
-    x = mono_audio(one_voice=False)
-
-    async def frames():
-        b = int(0.1 * SR)
-        for i in range(0, len(x), b):
-            yield AudioFrame("agent", i / SR, x[i:i + b])
-        yield EndOfStream(len(x) / SR)
-
-    async def go():
-        desk = Desk(ZTE, ScriptedTranscriber([ln for _, ln in SCRIPT]), [PrintSink(out), JsonlSink(log)],
-                    DeskOptions(desk="d1", live=LiveOptions(mono_roles="auto")))
-        try:
-            await desk.run_call(frames(), ("agent",), call_id="m1", speed=0)
-        finally:
-            await desk.close()
-
-    asyncio.run(go())
+    asyncio.run(desk_call([PrintSink(out), JsonlSink(log)]))
     lines = out.getvalue().splitlines()
     raised = next(k for k, ln in enumerate(lines) if ln.split("] ")[1].startswith("forbidden "))
     taken_back = next(k for k, ln in enumerate(lines) if "坐席端撤回" in ln)
