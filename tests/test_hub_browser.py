@@ -246,7 +246,9 @@ def test_an_alert_its_desk_withdraws_is_struck_through_with_the_reason_live_and_
             expect(third.locator(".ack-note-text")).to_have_text("已提醒")
             # In English, and on a page opened later from the history it catches up on.
             later = open_console(browser, hub.http_url, errors)
+            expect(later.locator("#status")).to_have_text("实时")
             later.select_option("#lang", "en")
+            expect(later.locator("#status")).to_have_text("live")  # the status line follows the language
             later.click('.tab[data-view="alerts"]')
             expect(later.locator('#alert-rows tr[data-seq="1"] .withdrawn-why')).to_have_text(
                 "withdrawn by the desk: the whole call gives this line to the caller")

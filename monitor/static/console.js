@@ -129,6 +129,7 @@ function applyLanguage() {
   document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
   for (const e of document.querySelectorAll("[data-i18n]")) e.textContent = t(e.dataset.i18n);
   $("lang").value = state.lang;
+  if (state.status) setStatus(...state.status);
   for (const tr of state.rows.values()) relabelRow(tr);
   for (const name of state.desks.keys()) renderTile(name);
   refillRuleSelects();
@@ -149,9 +150,11 @@ function readToken() {
   return sessionStorage.getItem("monitor-token");
 }
 
-function setStatus(text, online) {
+// The status line, kept as its wording key so a change of language rewords it.
+function setStatus(online, key, ...args) {
+  state.status = [online, key, ...args];
   const s = $("status");
-  s.textContent = text;
+  s.textContent = t(key, ...args);
   s.className = "status " + (online ? "online" : "offline");
   s.dataset.state = online ? "online" : "offline";
 }
@@ -166,14 +169,14 @@ function connect() {
   const ws = new WebSocket(`${scheme}//${location.host}/ws`);
   state.ws = ws;
   state.live = false;
-  setStatus(t("connecting"), false);
+  setStatus(false, "connecting");
   ws.onopen = () => {
     // No name: the hub records acknowledgements under the name bound to the token.
     const hello = { type: "hello", role: "console", token: state.token, since: state.lastSeq, tail: MAX_ROWS };
     if (state.lastAckSeq !== null) hello.ack_since = state.lastAckSeq;
     if (state.epoch) hello.epoch = state.epoch;
     ws.send(JSON.stringify(hello));
-    setStatus(t("catching_up"), false);
+    setStatus(false, "catching_up");
   };
   ws.onmessage = (ev) => {
     let msg;
@@ -186,13 +189,13 @@ function connect() {
     if (ev.code === 4401 || ev.code === 4403) {
       // A wrong token will not get better by retrying: ask for another one.
       sessionStorage.removeItem("monitor-token");
-      setStatus(t("token_refused"), false);
+      setStatus(false, "token_refused");
       showLogin(t("refused", ev.reason || ev.code));
       return;
     }
     const wait = state.backoff;
     state.backoff = Math.min(state.backoff * 2, BACKOFF_MAX_MS);
-    setStatus(t("offline", Math.round(wait / 1000), state.lastSeq), false);
+    setStatus(false, "offline", Math.round(wait / 1000), state.lastSeq);
     for (const d of state.desks.values()) d.connected = false;  // unknown until we are back
     for (const name of state.desks.keys()) renderTile(name);
     setTimeout(connect, wait * (0.5 + Math.random() / 2));
@@ -228,7 +231,7 @@ function onFrame(msg) {
       break;
     }
     case "caught_up":
-      setStatus(t("live"), true);
+      setStatus(true, "live");
       state.backoff = 500;
       state.live = true;
       updateCount();
@@ -580,7 +583,7 @@ function openAckForm(seq, cell) {
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
-      setStatus(t("not_connected"), false);
+      setStatus(false, "not_connected");
       return;
     }
     ok.disabled = true;
@@ -775,7 +778,7 @@ function start() {
   state.token = readToken();
   const go = () => {
     if (!state.token) {
-      setStatus(t("no_token"), false);
+      setStatus(false, "no_token");
       showLogin(t("ask_token"));
       return;
     }
