@@ -141,3 +141,19 @@ def test_the_desks_terminal_and_alert_log_say_the_alert_was_withdrawn_and_why(tm
     # the alert, then the same alert (call, rule, phrase, start) with why it was withdrawn
     assert [a.get("withdrawn") for a in forb] == [None, "side_unsure"]
     assert len({(a["call_id"], a["rule"], a["phrase"], a["start"]) for a in forb}) == 1
+
+
+def test_a_withdrawal_says_whose_line_the_whole_call_made_it():
+    from monitor.events import Transcript, Violation
+    from monitor.live.session import _why_withdrawn
+
+    def line(role, conf):
+        return Transcript(role, 5.0, 7.0, "我不知道您这边能不能查到。", role_confidence=conf)
+
+    def found(rule):
+        return Violation(rule, 5.1, 6.0, "agent", "我不知道您这边能不能查到。", "agent said “我不知道”: exact")
+
+    assert _why_withdrawn(found("forbidden"), [line("caller", 0.73)]) == "caller_line"
+    assert _why_withdrawn(found("forbidden"), [line("agent", 0.56)]) == "side_unsure"  # left to review
+    assert _why_withdrawn(found("greeting"), [line("agent", 0.56)]) == "not_held"  # no review for it
+    assert _why_withdrawn(found("forbidden"), []) == "not_held"

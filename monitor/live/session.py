@@ -420,7 +420,10 @@ def _why_withdrawn(v: Violation, final: list[Transcript]) -> str:
     line = next((t for t in final if t.speech and t.start <= v.start + 0.01 and v.end <= t.end + 0.01), None)
     if line is None or line.role_confidence is None:
         return "not_held"
-    return "caller_line" if line.role != "agent" else "side_unsure"
+    if line.role != "agent":
+        return "caller_line"
+    # still the agent's, below the bar a forbidden alert needs: left to review (forbidden_unsure)
+    return "side_unsure" if v.rule == "forbidden" else "not_held"
 
 
 def finding(v: Violation) -> tuple[str, str | None, float]:
