@@ -106,14 +106,18 @@ _WHO = {"agent": "坐席", "caller": "客户"}
 _COMPILED = [(re.compile(p), t) for p, t in EVIDENCE]
 
 
+def _named(table: dict[str, tuple[str, str]], key: str, lang: Lang) -> str:
+    """`key`'s wording in `lang` from one of the (Chinese, English) tables; the key itself if unknown."""
+    names = table.get(key)
+    return key if names is None else names[0 if lang == "zh" else 1]
+
+
 def rule_name(rule: str, lang: Lang = "zh") -> str:
-    names = RULES.get(rule)
-    return rule if names is None else names[0 if lang == "zh" else 1]
+    return _named(RULES, rule, lang)
 
 
 def severity_name(severity: str, lang: Lang = "zh") -> str:
-    names = SEVERITIES.get(severity)
-    return severity if names is None else names[0 if lang == "zh" else 1]
+    return _named(SEVERITIES, severity, lang)
 
 
 def evidence(text: str, lang: Lang = "zh") -> str:
@@ -131,8 +135,7 @@ def evidence(text: str, lang: Lang = "zh") -> str:
 
 
 def withdrawn_reason(reason: str, lang: Lang = "zh") -> str:
-    names = WITHDRAWN.get(reason)
-    return reason if names is None else names[0 if lang == "zh" else 1]
+    return _named(WITHDRAWN, reason, lang)
 
 
 def confidence_percent(conf: float) -> int:
@@ -157,8 +160,8 @@ def mono_side(conf: float | None, rule: str, lang: Lang = "zh") -> str:
 
 def table() -> dict:
     """The whole table as JSON for the console (GET /api/labels)."""
-    return {"rules": {k: {"zh": zh, "en": en} for k, (zh, en) in RULES.items()},
-            "severities": {k: {"zh": zh, "en": en} for k, (zh, en) in SEVERITIES.items()},
-            "withdrawn": {k: {"zh": zh, "en": en} for k, (zh, en) in WITHDRAWN.items()},
+    def both(table: dict[str, tuple[str, str]]) -> dict:
+        return {k: {"zh": zh, "en": en} for k, (zh, en) in table.items()}
+    return {"rules": both(RULES), "severities": both(SEVERITIES), "withdrawn": both(WITHDRAWN),
             "evidence": [{"pattern": p, "zh": t} for p, t in EVIDENCE],
             "who": _WHO, "review_rules": list(REVIEW_RULES)}

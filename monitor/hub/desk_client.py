@@ -222,11 +222,7 @@ class DeskClient:
             parse_alert_body(alert_id, body)  # same checks as the hub: fail here, not later
         except ProtocolError as exc:
             raise ValueError(exc.message) from None
-        while self._spool.count >= self.max_pending:
-            await self._room.wait()
-        self._spool.add(alert_id, dumps({"type": "alert", "id": alert_id, "alert": body}))
-        self._update_events()
-        self._new.set()
+        await self._spool_frame(alert_id, {"type": "alert", "id": alert_id, "alert": body})
         return alert_id
 
     async def withdraw(self, alert_id: str, reason: str) -> str:
@@ -241,12 +237,16 @@ class DeskClient:
             Withdraw.from_wire(frame.to_wire())  # the hub's checks, here
         except ProtocolError as exc:
             raise ValueError(exc.message) from None
+        await self._spool_frame(wid, frame.to_wire())
+        return wid
+
+    async def _spool_frame(self, frame_id: str, frame: dict) -> None:
+        """Spool a frame for delivery in order (waiting while the spool is full)."""
         while self._spool.count >= self.max_pending:
             await self._room.wait()
-        self._spool.add(wid, dumps(frame.to_wire()))
+        self._spool.add(frame_id, dumps(frame))
         self._update_events()
         self._new.set()
-        return wid
 
     async def call_started(self, call_id: str, started_at: float, profile: str | None,
                            peer: str | None = None) -> None:

@@ -429,12 +429,7 @@ class AlertStore:
         def first_ack(old: tuple | None) -> bool:
             if old is not None and old[2]:
                 return False
-            now, withdrawn = time.time(), None if old is None else old[5]
-            self._db.execute("DELETE FROM acks WHERE seq=?", (seq,))
-            self._db.execute("INSERT INTO acks (seq, by, at, note, withdrawn) VALUES (?,?,?,?,?)",
-                             (seq, by, now, note, withdrawn))
-            self._db.execute("UPDATE alerts SET acked_at=?, acked_by=?, ack_note=? WHERE seq=?",
-                             (now, by, note, seq))
+            self._put_ack(seq, by, time.time(), note, None if old is None else old[5])
             return True
         return self._write_ack(seq, first_ack, "an acknowledgement")
 
@@ -447,13 +442,17 @@ class AlertStore:
             if old is not None and old[5] is not None:
                 return False
             who, at, note = ("", time.time(), None) if old is None else (old[2], old[3], old[4])
-            self._db.execute("DELETE FROM acks WHERE seq=?", (seq,))
-            self._db.execute("INSERT INTO acks (seq, by, at, note, withdrawn) VALUES (?,?,?,?,?)",
-                             (seq, who, at, note, reason))
-            self._db.execute("UPDATE alerts SET acked_at=?, acked_by=?, ack_note=?, withdrawn=? WHERE seq=?",
-                             (at, who, note, reason, seq))
+            self._put_ack(seq, who, at, note, reason)
             return True
         return self._write_ack(seq, take_back, "a withdrawal")
+
+    def _put_ack(self, seq: int, by: str, at: float, note: str | None, withdrawn: str | None) -> None:
+        """Alert `seq`'s acknowledgement, as the newest of the stream (a new ack_seq), and on the alert."""
+        self._db.execute("DELETE FROM acks WHERE seq=?", (seq,))
+        self._db.execute("INSERT INTO acks (seq, by, at, note, withdrawn) VALUES (?,?,?,?,?)",
+                         (seq, by, at, note, withdrawn))
+        self._db.execute("UPDATE alerts SET acked_at=?, acked_by=?, ack_note=?, withdrawn=? WHERE seq=?",
+                         (at, by, note, withdrawn, seq))
 
     def _write_ack(self, seq: int, change: Callable[[tuple | None], bool], what: str) -> tuple[AckRecord | None, bool]:
         """One transaction on alert `seq`'s acknowledgement: `change` gets its ack row (None if not

@@ -68,17 +68,13 @@ class PrintSink:
         self.out.flush()
 
     async def emit(self, alert: Alert) -> None:
-        what = f"“{alert.phrase}” " if alert.phrase else ""
         said = f" 「{alert.text}」" if alert.text else ""
-        # The rule id (scripts grep it) with its name and the evidence from the one wording table.
-        name = f"{alert.rule} {rule_name(alert.rule)}"
-        self.out.write(f"[{alert.call_id} {alert.emitted:6.1f}s] {name:<16} {what}{evidence(alert.evidence)}{mono_side(alert.role_confidence, alert.rule)}{said}\n")
+        self.out.write(f"[{alert.call_id} {alert.emitted:6.1f}s] {_named(alert):<16} {_phrase(alert)}"
+                       f"{evidence(alert.evidence)}{mono_side(alert.role_confidence, alert.rule)}{said}\n")
         self.out.flush()
 
     async def withdraw(self, alert: Alert, reason: str) -> None:
-        what = f"“{alert.phrase}” " if alert.phrase else ""
-        self.out.write(f"[{alert.call_id} {alert.start:6.1f}s] {alert.rule} {rule_name(alert.rule)} {what}"
-                       f"{withdrawn_reason(reason)}\n")
+        self.out.write(f"[{alert.call_id} {alert.start:6.1f}s] {_named(alert)} {_phrase(alert)}{withdrawn_reason(reason)}\n")
         self.out.flush()
 
     async def call_ended(self, summary: CallSummary) -> None:
@@ -86,6 +82,15 @@ class PrintSink:
 
     async def close(self) -> None:
         pass
+
+
+def _named(alert: Alert) -> str:
+    """The rule id (scripts grep it) with its name from the one wording table."""
+    return f"{alert.rule} {rule_name(alert.rule)}"
+
+
+def _phrase(alert: Alert) -> str:
+    return f"“{alert.phrase}” " if alert.phrase else ""
 
 
 class JsonlSink:

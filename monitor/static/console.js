@@ -88,10 +88,13 @@ function el(tag, cls, text) {
 
 // -- wording: rule names, severities, evidence from the hub's one table (monitor/labels.py) --
 
-function ruleName(rule) {
-  const r = state.labels.rules[rule];
-  return r ? r[state.lang] : String(rule);
+// `key`'s wording in the page's language from one of the table's {zh, en} maps; the key if unknown.
+function named(table, key) {
+  const r = (table || {})[key];
+  return r ? r[state.lang] : String(key);
 }
+
+function ruleName(rule) { return named(state.labels.rules, rule); }
 
 function evidenceText(text) {
   text = String(text || "");
@@ -518,10 +521,7 @@ function alertEvidence(a) {
   return `${evidenceText(a.evidence)} · ${t("mono_side")} ${Math.floor(Number((100 * Number(conf)).toFixed(9)))}%`;
 }
 
-function withdrawnReason(reason) {
-  const r = (state.labels.withdrawn || {})[reason];
-  return r ? r[state.lang] : reason;
-}
+function withdrawnReason(reason) { return named(state.labels.withdrawn, reason); }
 
 function alertRow(a, withAck) {
   const tr = el("tr", sevClass(a.severity));
