@@ -74,6 +74,8 @@ class Transcript:
     # scores as likely first words of the utterance (monitor.asr.whisper `opening_probes`): rules
     # that fault their absence count them as said.
     may_open_with: tuple[str, ...] = ()
+    # How loud the talker in the utterance is (monitor.audio.levels.speech_level_db); None: not measured.
+    level_db: float | None = None
 
     def to_dict(self) -> dict:
         return {"channel": self.role, "start": round(self.start, 2), "end": round(self.end, 2),

@@ -73,7 +73,8 @@ class JudgeInput:
                                         role_confidence=None if t.get("role_confidence") is None
                                         else float(t["role_confidence"]),
                                         alternatives=tuple(str(a) for a in t.get("alternatives", ())),
-                                        may_open_with=tuple(str(a) for a in t.get("may_open_with", ())))
+                                        may_open_with=tuple(str(a) for a in t.get("may_open_with", ())),
+                                        level_db=None if t.get("level_db") is None else float(t["level_db"]))
                             for t in d["transcripts"]],
                 confirmed_tones=[_tone(t) for t in d["confirmed_tones"]],
                 tones=[_tone(t) for t in d["tones"]],
@@ -103,7 +104,8 @@ def _transcript_dict(t: Transcript) -> dict:
             "dropped_because": t.dropped_because,
             **({"role_confidence": float(t.role_confidence)} if t.role_confidence is not None else {}),
             **({"alternatives": list(t.alternatives)} if t.alternatives else {}),
-            **({"may_open_with": list(t.may_open_with)} if t.may_open_with else {})}
+            **({"may_open_with": list(t.may_open_with)} if t.may_open_with else {}),
+            **({"level_db": round(float(t.level_db), 1)} if t.level_db is not None else {})}
 
 
 def _tone_dict(t: ToneEvent) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from monitor.audio.levels import speech_level_db
 from monitor.events import Heard, Role, Transcript, Utterance
 
 
@@ -31,5 +32,5 @@ class ScriptedTranscriber:
             said = [x.text for x in self.lines if x.role == u.role and x.start < u.end and x.end > u.start]
             text = "".join(said)
             out.append(Transcript(role=u.role, start=u.start, end=u.end, text=text, speech=bool(text),
-                                  dropped_because="" if text else "empty"))
+                                  dropped_because="" if text else "empty", level_db=speech_level_db(u.samples)))
         return out

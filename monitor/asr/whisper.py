@@ -27,6 +27,7 @@ from monitor.asr.coverage import (
 from monitor.asr.filters import SpeechFilter, clean, why_not_speech
 from monitor.asr.fragments import FragmentOptions, follows, plausible
 from monitor.asr.model_files import resolve_model_dir
+from monitor.audio.levels import speech_level_db
 from monitor.events import SAMPLE_RATE, Heard, Transcript, Utterance
 from monitor.text import normalize, to_simplified
 
@@ -326,4 +327,5 @@ class WhisperTranscriber:
                 alternatives.append(alt)
         return Transcript(role=utt.role, start=utt.start, end=utt.end, text=text, speech=not reason,
                           avg_logprob=round(avg_logprob, 3), no_speech_prob=round(no_speech, 3),
-                          dropped_because=reason, alternatives=tuple(alternatives))
+                          dropped_because=reason, alternatives=tuple(alternatives),
+                          level_db=speech_level_db(utt.samples))
