@@ -21,7 +21,7 @@ RULES: dict[str, tuple[str, str]] = {
     "greeting": ("开场问候", "greeting"),
     "greeting_company": ("问候未报公司名", "greeting names the company"),
     "forbidden": ("服务忌语", "forbidden phrase"),
-    "forbidden_unsure": ("疑似服务忌语（说话人待核实）", "forbidden phrase, speaker to review"),
+    "forbidden_unsure": ("疑似服务忌语（待核实）", "forbidden phrase to review"),
     "closing": ("结束语", "closing"),
     "closing_offer": ("未询问其他需求", "closing offer"),
     "hangup": ("先于客户挂机", "hang-up first"),
@@ -57,6 +57,8 @@ WITHDRAWN: dict[str, tuple[str, str]] = {
 EVIDENCE: list[tuple[str, str]] = [
     (r"^(?:agent )?said “(.*)”: (.*); whose line is unsure \(the agent's at (.*)\)$",
      "混合录音中说“{1}”的这句话是坐席的可能性为 {3}，请人工核实"),
+    (r"^agent said “(.*)”: (.*); the recogniser's near reading “(.*)” is polite$",
+     "坐席似乎说了“{1}”，但识别的另一读法“{3}”是礼貌说法，请人工核实"),
     (r"^agent said “(.*)”: exact; the recogniser's near reading “(.*)”$", "坐席说了“{1}”（识别的另一读法“{2}”，完全一致）"),
     (r"^agent said “(.*)”: sounds like it \(pinyin distance (.*)\); the recogniser's near reading “(.*)”$",
      "坐席说了“{1}”（识别的另一读法“{3}”，读音相近，拼音距离 {2}）"),

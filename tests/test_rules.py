@@ -186,6 +186,28 @@ def test_a_polite_construction_in_the_best_reading_is_not_undone_by_a_near_readi
     assert rules_of(run(ZTE, polite_call(line))) == []
 
 
+def test_a_phrase_a_near_reading_holds_inside_a_polite_construction_is_left_to_review():
+    # field-style calls, noisy lines: "不是没法查" heard "我是没法查", "您没法查到也没关系" heard
+    # "你没法查到眼为关系"; the beam's next reading had the polite words
+    for text, near in (("我是没法查,只是要多等两天,您放心。", "不是没法查,只是要多等两天,您放心。"),
+                       ("你没法查到眼为关系,我这边帮您查。", "你没法查到也没关系,我这边帮您查。")):
+        line = replace(agent(6.0, 9.0, text), alternatives=("这是没法查到的,只是要多等两天。", near))
+        engine = run(UNICOM, polite_call(line))
+        assert forbidden(engine) == [], text
+        (review,) = [v for v in engine.violations if v.rule == "forbidden_unsure"]
+        assert review.phrase == "没法查" and review.deduction == 0.0
+        assert f"near reading “{near}” is polite" in review.evidence
+        assert evidence(review.evidence) == f"坐席似乎说了“没法查”，但识别的另一读法“{near}”是礼貌说法，请人工核实"
+        # without that near reading the words are the agent's refusal
+        assert [v.phrase for v in forbidden(run(UNICOM, polite_call(replace(line, alternatives=()))))] == ["没法查"]
+
+
+def test_a_rude_line_whose_near_readings_are_rude_or_garbled_stays_a_violation():
+    line = replace(agent(6.0, 9.0, "没法查，你自己去营业厅问吧。"),
+                   alternatives=("没法查，你自己去营业厅吧。", "没法查,你自己去应接厅问吧。"))
+    assert [v.phrase for v in forbidden(run(UNICOM, polite_call(line)))] == ["没法查"]
+
+
 def test_near_readings_of_the_callers_words_raise_nothing():
     line = replace(caller(6.0, 9.0, "已有完美,同一个人提问了三点了。"), alternatives=("你有完没完,同一个人提问了三点了。",))
     assert forbidden(run(UNICOM, polite_call(line))) == []

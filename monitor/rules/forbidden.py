@@ -76,6 +76,8 @@ class ForbiddenRule(Rule):
             return []
         # A mixed-mono line given to the agent without confidence (monitor.roles) never raises alone.
         sure = agent_p is None or agent_p >= self.min_role_confidence
+        # The phrase in the best reading, but polite in a near reading: the words are unsure.
+        polite_near = {} if how else {name: alt for alt in tr.alternatives for name in matcher.excused(alt)}
         for m in found:
             entry = self.by_phrase[m.name]
             key = (entry.phrase, round(tr.start, 3))
@@ -86,11 +88,11 @@ class ForbiddenRule(Rule):
             exact = f"sounds like it (pinyin distance {m.cost:g})" if m.cost else \
                 "exact" if normalize(m.matched) == normalize(entry.phrase) else "sounds the same"
             said = f"{'agent ' if tr.role == 'agent' else ''}said “{m.matched}”: {exact}{how}"
-            if not sure:
-                assert agent_p is not None  # only a mono line can be unsure
+            if not sure or m.name in polite_near:
+                doubt = f"the recogniser's near reading “{polite_near[m.name]}” is polite" if sure else \
+                    f"whose line is unsure (the agent's at {confidence_fraction(agent_p or 0.0)})"
                 self.unsure[key] = violation(
-                    UNSURE_RULE, self.profile.forbidden_defaults, start, end, tr.text,
-                    f"{said}; whose line is unsure (the agent's at {confidence_fraction(agent_p)})",
+                    UNSURE_RULE, self.profile.forbidden_defaults, start, end, tr.text, f"{said}; {doubt}",
                     phrase=entry.phrase, severity="minor", deduction=0.0, seed=entry.seed,
                     role_confidence=agent_p)
                 continue
