@@ -5,6 +5,8 @@ goodbye, and `closing` fired although the agent said it. The recogniser is asked
 is as the line's first words (monitor.asr.whisper `opening_probes`); a goodbye it scores well
 counts as said. Lines without a goodbye must not gain one.
 """
+import dataclasses
+
 import numpy as np
 
 from monitor.events import SAMPLE_RATE, Transcript, Utterance
@@ -78,3 +80,23 @@ def test_the_closing_rule_counts_a_goodbye_the_recogniser_scored_at_the_opening(
     assert "closing" not in closing_of(heard)
     # ... and it survives a rescore from the report's judge_input
     assert "closing" not in closing_of(heard, judge_input_roundtrip=True)
+
+
+def test_a_goodbye_the_whole_line_was_read_with_is_kept_when_its_halves_garble_it(whisper_factory):
+    """A long line read with too few words is decoded again in halves, and the halves' longer text
+    replaces the whole's; a goodbye only the whole's reading had still counts as said."""
+    model = whisper_factory()
+    x = np.zeros(5 * SR, np.float32)
+    whole = Transcript("agent", 30.0, 35.0, "好的 感谢你的耐心 再见", avg_logprob=-0.5)
+    halves = [Transcript("agent", 30.0, 31.7, "好的,感谢你的脉气", avg_logprob=-0.9),
+              Transcript("agent", 31.7, 35.0, "在卷称一条卷称之后", avg_logprob=-1.0)]
+    for whole_read, want in ((whole, ("再见",)), (dataclasses.replace(whole, text="好的 感谢你的耐心"), ())):
+        results: list[Transcript | None] = [whole_read]
+        fake = model.__class__.__new__(model.__class__)
+        fake.__dict__.update(model.__dict__)
+        fake._decode = lambda utts, probe=False: halves[:len(utts)]  # the halves' readings
+        fake._halve([line(x)], results, [0])
+        (got,) = results
+        assert got is not None and got.text == "好的,感谢你的脉气，在卷称一条卷称之后"  # the longer text wins
+        assert got.may_open_with == want
+        assert ("closing" in closing_of(got)) == (want == ())

@@ -182,8 +182,13 @@ class WhisperTranscriber:
             whole = results[i]
             text = "，".join(t.text.rstrip("。.，, ") for t in parts)
             if whole is not None and len(text) > len(whole.text if whole.speech else ""):
+                # words the agent must say that the whole's reading had and the halves garbled
+                # ("好的 感谢你的耐心 再见" / "好的,感谢你的脉气，在卷称一条卷称之后") stay heard
+                kept = tuple(w for w, _ in self._probes if whole.speech and normalize(w) in normalize(whole.text)
+                             and normalize(w) not in normalize(text) and w not in whole.may_open_with)
                 results[i] = dataclasses.replace(whole, text=text, speech=True, dropped_because="", alternatives=(),
-                                                 avg_logprob=min(t.avg_logprob for t in parts))
+                                                 avg_logprob=min(t.avg_logprob for t in parts),
+                                                 may_open_with=(*whole.may_open_with, *kept))
 
     def _add_last_clauses(self, utts: Sequence[Utterance], results: list[Transcript | None], thin: list[int]) -> None:
         """The last clause decoded on its own, added when the text so far does not end with it
