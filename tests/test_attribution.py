@@ -183,6 +183,43 @@ def test_the_callers_complaint_echoed_into_the_agents_apology_is_cut_off_in_batc
     assert [v.rule for v in s.violations] == ["closing"] == [v["rule"] for v in report["violations"]][:1]
 
 
+def agc_noise_call(seconds=4.8):
+    """An AGC holds the caller line's noise at -10 dBFS until the caller's back-channel (2.75 s),
+    then backs off to -28 dBFS and lifts the agent's echo (80 ms late) above the agent; meanwhile
+    the agent greets (0.9-2.7 s), some 20 dB below that noise, and goes on (3.0-4.6 s)."""
+    rng = np.random.default_rng(3)
+    agent = quiet(seconds, level=0.0003)
+    for at, words in ((0.9, syllables(1.8, f0=190)), (3.0, syllables(1.6, f0=190))):
+        agent[int(at * SR):int(at * SR) + len(words)] += words / DB ** 4
+    lifted = int(2.8 * SR)
+    caller = np.concatenate([0.3 * rng.standard_normal(lifted),
+                             0.04 * rng.standard_normal(int(seconds * SR) - lifted)]).astype(np.float32)
+    back_channel = syllables(0.4) * 0.8
+    caller[int(2.75 * SR):int(2.75 * SR) + len(back_channel)] += back_channel
+    caller[lifted:] += _line_echo(agent, 80, 6.0)[lifted:]  # then the agent's own echo, lifted by it
+    return agent, caller
+
+
+def test_the_agents_greeting_under_a_callers_line_held_flat_by_an_agc_is_not_cut_off_as_echo(tmp_path):
+    """field33 syn-021: the flat noise is louder than the agent's greeting and, next to the line's
+    quieter noise after it, looked like the caller talking; its level does not come and go as
+    speech does, so the greeting is not taken for the caller's echo (the call lost its greeting)."""
+    import soundfile as sf
+
+    from monitor.asr.scripted import ScriptedTranscriber
+    from monitor.attribution import AttributionOptions, echo_ends
+    from monitor.pipeline import score_call
+
+    agent, caller = agc_noise_call()
+    assert echo_ends(agent, caller, AttributionOptions()) == (0, len(agent))
+    sf.write(tmp_path / "call.wav", np.stack([agent, caller], axis=1), SR)
+    lines = [Line("agent", 0.9, 2.7, "您好，中兴通讯！"), Line("caller", 2.75, 3.15, "对对。"),
+             Line("agent", 3.0, 4.6, "请问有什么可以帮您？")]
+    report = score_call(tmp_path / "call.wav", load_profile("zte"), ScriptedTranscriber(lines)).to_dict()
+    assert "greeting" not in [v["rule"] for v in report["violations"]]
+    assert not [x for x in report["not_their_words"] if x["channel"] == "agent"]
+
+
 def _line_echo(x: np.ndarray, ms: int, db: float) -> np.ndarray:
     """What a line's hybrid puts on the other channel: the telephone band, `ms` late, `db` louder or softer."""
     spec = np.fft.rfft(x)
