@@ -57,6 +57,8 @@ WITHDRAWN: dict[str, tuple[str, str]] = {
 EVIDENCE: list[tuple[str, str]] = [
     (r"^(?:agent )?said “(.*)”: (.*); whose line is unsure \(the agent's at (.*)\)$",
      "混合录音中说“{1}”的这句话是坐席的可能性为 {3}，请人工核实"),
+    (r"^agent said “(.*)”: (.*); the recogniser's near reading “(.*)” is polite; the agent's line at (.*)$",
+     "混合录音中坐席（可能性 {4}）似乎说了“{1}”，但识别的另一读法“{3}”是礼貌说法，请人工核实"),
     (r"^agent said “(.*)”: (.*); the recogniser's near reading “(.*)” is polite$",
      "坐席似乎说了“{1}”，但识别的另一读法“{3}”是礼貌说法，请人工核实"),
     (r"^agent said “(.*)”: exact; the recogniser's near reading “(.*)”$", "坐席说了“{1}”（识别的另一读法“{2}”，完全一致）"),

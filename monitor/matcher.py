@@ -74,6 +74,13 @@ def syllables(text: str) -> list[frozenset[str]]:
     return [_readings(ch) for ch in normalize(text)]
 
 
+def sound_alike(a: str, b: str) -> bool:
+    """Do two readings say the same syllables, punctuation aside, each the same or a near-homophone
+    (又/有, 补/不, 你/您)? Then they are one hearing written two ways, not two hearings."""
+    sa, sb = syllables(a), syllables(b)
+    return len(sa) == len(sb) and all(_sub_cost(x, y) <= NEAR for x, y in zip(sa, sb, strict=True))
+
+
 def tolerance(n: int) -> float:
     """Total cost a phrase of n syllables may differ by and still match."""
     if n <= 3:

@@ -112,6 +112,7 @@ def cmd_rescore(args) -> int:
     from monitor.rescore import (
         ReportError,
         hotword_warning,
+        levels_warning,
         read_report,
         rescore_call,
         speakers_warning,
@@ -164,6 +165,7 @@ def cmd_rescore(args) -> int:
     hotword_warnings: list[str] = []
     version_warnings: list[str] = []
     speaker_warnings: list[str] = []
+    level_warnings: list[str] = []
     try:
         for line in lines:
             if line.failed:  # failed to score: nothing to re-judge, passed on as it was
@@ -178,6 +180,9 @@ def cmd_rescore(args) -> int:
             warning = speakers_warning(line, profile)
             if warning:
                 speaker_warnings.append(warning)
+            warning = levels_warning(line)
+            if warning:
+                level_warnings.append(warning)
             if not args.profile and call_key(line.call) not in mapping:  # found by the name it was scored with
                 warning = version_warning(line, profile)
                 if warning:
@@ -201,7 +206,7 @@ def cmd_rescore(args) -> int:
         raise
     if writer:
         writer.close()
-    for said in (hotword_warnings, version_warnings, speaker_warnings):
+    for said in (hotword_warnings, version_warnings, speaker_warnings, level_warnings):
         if said:
             more = f" (and {len(said) - 1} more call(s))" if len(said) > 1 else ""
             print(f"monitor: warning: {said[0]}{more}", file=sys.stderr)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO
 
 from monitor.csv_report import write_csvs
+from monitor.events import REVIEW_RULES
 from monitor.labels import confidence_fraction, evidence, rule_name
 from monitor.pipeline import CallReport
 from monitor.private import open_private
@@ -97,6 +98,7 @@ def print_summary(reports: list[CallReport], failed: list[tuple[str, str]], out:
     out.write(f"; mean score {mean:.1f}\n")
     for rule, count in sorted(by_rule.items(), key=lambda x: (-x[1], x[0])):
         calls = sum(1 for r in reports if any(v.rule == rule for v in r.violations))
-        out.write(f"  {rule:<13} {count:3d} violation(s) in {calls} call(s)  {rule_name(rule)}\n")
+        kind = "to review" if rule in REVIEW_RULES else "violation(s)"
+        out.write(f"  {rule:<13} {count:3d} {kind} in {calls} call(s)  {rule_name(rule)}\n")
     for _, err in failed:
         out.write(f"  FAILED {err}\n")

@@ -89,6 +89,19 @@ def speakers_warning(line: ReportLine, profile: Profile) -> str | None:
             f"they are kept as they were: score the audio again to decide them with {profile.name}")
 
 
+def levels_warning(line: ReportLine) -> str | None:
+    """A stereo call scored before the talkers' levels were kept (Transcript.level_db): the hold rule
+    cannot tell a neighbour's unreadable mumble on the agent's headset from the agent there."""
+    inp = line.data.get("judge_input")
+    if not isinstance(inp, dict):
+        return None
+    lines = [t for t in inp.get("transcripts", []) if isinstance(t, dict) and t.get("speech")]
+    if not lines or any("level_db" in t or t.get("role_confidence") is not None for t in lines):
+        return None
+    return (f"{line.call}: scored before the talkers' levels were kept: a neighbour's unreadable words on the "
+            "agent's channel still end a hold's silence here; score the audio again to judge them")
+
+
 def rescore_call(line: ReportLine, profile: Profile) -> CallReport:
     """The call of a report line judged against `profile`; its metadata is kept."""
     try:

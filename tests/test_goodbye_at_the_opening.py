@@ -90,7 +90,10 @@ def test_a_goodbye_the_whole_line_was_read_with_is_kept_when_its_halves_garble_i
     whole = Transcript("agent", 30.0, 35.0, "好的 感谢你的耐心 再见", avg_logprob=-0.5)
     halves = [Transcript("agent", 30.0, 31.7, "好的,感谢你的脉气", avg_logprob=-0.9),
               Transcript("agent", 31.7, 35.0, "在卷称一条卷称之后", avg_logprob=-1.0)]
-    for whole_read, want in ((whole, ("再见",)), (dataclasses.replace(whole, text="好的 感谢你的耐心"), ())):
+    for whole_read, want in ((whole, ("再见",)), (dataclasses.replace(whole, text="好的 感谢你的耐心"), ()),
+                             # a bare 再见 (the model's stock word on noise) and 再见 inside a word: no goodbye
+                             (dataclasses.replace(whole, text="再见。"), ()),
+                             (dataclasses.replace(whole, text="好的，下次再见面再说"), ())):
         results: list[Transcript | None] = [whole_read]
         fake = model.__class__.__new__(model.__class__)
         fake.__dict__.update(model.__dict__)

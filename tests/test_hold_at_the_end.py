@@ -81,3 +81,14 @@ def test_a_silence_after_the_agents_goodbye_is_no_hold_but_one_before_it_is():
     # a goodbye, then 16 s of silence, then the agent is back and the call goes on: a hold all the same
     back = [words("agent", 7.0, 9.0, "感谢您的来电，再见！"), words("agent", 25.0, 27.0, "对不起，让您久等了。")]
     assert judge([*OPENING, *back], 30.0) == [("hold", 9.0, 25.0)]
+
+
+def test_a_goodbye_the_recogniser_only_scored_as_likely_also_ends_the_call_for_the_hold_rule():
+    """An outside tester's case: the agent's garbled last line carries 再见 in `may_open_with` (it
+    counts for `closing`); the caller then stays on 13 s before hanging up. That is no hold either."""
+    from dataclasses import replace
+
+    garbled = replace(words("agent", 7.0, 9.0, "在这儿祝你一切是迷惑会活动。"), may_open_with=("再见",))
+    assert judge([*OPENING, garbled, busy(22.0)], 30.0) == []
+    assert [(r, start) for r, start, _ in judge([*OPENING, replace(garbled, may_open_with=()), busy(22.0)], 30.0)] \
+        == [("hold", 9.0)]

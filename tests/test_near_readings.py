@@ -60,3 +60,23 @@ def test_near_readings_survive_the_report_for_rescoring():
     back = JudgeInput.from_dict(json.loads(json.dumps(ji.to_dict())))
     assert [t.alternatives for t in back.transcripts] == [("你有完没完",), ()]
 
+
+
+def test_the_summary_counts_a_phrase_left_to_review_apart_from_the_violations():
+    import io
+
+    from monitor.pipeline import judged_report
+    from monitor.report import print_summary
+    from monitor.rules import RuleOptions
+
+    lines = [Transcript("agent", 0.5, 2.5, "您好，中国联通，请问有什么可以帮您？"),
+             Transcript("agent", 6.0, 9.0, "我是没法查,只是要多等两天,您放心。",
+                        alternatives=("不是没法查,只是要多等两天,您放心。",)),
+             Transcript("agent", 10.0, 12.0, "还有其他需要吗？没有的话，再见。")]
+    ji = JudgeInput(roles=("agent", "caller"), direction="inbound", rules=RuleOptions().rules, transcripts=lines,
+                    confirmed_tones=[], tones=[], events=[], duration=14.0)
+    report = judged_report("call.wav", load_profile("unicom"), ji)
+    assert [v.rule for v in report.violations if v.rule.startswith("forbidden")] == ["forbidden_unsure"]
+    out = io.StringIO()
+    print_summary([report], [], out)
+    assert "forbidden_unsure   1 to review in 1 call(s)" in out.getvalue()

@@ -238,3 +238,17 @@ def test_rescoring_a_mono_call_under_another_profile_says_its_speakers_stay_as_d
     assert "score the audio again" in r.stderr
     r = monitor("rescore", report, "--profile", "unicom", "--quiet")
     assert r.returncode == 0 and "speakers" not in r.stderr
+
+
+def test_rescoring_a_report_written_before_levels_were_kept_says_what_it_cannot_judge(report_file, tmp_path):
+    """Such a report still rescores, but the hold rule cannot tell a neighbour's mumble there."""
+    old = tmp_path / "old.jsonl"
+    rows = [json.loads(x) for x in report_file.read_text(encoding="utf-8").splitlines()]
+    for row in rows:
+        for t in row["judge_input"]["transcripts"]:
+            t.pop("level_db", None)
+    old.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    r = monitor("rescore", old, "-q")
+    assert r.returncode == 0, r.stderr
+    assert "scored before the talkers' levels were kept" in r.stderr and "(and 5 more call(s))" in r.stderr
+    assert "levels were kept" not in monitor("rescore", report_file, "-q").stderr

@@ -208,6 +208,31 @@ def test_a_rude_line_whose_near_readings_are_rude_or_garbled_stays_a_violation()
     assert [v.phrase for v in forbidden(run(UNICOM, polite_call(line)))] == ["没法查"]
 
 
+def test_a_mixed_mono_line_left_to_review_for_its_words_says_how_sure_its_side_is():
+    line = replace(agent(6.0, 9.0, "我是没法查,只是要多等两天,您放心。"), role_confidence=0.92,
+                   alternatives=("不是没法查,只是要多等两天,您放心。",))
+    (review,) = [v for v in run(UNICOM, polite_call(line)).violations if v.rule == "forbidden_unsure"]
+    assert review.evidence.endswith("is polite; the agent's line at 0.92")
+    assert evidence(review.evidence).startswith("混合录音中坐席（可能性 0.92）似乎说了“没法查”")
+
+
+@pytest.mark.parametrize("profile,said,near", [
+    # the same words with a comma less: the concessive 不知道你问谁都… is another sentence
+    (JINGYI, "不知道，你问谁都没用。", "不知道你问谁都没用。"),
+    (UNICOM, "没法查，你怎么问都一样。", "没法查你怎么问都一样。"),
+    (ZTE, "不可能，你说什么也没用。", "不可能你说什么也没用。"),
+    # homophones the beam writes either way: 又/有 (a 有没有 question), 你/您
+    (UNICOM, "我又没办法，你冲我喊有什么用。", "我有没办法，你冲我喊有什么用。"),
+    (JINGYI, "你不知道自己去查啊？", "您不知道自己去查啊？"),
+])
+def test_a_near_reading_that_is_the_same_hearing_written_otherwise_excuses_nothing(profile, said, near):
+    """An outside tester's cases: a near reading that differs only in punctuation or homophones hears
+    the same sounds; the construction it spells is no reason to doubt the words."""
+    line = replace(agent(6.0, 9.0, said), alternatives=(near,))
+    assert profile.forbidden_matcher.excused(near), near  # the premise: spelled so, it is polite
+    assert [v.rule for v in forbidden(run(profile, polite_call(line)))] == ["forbidden"], said
+
+
 def test_near_readings_of_the_callers_words_raise_nothing():
     line = replace(caller(6.0, 9.0, "已有完美,同一个人提问了三点了。"), alternatives=("你有完没完,同一个人提问了三点了。",))
     assert forbidden(run(UNICOM, polite_call(line))) == []

@@ -33,6 +33,7 @@ from monitor.text import normalize, to_simplified
 
 FRAMES_PER_S = 100  # Whisper's mel hop is 10 ms
 MAX_FRAMES = 3000  # the model's 30 s window
+MIN_WORDS_BEFORE_KEPT_GOODBYE = 4  # characters
 
 
 @dataclass(frozen=True)
@@ -182,9 +183,12 @@ class WhisperTranscriber:
             whole = results[i]
             text = "，".join(t.text.rstrip("。.，, ") for t in parts)
             if whole is not None and len(text) > len(whole.text if whole.speech else ""):
-                # words the agent must say that the whole's reading had and the halves garbled
-                # ("好的 感谢你的耐心 再见" / "好的,感谢你的脉气，在卷称一条卷称之后") stay heard
-                kept = tuple(w for w, _ in self._probes if whole.speech and normalize(w) in normalize(whole.text)
+                # words the agent must say that end the whole's reading, after words of its own, and
+                # that the halves garbled ("好的 感谢你的耐心 再见" / "好的,感谢你的脉气，在卷称一条卷称之后")
+                # stay heard; not a bare 再见 (the model's stock word on noise) or one inside a word (再见面)
+                said = normalize(whole.text) if whole.speech else ""
+                kept = tuple(w for w, _ in self._probes if said.endswith(normalize(w))
+                             and len(said) >= len(normalize(w)) + MIN_WORDS_BEFORE_KEPT_GOODBYE
                              and normalize(w) not in normalize(text) and w not in whole.may_open_with)
                 results[i] = dataclasses.replace(whole, text=text, speech=True, dropped_because="", alternatives=(),
                                                  avg_logprob=min(t.avg_logprob for t in parts),

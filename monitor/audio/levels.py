@@ -23,6 +23,6 @@ SPEECH_PERCENTILE = 90.0
 def speech_level_db(x: np.ndarray) -> float | None:
     """How loud the talker in x is: the 90th percentile of its 30 ms frame levels. Unlike the
     mean over the span, the pauses and silence a long VAD stretch holds do not pull it down.
-    None for a span under 0.3 s."""
+    None for a span under 0.3 s. Rounded to 0.1 dB, as reports keep it, so a rescore judges alike."""
     levels = frame_levels(x, SPEECH_FRAME)
-    return float(np.percentile(levels, SPEECH_PERCENTILE)) if len(levels) >= 10 else None
+    return round(float(np.percentile(levels, SPEECH_PERCENTILE)), 1) if len(levels) >= 10 else None

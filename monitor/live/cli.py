@@ -222,8 +222,11 @@ def _desk_name(args) -> str:
 def _print_call(s) -> None:
     peer = f", peer {s.peer}" if s.peer else ""
     how = f", ended: {s.why_ended}" if s.why_ended else ""
-    print(f"call {s.call_id}: {s.duration:.1f} s, {len(s.violations)} violation(s), score {s.score:g}{peer}{how}",
-          flush=True)
+    from monitor.events import REVIEW_RULES
+
+    review = sum(v.rule in REVIEW_RULES for v in s.violations)
+    found = f"{len(s.violations) - review} violation(s)" + (f", {review} to review" if review else "")
+    print(f"call {s.call_id}: {s.duration:.1f} s, {found}, score {s.score:g}{peer}{how}", flush=True)
 
 
 def cmd_replay(args) -> int:

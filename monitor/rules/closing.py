@@ -14,7 +14,15 @@ Stereo transcripts carry no confidence and are judged as before.
 from __future__ import annotations
 
 from monitor.events import Transcript, Violation
+from monitor.phrasebook import Profile
 from monitor.rules.base import Rule, violation
+
+
+def says_goodbye(profile: Profile, tr: Transcript) -> bool:
+    """The line holds one of the profile's goodbyes, in its best reading or as words the recogniser
+    scored it may hold (Transcript.may_open_with: "再见，祝您一切顺利" heard as "在这儿祝你一切…")."""
+    return bool(profile.closing_phrases.first(tr.text)) or any(profile.closing_phrases.first(w) for w in tr.may_open_with)
+
 
 LAST_AGENT_TURNS = 2  # the goodbye must be in one of the agent's last turns
 UNSURE_CALLER = 0.65  # a mono line given to the caller at less than this may be the agent's
@@ -45,10 +53,7 @@ class ClosingRule(Rule):
         tail = [t for t in self.agent[-LAST_AGENT_TURNS:] if t.end >= last.end - p.closing_window_s]
         tail += [t for t in self.unsure if t.start >= tail[0].start]
         out = []
-        # a goodbye the best reading lost but the recogniser scores as the line's opening counts
-        # (Transcript.may_open_with: "再见，祝您一切顺利" heard as "在这儿祝你一切…")
-        if not any(p.closing_phrases.first(t.text) or any(p.closing_phrases.first(w) for w in t.may_open_with)
-                   for t in tail):
+        if not any(says_goodbye(p, t) for t in tail):
             # the profile's own goodbyes: a profile may ask for 感谢您的来电 rather than 再见
             said = " / ".join(x.text for x in p.closing_phrases.patterns[:3])
             more = " …" if len(p.closing_phrases.patterns) > 3 else ""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from monitor.events import Transcript, Violation
 from monitor.labels import confidence_fraction
+from monitor.matcher import sound_alike
 from monitor.rules.base import Rule, phrase_span, violation
 from monitor.text import normalize
 
@@ -76,8 +77,11 @@ class ForbiddenRule(Rule):
             return []
         # A mixed-mono line given to the agent without confidence (monitor.roles) never raises alone.
         sure = agent_p is None or agent_p >= self.min_role_confidence
-        # The phrase in the best reading, but polite in a near reading: the words are unsure.
-        polite_near = {} if how else {name: alt for alt in tr.alternatives for name in matcher.excused(alt)}
+        # The phrase in the best reading, but polite in a near reading that hears other words (not
+        # only other commas or homophones, which the matcher's constructions read differently):
+        # the words are unsure.
+        polite_near = {} if how else {name: alt for alt in tr.alternatives if not sound_alike(alt, tr.text)
+                                      for name in matcher.excused(alt)}
         for m in found:
             entry = self.by_phrase[m.name]
             key = (entry.phrase, round(tr.start, 3))
@@ -89,8 +93,9 @@ class ForbiddenRule(Rule):
                 "exact" if normalize(m.matched) == normalize(entry.phrase) else "sounds the same"
             said = f"{'agent ' if tr.role == 'agent' else ''}said “{m.matched}”: {exact}{how}"
             if not sure or m.name in polite_near:
-                doubt = f"the recogniser's near reading “{polite_near[m.name]}” is polite" if sure else \
-                    f"whose line is unsure (the agent's at {confidence_fraction(agent_p or 0.0)})"
+                doubt = f"whose line is unsure (the agent's at {confidence_fraction(agent_p or 0.0)})" if not sure \
+                    else f"the recogniser's near reading “{polite_near[m.name]}” is polite" + (
+                        "" if agent_p is None else f"; the agent's line at {confidence_fraction(agent_p)}")
                 self.unsure[key] = violation(
                     UNSURE_RULE, self.profile.forbidden_defaults, start, end, tr.text, f"{said}; {doubt}",
                     phrase=entry.phrase, severity="minor", deduction=0.0, seed=entry.seed,

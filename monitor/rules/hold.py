@@ -23,6 +23,7 @@ import numpy as np
 
 from monitor.events import ToneEvent, Transcript, Violation
 from monitor.rules.base import Rule, violation
+from monitor.rules.closing import says_goodbye
 from monitor.tones import confirmed_within_s
 
 # Audio the recogniser could not read but that the VAD heard for this long is
@@ -132,7 +133,7 @@ class HoldRule(Rule):
         # the silence is over: words ended it, not a tone
         out = self._judge_return(tr.start) + self._judge_gap(tr.start, final=True)
         if tr.role == "agent" and tr.speech:
-            self.said_goodbye = bool(self.profile.closing_phrases.first(tr.text))
+            self.said_goodbye = says_goodbye(self.profile, tr)
             self.agent.append(tr)
             del self.agent[:-10]
             if self.awaiting_thanks is not None and self.profile.hold_thanks:
