@@ -93,9 +93,13 @@ class ForbiddenRule(Rule):
                 "exact" if normalize(m.matched) == normalize(entry.phrase) else "sounds the same"
             said = f"{'agent ' if tr.role == 'agent' else ''}said “{m.matched}”: {exact}{how}"
             if not sure or m.name in polite_near:
-                doubt = f"whose line is unsure (the agent's at {confidence_fraction(agent_p or 0.0)})" if not sure \
-                    else f"the recogniser's near reading “{polite_near[m.name]}” is polite" + (
-                        "" if agent_p is None else f"; the agent's line at {confidence_fraction(agent_p)}")
+                if not sure:
+                    assert agent_p is not None  # only a mono line can be unsure of its side
+                    doubt = f"whose line is unsure (the agent's at {confidence_fraction(agent_p)})"
+                else:
+                    doubt = f"the recogniser's near reading “{polite_near[m.name]}” is polite"
+                    if agent_p is not None:
+                        doubt += f"; the agent's line at {confidence_fraction(agent_p)}"
                 self.unsure[key] = violation(
                     UNSURE_RULE, self.profile.forbidden_defaults, start, end, tr.text, f"{said}; {doubt}",
                     phrase=entry.phrase, severity="minor", deduction=0.0, seed=entry.seed,

@@ -55,6 +55,11 @@ def is_activity(tr: Transcript) -> bool:
         tr.end - tr.start >= UNREAD_SPEECH_MIN_S and tr.no_speech_prob < SURE_NO_SPEECH
 
 
+def _agent_channel_level(tr: Transcript) -> float | None:
+    """The level of a line heard on the agent's own channel (not a mixed-mono line), if measured."""
+    return tr.level_db if tr.role == "agent" and tr.role_confidence is None else None
+
+
 class HoldRule(Rule):
     name = "hold"
 
@@ -120,16 +125,16 @@ class HoldRule(Rule):
 
     def _neighbour(self, tr: Transcript) -> bool:
         """An unreadable burst on the agent's own channel well below the agent's voice."""
-        if tr.speech or tr.role != "agent" or tr.role_confidence is not None or tr.level_db is None \
-                or not self.agent_levels:
+        level = _agent_channel_level(tr)
+        if tr.speech or level is None or not self.agent_levels:
             return False
-        return float(np.percentile(self.agent_levels, AGENT_LEVEL_PERCENTILE)) - tr.level_db >= QUIET_UNREAD_DB
+        return float(np.percentile(self.agent_levels, AGENT_LEVEL_PERCENTILE)) - level >= QUIET_UNREAD_DB
 
     def on_transcript(self, tr: Transcript) -> list[Violation]:
         if not is_activity(tr) or self._neighbour(tr):
             return []
-        if tr.speech and tr.role == "agent" and tr.role_confidence is None and tr.level_db is not None:
-            self.agent_levels.append(tr.level_db)
+        if tr.speech and (level := _agent_channel_level(tr)) is not None:
+            self.agent_levels.append(level)
         # the silence is over: words ended it, not a tone
         out = self._judge_return(tr.start) + self._judge_gap(tr.start, final=True)
         if tr.role == "agent" and tr.speech:
