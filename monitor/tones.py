@@ -64,6 +64,12 @@ class ToneOptions:
     tolerance_frac: float = 0.2
     min_cycles: int = 2  # bursts with matching on/off before an episode is confirmed
     max_dropout_s: float = 0.04  # tone-less frames bridged inside a burst (noise, codec)
+    # ... and frames without a voice's or instrument's harmonics (a lost packet: silence or its
+    # splatter) bridged up to this long: a lost 20-40 ms packet empties up to 0.08 s of frames
+    # through the 60 ms window. With 0.04 alone the busy tone after two field-style calls' hang-ups
+    # (8 kHz, packet loss) broke into blips and the hang-up was blamed on the agent; a vowel with a
+    # harmonic on 450 Hz keeps the short limit (its tone-less frames have harmonics).
+    max_loss_s: float = 0.08
     min_burst_s: float = 0.08  # shorter blips are ignored rather than breaking a cadence
     freq_tolerance: float = 0.015  # relative; tight enough to reject music's A4 (440 Hz)
     max_harmonic: float = 0.05  # share allowed where a voice or instrument would add harmonics
@@ -105,6 +111,7 @@ class _Family:
     neighbours: np.ndarray  # FFT bins where a harmonic sound would also have energy
     burst_first: int | None = None  # frame index of the open burst's first tone frame
     burst_last: int = -1
+    gap_harmonic: bool = False  # a frame since burst_last had a voice's or instrument's harmonics
     candidate: list[_Burst] = field(default_factory=list)
     episode: _Episode | None = None
     done: list[_Episode] = field(default_factory=list)
@@ -131,6 +138,7 @@ class ToneDetector:
         self._band = (freqs_hz >= o.band_hz[0]) & (freqs_hz <= o.band_hz[1])
         self._min_power = 10.0 ** (o.min_level_db / 10.0)
         self._dropout = int(round(o.max_dropout_s / o.frame_s))
+        self._loss = max(self._dropout, int(round(o.max_loss_s / o.frame_s)))
 
         by_freqs: dict[tuple[float, ...], list[TonePattern]] = {}
         for p in o.patterns:
@@ -272,16 +280,17 @@ class ToneDetector:
             for k in range(stop - chunk):
                 i = self._next_frame
                 self._next_frame += 1
-                for fam, flags in zip(self._families, on, strict=True):
-                    events.extend(self._step(fam, i, bool(flags[k])))
+                for fam, (flags, harmonic) in zip(self._families, on, strict=True):
+                    events.extend(self._step(fam, i, bool(flags[k]), bool(harmonic[k])))
         keep_from = self._next_frame * self._hop
         self._buf = self._buf[keep_from - self._buf_start:]
         self._buf_start = keep_from
         return events
 
-    def _score(self, frames: np.ndarray) -> list[np.ndarray]:
-        """Per family, whether each frame is that tone (frames in stream order:
-        the first one's phase is compared with the last frame of the previous call)."""
+    def _score(self, frames: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per family, whether each frame is that tone, and whether it has energy where a voice's or
+        instrument's harmonics would be (frames in stream order: the first one's phase is compared
+        with the last frame of the previous call)."""
         o = self.options
         spec = np.fft.rfft(frames * self._window, axis=1)
         band = 2.0 * np.sum(np.abs(spec[:, self._band]) ** 2, axis=1) / self._win
@@ -303,10 +312,12 @@ class ToneDetector:
             ok = loud & (parts.sum(axis=1) >= o.min_ratio) & np.all(on_pitch[:, cols], axis=1)
             if len(fam.freqs) > 1:  # every component must really be there
                 ok &= np.all(parts >= o.min_component, axis=1)
+            harmonic = np.zeros(len(frames), dtype=bool)
             if len(fam.neighbours):
                 harm = np.abs(spec[:, fam.neighbours]).max(axis=1) ** 2 * self._probe_scale
-                ok &= harm <= o.max_harmonic * band
-            result.append(ok)
+                harmonic = loud & (harm > o.max_harmonic * band)
+                ok &= ~harmonic
+            result.append((ok, harmonic))
         return result
 
     # ---- bursts and cadence ----------------------------------------------
@@ -326,13 +337,16 @@ class ToneDetector:
         return all(self._on_ok(p, b) for b in bursts) and all(
             self._off_ok(p, b.start - a.end) for a, b in itertools.pairwise(bursts))
 
-    def _step(self, fam: _Family, i: int, on: bool) -> list[ToneEvent]:
+    def _step(self, fam: _Family, i: int, on: bool, harmonic: bool) -> list[ToneEvent]:
         if on:
             if fam.burst_first is None:
                 fam.burst_first = i
             fam.burst_last = i
+            fam.gap_harmonic = False
+        elif harmonic:
+            fam.gap_harmonic = True
         events: list[ToneEvent] = []
-        if fam.burst_first is not None and i - fam.burst_last > self._dropout:
+        if fam.burst_first is not None and i - fam.burst_last > (self._dropout if fam.gap_harmonic else self._loss):
             events = self._close_burst(fam, truncated=False)
         ep = fam.episode
         if ep is not None:

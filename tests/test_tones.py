@@ -146,6 +146,26 @@ def test_north_american_busy_and_reorder_are_told_apart(on_off, kind, tmp_path):
     one_episode(detect_tones(noisy, "caller"), kind)
 
 
+def with_lost_packets(x: np.ndarray, seed: int, every_s: float = 0.3) -> np.ndarray:
+    """A lossy leg: now and then a 20-40 ms packet lost (silence in its place)."""
+    rng = np.random.default_rng(seed)
+    y = x.copy()
+    at = rng.uniform(0.0, every_s)
+    while at < len(y) / SR:
+        lost = int(rng.choice([0.02, 0.04]) * SR)
+        y[int(at * SR):int(at * SR) + lost] = 0.0
+        at += rng.uniform(0.5, 1.5) * every_s
+    return y
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_busy_tone_on_a_lossy_8k_leg_is_still_busy(seed, tmp_path):
+    # After the caller's hang-up on a telephone leg that loses packets, the exchange's busy tone
+    # has gaps inside its bursts; it is still the caller's hang-up.
+    x = through_mulaw_8k(with_lost_packets(china_busy(4.0), seed), tmp_path)
+    one_episode(detect_tones(x, "caller"), "busy_450")
+
+
 def test_continuous_dial_tone_is_not_busy():
     dial = cadenced((450.0,), 5.0, 0.0, 5.0)
     assert detect_tones(dial, "caller") == []
