@@ -189,12 +189,11 @@ def _transcriber(args, profile):
     on one thread per utterance, so `replay`, `live` and `score` do the same arithmetic (another
     thread count can change a word now and then) and hear the same words."""
     from monitor.asr.model_files import ModelError
-    from monitor.asr.whisper import AsrOptions, WhisperTranscriber
+    from monitor.asr.whisper import AsrOptions, WhisperTranscriber, profile_words
 
     try:
         return WhisperTranscriber(AsrOptions(model_dir=args.model, beam_size=args.beam,
-                                             cpu_threads=1, streams=args.threads,
-                                             hotwords=profile.hotwords, opening_probes=profile.goodbyes))
+                                             cpu_threads=1, streams=args.threads, **profile_words(profile)))
     except ModelError as exc:
         raise UsageError(str(exc)) from None
     except RuntimeError as exc:  # CTranslate2 refuses a damaged model directory
@@ -305,12 +304,11 @@ def cmd_score(args) -> int:
 def _cluster_pool(args, files, plan):
     if not getattr(args, "ray", None):
         return None
-    from monitor.asr.whisper import AsrOptions
+    from monitor.asr.whisper import AsrOptions, profile_words
     from monitor.cluster import ClusterError, Job, RayPool
 
     jobs = [Job(p, *plan(p)[1:]) for p in files]
-    asr = AsrOptions(model_dir=args.model, beam_size=args.beam, hotwords=jobs[0].profile.hotwords,
-                     opening_probes=jobs[0].profile.goodbyes)
+    asr = AsrOptions(model_dir=args.model, beam_size=args.beam, **profile_words(jobs[0].profile))
     try:
         return RayPool(args.ray, jobs, asr, args.ray_workers, args.ray_cpus)
     except ClusterError as exc:
@@ -327,7 +325,7 @@ def _local_pool(args, files, plan):
 
     def score(path):
         _, profile, options = planned[path]
-        return score_call(path, profile, transcriber.with_hotwords(profile.hotwords, profile.goodbyes), options)
+        return score_call(path, profile, transcriber.for_profile(profile), options)
 
     return LocalPool(files, score, args.threads)
 

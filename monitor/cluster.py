@@ -58,7 +58,7 @@ class _Scorer:
             path.write_bytes(audio)
             if events is not None:
                 sidecar.write_bytes(events)
-            return "ok", score_call(path, profile, self.transcriber.with_hotwords(profile.hotwords, profile.goodbyes), options)
+            return "ok", score_call(path, profile, self.transcriber.for_profile(profile), options)
         except BaseException as exc:  # the driver raises it again, as if it happened there
             return "error", _portable(exc, str(path), original)
         finally:

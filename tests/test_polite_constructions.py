@@ -21,6 +21,8 @@ def forbidden(profile, text):
     (ZTE, "我不管您什么时候打来也会接的", "我不管这些", "我不管"),
     # ... with 都 as the recogniser writes it (读, same sound)
     (ZTE, "您放心，我不管多晚读会给您回电话", "我不管多了，你自己看着办", "我不管"),
+    # ... with its question word garbled (多晚 heard 中外): the promise after it still tells
+    (ZTE, "您放心，我不管中外都会点您回电话", "这种事我不管，你自己去问", "我不管"),
     # a question built on 有没…
     (UNICOM, "请问您那边有没办法重启一下路由器", "这个真的没办法", "没办法"),
     # "I wonder whether it suits you …": a polite question that opens with 不知道, kept when the
@@ -53,6 +55,7 @@ def forbidden(profile, text):
     # 应该 that guesses ("presumably …"), not an order
     (BROADBAND, "你们应该已经收到我们的短信通知了吧", "你们应该自己去营业厅办理", "你们必须/你们应该"),
     (BROADBAND, "你们应该是同一个宽带账号", "这个你们应该早点准备好", "你们必须/你们应该"),
+    (BROADBAND, "你们应该受到我们的短信通知了吧", "你们应该自己先看说明书", "你们必须/你们应该"),
     # "even if …, it is fine"
     (UNICOM, "你没法查到也没关系，我这边帮您查", "这个号码的记录没法查", "没法查"),
 ])

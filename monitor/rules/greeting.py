@@ -23,6 +23,12 @@ GARBLED_HELLO = re.compile(r"^(?:[嗯啊呃哦][，,、 ]?)?(?!(?:那|最|还|�
 BEFORE_COMPANY = re.compile(r"(?:这里是|这是|我是)?[^你我他她您不没别找又去问烦打吗吧呢嘛]{0,4}")
 
 
+# Where the recogniser scored the hello as the line's first words (`Transcript.may_open_with`,
+# monitor.asr.whisper `greeting_probes`) but wrote it otherwise or not at all (宇航，这里是家庭宽带
+# 报修 | 家庭宽带维护，请问…): up to three syllables before a pause are that hello.
+PROBED_HELLO = re.compile(r"(?:[\u4e00-\u9fff]{1,3}[，,。！!？?、；;：: ]+)?")
+
+
 def _garbled_hello(text: str) -> int | None:
     """Where the words after a garbled hello start, or None when they open with none."""
     m = GARBLED_HELLO.match(text.strip())
@@ -80,10 +86,14 @@ class GreetingRule(Rule):
         return []
 
     def _names_company_after_a_garbled_hello(self, tr: Transcript) -> bool:
-        """The first words open with a garbled hello (GARBLED_HELLO) and the company is named right
-        after it, in these words or, when the hello was all of them, in the next ones."""
+        """The first words open with a garbled hello (GARBLED_HELLO, or one the recogniser scored
+        there: PROBED_HELLO) and the company is named right after it, in these words or, when the
+        hello was all of them, in the next ones."""
         assert self.first is not None
         at = _garbled_hello(self.first.text)
+        if at is None and any(self.forms.first(w) for w in self.first.may_open_with):
+            probed = PROBED_HELLO.match(self.first.text.strip())
+            at = probed.end() if probed else 0
         if at is None:
             return False
         if tr is self.first:
