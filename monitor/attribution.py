@@ -47,7 +47,16 @@ class EchoEndOptions:
     than `other_active_db` above its quiet ones: noise an AGC holds up, not words) is not cut:
     over the dev and four field-style sets that left 2 ends uncut, both the side's own words
     (field33 syn-021's greeting under the caller line's lifted noise, 1.9 s, and 0.6 s of a
-    caller's), and changed no other cut."""
+    caller's), and changed no other cut.
+
+    A frame also counts as own speech where the other side is not talking and the frame is among
+    the utterance's loudest (`quiet_other_own_percentile`): under a caller line's noise that an
+    AGC holds above the agent's greeting, the greeting's frames were not "own" by the level gap,
+    so no end was found and the whole utterance, greeting and the caller's echo after it, was
+    dropped as echo (field35 syn-034). Over every VAD utterance of the dev and six field-style
+    sets (270 calls): labelled own speech in the dropped pieces 53.0 s -> 40.4 s (1156 -> 1152
+    pieces), two pieces with none of it (1.2 s and 2.2 s at two calls' ends) no longer dropped;
+    end to end one greeting false alert fewer, no other finding changed."""
 
     min_end_s: float = 0.6  # an echo end this long at least ...
     min_rest_s: float = 0.5  # ... and this much left for the side's own words
@@ -57,6 +66,7 @@ class EchoEndOptions:
     own_run_frames: int = 10  # own speech starts where this many frames (0.3 s) ...
     own_run_share: float = 0.6  # ... are this share own-speech frames
     lead_frames: int = 3  # the own words' onset is kept this many frames before that run
+    quiet_other_own_percentile: float = 75.0  # see the class's text
     enabled: bool = True
 
 
@@ -84,6 +94,7 @@ class BackgroundEndOptions:
     run_frames: int = 10
     run_share: float = 0.6
     lead_frames: int = 3  # the own words' onset is kept this many frames before that run
+    quiet_other_own_percentile: float = 75.0  # see the class's text
     min_end_s: float = 1.0  # a background end this long at least ...
     min_rest_s: float = 0.5  # ... and this much left for the side's own words
     enabled: bool = True
@@ -227,7 +238,10 @@ def echo_ends(own: np.ndarray, other: np.ndarray, echo: AttributionOptions = Att
     # an echo is weaker than the side's own words, but not the line's quiet
     loud = o >= np.percentile(o, options.echo_percentile)
     is_echo = loud & talking & (gap >= echo.echo_db)
-    is_own = (o >= np.percentile(o, 50)) & (gap <= echo.echo_db - options.own_gap_db)
+    # own speech: not far below the other line, or among the loudest while the other side is not
+    # talking (under a caller line's noise an AGC holds up, the agent's greeting may be quieter than it)
+    is_own = ((o >= np.percentile(o, 50)) & (gap <= echo.echo_db - options.own_gap_db)) | \
+        ((o >= np.percentile(o, options.quiet_other_own_percentile)) & ~talking)
     run, min_end = options.own_run_frames, round(options.min_end_s * SAMPLE_RATE / FRAME)
     # Which channel has the sound first overrules the levels, which an AGC on either line upsets
     # (timed only where the other side talks long enough for an end of its echo to matter).

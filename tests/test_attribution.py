@@ -220,6 +220,43 @@ def test_the_agents_greeting_under_a_callers_line_held_flat_by_an_agc_is_not_cut
     assert not [x for x in report["not_their_words"] if x["channel"] == "agent"]
 
 
+def greeting_then_the_callers_echo(seconds=12.0):
+    """field35 syn-034: an AGC holds the caller line's noise at -10 dBFS, louder than the agent's
+    greeting (0.4-3.4 s); then the caller talks (4.0-11.5 s) and the line's echo of it, 25 dB
+    down and 60 ms late, keeps the agent's channel open: one VAD utterance, greeting and echo."""
+    rng = np.random.default_rng(5)
+    agent = quiet(seconds, level=0.0003)
+    greeting = syllables(3.0, f0=200)
+    agent[int(0.4 * SR):int(0.4 * SR) + len(greeting)] += greeting / DB ** 6
+    talks = int(4.0 * SR)
+    caller = (0.3 * rng.standard_normal(int(seconds * SR))).astype(np.float32)
+    words = syllables(7.5, f0=120) * 8.0
+    caller[talks:talks + len(words)] += words
+    agent += _line_echo(caller * (np.arange(len(caller)) >= talks), 60, -25.0)
+    return agent, caller
+
+
+def test_the_agents_greeting_then_the_callers_echo_in_one_utterance_keeps_the_greeting(tmp_path):
+    """The whole utterance sits far below the caller line (its noise, then its words), so as a
+    whole it is the caller's echo; but while the caller line is only noise the agent's loud
+    frames are the agent's own words: the echo after them is cut off and the greeting kept."""
+    import soundfile as sf
+
+    from monitor.asr.scripted import ScriptedTranscriber
+    from monitor.attribution import AttributionOptions, echo_ends
+    from monitor.pipeline import score_call
+
+    agent, caller = greeting_then_the_callers_echo()
+    a, b = echo_ends(agent, caller, AttributionOptions())
+    assert a == 0 and 3.4 * SR <= b <= 4.3 * SR
+    sf.write(tmp_path / "call.wav", np.stack([agent, caller], axis=1), SR)
+    lines = [Line("agent", 0.4, 3.4, "您好，中兴通讯！"), Line("caller", 4.0, 11.5, "是这样的，我的交换机一直掉线。")]
+    report = score_call(tmp_path / "call.wav", load_profile("zte"), ScriptedTranscriber(lines)).to_dict()
+    assert "greeting" not in [v["rule"] for v in report["violations"]]
+    echo = [x for x in report["not_their_words"] if x["channel"] == "agent"]
+    assert echo and all(x["start"] >= 3.4 and x["why"].startswith("echo of the other side") for x in echo), echo
+
+
 def _line_echo(x: np.ndarray, ms: int, db: float) -> np.ndarray:
     """What a line's hybrid puts on the other channel: the telephone band, `ms` late, `db` louder or softer."""
     spec = np.fft.rfft(x)
