@@ -39,7 +39,8 @@ ONE_CLAUSE = 4
 def _readings(ch: str) -> frozenset[str]:
     if not ("\u4e00" <= ch <= "\u9fff"):
         return frozenset({ch.lower()})
-    return frozenset(pinyin(ch, style=Style.NORMAL, heteronym=True, errors="ignore")[0] or [ch])
+    readings = pinyin(ch, style=Style.NORMAL, heteronym=True, errors="ignore")
+    return frozenset(readings[0] if readings and readings[0] else [ch])  # 兡: pypinyin knows no reading
 
 
 @lru_cache(maxsize=8192)
@@ -203,8 +204,6 @@ class Polite:
         the phrase ("不管您知不知道型号，我们都能…"): the phrase is the condition that does
         not matter, not what the agent asserts ("不管你怎么说我都没办法" still is).
     concessive_after: just after the phrase ("您没法查到也没关系"): even if, it is fine.
-    concessive_promise: shortly after the phrase, a promise ("我不管多晚都会给您回电话" with its
-        question word garbled: "我不管中外都会…"): no matter what, the agent will.
     a_not_a: negation characters of a yes/no question "X不X" / "X没X". A phrase that starts
         with one right after X ("知不知道", "归不归我管") is half of the question, and a
         phrase after such a question in its clause ("你有没有觉得哪里没办法操作？") is what
@@ -228,7 +227,6 @@ class Polite:
     concessive_then: tuple[str, ...] = ()
     concessive_opening: tuple[str, ...] = ()
     concessive_after: tuple[str, ...] = ()
-    concessive_promise: tuple[str, ...] = ()
     a_not_a: tuple[str, ...] = ()
     asks_about: tuple[str, ...] = ()
     new_clause: tuple[str, ...] = ()
@@ -259,8 +257,6 @@ class Polite:
                 return "concessive (no matter …)"
         if any(0 <= after.find(w) <= CONCESSIVE_REACH for w in self.concessive_after):
             return "concessive (even if …, it is fine)"
-        if any(0 <= after.find(w) <= CONCESSIVE_REACH for w in self.concessive_promise):
-            return "concessive (no matter …, will)"
         if self._a_not_a(clause, start):
             return "a question about it"
         return None

@@ -194,7 +194,6 @@ SCHEMA: dict[str, dict[str, _Kind]] = {
     # Polite constructions a forbidden phrase can sit in (see matcher.Polite): words, not phrases.
     "polite": {"caller_subject": _STRS, "question": _STRS, "negated": _STRS, "concessive_words": _STRS,
                "concessive_then": _STRS, "concessive_opening": _STRS, "concessive_after": _STRS,
-               "concessive_promise": _STRS,
                "a_not_a": _STRS, "asks_about": _STRS, "new_clause": _STRS, "which_part": _STRS,
                "which_part_after": _STRS},
     # Caller-side escalations (rules "escalation_*": severity "escalation", no deduction).
@@ -650,7 +649,6 @@ def _compile(path: Path, src: _Source, m: _Merged, probs: _Problems) -> Profile 
             concessive_then=phrases("polite", "concessive_then"),
             concessive_opening=phrases("polite", "concessive_opening"),
             concessive_after=phrases("polite", "concessive_after"),
-            concessive_promise=phrases("polite", "concessive_promise"),
             a_not_a=phrases("polite", "a_not_a"), asks_about=phrases("polite", "asks_about"),
             new_clause=phrases("polite", "new_clause"), which_part=phrases("polite", "which_part"),
             which_part_after=phrases("polite", "which_part_after"))),

@@ -26,12 +26,23 @@ def normalize(text: str) -> str:
     return _PUNCT.sub("", to_simplified(unicodedata.normalize("NFKC", text)))
 
 
+def span_in_text(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """Where the characters at [start, end) of `normalize(text)` stand in `text`, or None where
+    the two do not line up (a character NFKC writes as two, ℃ -> °C, cut by the span)."""
+    source = [k for k, ch in enumerate(text) for _ in normalize(ch)]  # normalised char -> text char
+    if "".join(normalize(ch) for ch in text) != normalize(text) or not 0 <= start < end <= len(source) \
+            or (start and source[start - 1] == source[start]) \
+            or (end < len(source) and source[end] == source[end - 1]):
+        return None
+    return source[start], source[end - 1] + 1
+
+
 def replace_normalized(text: str, start: int, end: int, words: str) -> str:
     """`text` with the characters at [start, end) of its normalised form (`normalize`) replaced by
     `words`, its punctuation elsewhere kept; the normalised form rewritten where the two do not
-    line up character for character."""
-    kept = [k for k, ch in enumerate(text) if normalize(ch)]
-    if "".join(normalize(text[k]) for k in kept) != normalize(text) or not 0 <= start < end <= len(kept):
+    line up (`span_in_text`)."""
+    span = span_in_text(text, start, end)
+    if span is None:
         norm = normalize(text)
         return norm[:start] + words + norm[end:]
-    return text[:kept[start]] + words + text[kept[end - 1] + 1:]
+    return text[:span[0]] + words + text[span[1]:]

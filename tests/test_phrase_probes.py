@@ -9,6 +9,7 @@ reads it. Where the audio says other words, the phrase is not put in.
 import dataclasses
 
 import numpy as np
+import pytest
 
 from monitor.asr.whisper import new_token_logprobs, phrase_in_place
 from monitor.events import SAMPLE_RATE, Transcript, Utterance
@@ -47,8 +48,11 @@ def test_a_syllable_the_reading_left_out_is_not_put_back_alone():
     text = "你应该接受到我们的短信了吧？"
     (m,) = near(["你们应该"], text)
     assert "你们应该接受到我们的短信了吧？" not in phrase_in_place(text, m)
-    (m,) = near(["不知道"], "不知他，别再问我了。")
-    assert phrase_in_place("不知他，别再问我了。", m) == ["不知道，别再问我了。"]
+    (m,) = near(["不知道"], "不知他别再问我了。")
+    assert phrase_in_place("不知他别再问我了。", m) == ["不知道别再问我了。"]
+    # nor in place of characters across a pause (不知。他说 is not 不知道说)
+    (m,) = near(["不知道"], "我也不知。他说的")
+    assert phrase_in_place("我也不知。他说的", m) == []
 
 
 def test_replacing_normalised_characters_keeps_the_punctuation_around_them():
@@ -83,20 +87,46 @@ def zte_model(whisper_factory):
     return profile, whisper_factory().for_profile(profile)
 
 
-def test_a_rude_line_read_one_syllable_off_gets_its_phrase_back_and_raises(whisper_factory, corpus_dir):
+def test_a_rude_line_read_off_its_phrase_gets_the_phrase_back_and_raises(whisper_factory, corpus_dir):
     profile, model = zte_model(whisper_factory)
-    x = agent_words(corpus_dir, "dev-019", "这个型号的价格不知道。")
-    alternatives = verified(model, x, "这个型号的价格不知他。")
-    assert "这个型号的价格不知道。" in alternatives, alternatives
-    tr = dataclasses.replace(heard_as(x, "这个型号的价格不知他。"), alternatives=alternatives)
+    x = agent_words(corpus_dir, "dev-029", "这种小事也找我，你们自己处理一下。")
+    reading = "这个晓得也找我，你们自己处理一下。"  # two syllables off: more than the matcher forgives
+    assert not profile.forbidden_matcher.find(reading)
+    alternatives = verified(model, x, reading)
+    assert "这种小事也找我，你们自己处理一下。" in alternatives, alternatives
+    tr = dataclasses.replace(heard_as(x, reading), alternatives=alternatives)
     (v,) = ForbiddenRule(CallFacts(profile, "inbound", ("agent", "caller"))).on_transcript(tr)
-    assert (v.rule, v.phrase) == ("forbidden", "我不知道")  # zte names the entry so
+    assert (v.rule, v.phrase) == ("forbidden", "这种小事也找我")
     assert "near reading" in v.evidence
+
+
+def test_short_phrases_are_not_put_back(whisper_factory, corpus_dir):
+    # 不知您现在方便说话吗 read as 不知在…: putting 不知道 back would take the 您 that makes it polite,
+    # and a short phrase's one syllable is too little of it to tell
+    profile, model = zte_model(whisper_factory)
+    x = agent_words(corpus_dir, "dev-008", "不知道您现在方便说话吗？")
+    assert verified(model, x, "不知在现在方便说话吗？") == ()
+    x = agent_words(corpus_dir, "dev-019", "这个型号的价格不知道。")
+    assert verified(model, x, "这个型号的价格不知他。") == ()
 
 
 def test_a_phrase_the_audio_does_not_say_is_not_put_in(whisper_factory, corpus_dir):
     profile, model = zte_model(whisper_factory)
-    # "我也没办法" read as "我也没关系": near 与我无关 by its syllables, not by its sound
+    # the agent's 这种小事也找我 read with other words near 怎么连这点小事他们都做不好 is not that phrase
+    x = agent_words(corpus_dir, "dev-029", "这种小事也找我，你们自己处理一下。")
+    assert not [a for a in verified(model, x, "这种小事也找我，你们自己处理一下。") if "做不好" in a]
     x = agent_words(corpus_dir, "dev-025", "设备就这样，我也没办法。")
-    assert near(list(profile.forbidden_phrases), "设备就这样，我也没关系。")
     assert not [a for a in verified(model, x, "设备就这样，我也没关系。") if "无关" in a]
+
+
+@pytest.mark.parametrize("text", ["这个型号的价格不知。", "价格不知", "我不。", "好的没办。", "不知。" * 80,
+                                  "中兡中兴通讯", "温度30℃有问题关电四位就得们"])
+def test_odd_readings_are_checked_without_failing(whisper_factory, corpus_dir, text):
+    profile, model = zte_model(whisper_factory)
+    x = agent_words(corpus_dir, "dev-019", "这个型号的价格不知道。")
+    verified(model, x, text)  # no error, whatever it finds
+
+
+def test_a_character_nfkc_writes_as_two_is_not_split():
+    assert replace_normalized("温度30℃不知他别再问我了", 6, 9, "不知道") == "温度30℃不知道别再问我了"
+    assert replace_normalized("℡不知他别再问我了", 3, 6, "不知道") == "℡不知道别再问我了"

@@ -21,8 +21,6 @@ def forbidden(profile, text):
     (ZTE, "我不管您什么时候打来也会接的", "我不管这些", "我不管"),
     # ... with 都 as the recogniser writes it (读, same sound)
     (ZTE, "您放心，我不管多晚读会给您回电话", "我不管多了，你自己看着办", "我不管"),
-    # ... with its question word garbled (多晚 heard 中外): the promise after it still tells
-    (ZTE, "您放心，我不管中外都会点您回电话", "这种事我不管，你自己去问", "我不管"),
     # a question built on 有没…
     (UNICOM, "请问您那边有没办法重启一下路由器", "这个真的没办法", "没办法"),
     # "I wonder whether it suits you …": a polite question that opens with 不知道, kept when the
