@@ -94,7 +94,6 @@ class BackgroundEndOptions:
     run_frames: int = 10
     run_share: float = 0.6
     lead_frames: int = 3  # the own words' onset is kept this many frames before that run
-    quiet_other_own_percentile: float = 75.0  # see the class's text
     min_end_s: float = 1.0  # a background end this long at least ...
     min_rest_s: float = 0.5  # ... and this much left for the side's own words
     enabled: bool = True

@@ -163,6 +163,11 @@ def phrase_in_place(text: str, m: Match) -> list[str]:
     return out
 
 
+def aligned_logprobs(one) -> np.ndarray:
+    """The log-probability of each forced token of a CTranslate2 `align` result."""
+    return np.log(np.maximum(one.text_token_probs, 1e-12))
+
+
 def is_subsequence(short: list[frozenset[str]], long: list[frozenset[str]]) -> bool:
     """Is every syllable of `short`, in order, one of `long`'s (a reading in common)?"""
     rest = iter(long)
@@ -400,8 +405,7 @@ class WhisperTranscriber:
                                    to_cpu=True)
             rows = ctranslate2.StorageView.from_array(np.repeat(np.asarray(enc), len(ids), axis=0))
             scored = self._ct2.align(rows, self._prompt, ids, [n_frames] * len(ids))
-        return [list(zip(t, np.log(np.maximum(one.text_token_probs, 1e-12)).tolist(), strict=False))
-                for t, one in zip(ids, scored, strict=True)]
+        return [list(zip(t, aligned_logprobs(one).tolist(), strict=False)) for t, one in zip(ids, scored, strict=True)]
 
     def _decode(self, utterances: Sequence[Utterance], probe: bool = False) -> list[Transcript | None]:
         """Best readings (and near alternatives); `probe`: the agent's openings scored for
@@ -454,7 +458,7 @@ class WhisperTranscriber:
             scored = self._ct2.align(these, self._prompt, [ids] * len(rows), [n_frames] * len(rows))
             for k, one in zip(rows, scored, strict=True):
                 tr = results[batch[k]]
-                logp = float(np.sum(np.log(np.maximum(one.text_token_probs, 1e-12))))
+                logp = float(np.sum(aligned_logprobs(one)))
                 if tr is not None and logp >= self.opt.opening_probe_logprob:
                     results[batch[k]] = dataclasses.replace(tr, may_open_with=(*tr.may_open_with, word))
 
